@@ -1,0 +1,1 @@
+"""bindwatch: bind KuCoin API keys and keep a fleet of them healthy."""

@@ -1,0 +1,1 @@
+"""KuCoin: the client, the probe, and a faithful local simulator."""
