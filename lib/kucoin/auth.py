@@ -50,7 +50,7 @@ def sign(secret: Secret, timestamp_ms: str, method: str, endpoint: str, body: st
 
 
 def sign_passphrase(secret: Secret, passphrase: Secret) -> str:
-    """Return KC-API-PASSPHRASE for key versions 2 and 3: base64(HMAC-SHA256(secret, passphrase))."""
+    """Return KC-API-PASSPHRASE for key versions 2 and 3: base64 HMAC-SHA256 of it."""
     return hmac_b64(secret.reveal(), passphrase.reveal())
 
 

@@ -68,3 +68,25 @@ class ProbeResult:
         if not self.ip_whitelist:
             return ()
         return tuple(e.strip() for e in self.ip_whitelist.split(",") if e.strip())
+
+
+def _plain(value: object) -> object:
+    """Return a JSON-ready copy: Decimal as str, datetime as ISO 8601, enums as values."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
+    return value
+
+
+def probe_result_to_dict(result: ProbeResult) -> dict[str, object]:
+    """Return the result as JSON-ready data (Decimals as strings, times as ISO 8601)."""
+    return _plain(result)  # type: ignore[return-value]

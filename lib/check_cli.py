@@ -1,0 +1,156 @@
+"""`python -m lib check`: verify one key from KUCOIN_API_* environment variables, print a report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import defaultdict
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from lib.kucoin import constants as k
+from lib.kucoin.auth import Credentials
+from lib.kucoin.diagnosis import diagnose
+from lib.kucoin.probe import probe
+from lib.kucoin.probe_result import Outcome, ProbeResult, probe_result_to_dict
+
+ENV_KEY = "KUCOIN_API_KEY"
+ENV_SECRET = "KUCOIN_API_SECRET"
+ENV_PASSPHRASE = "KUCOIN_API_PASSPHRASE"
+ENV_KEY_VERSION = "KUCOIN_API_KEY_VERSION"
+
+EXIT_OK = 0
+EXIT_REJECTED = 1  # KuCoin refused the key: the report says why and what to do
+EXIT_USAGE = 2  # missing credentials or bad arguments
+EXIT_UNREACHABLE = 3  # no usable answer from KuCoin: retry later
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the command's options (credentials come only from the environment)."""
+    parser.add_argument("--spot-url", default=k.SPOT_URL, help="spot REST base URL")
+    parser.add_argument("--futures-url", default=k.FUTURES_URL, help="futures REST base URL")
+    parser.add_argument("--json", action="store_true", help="print the probe result as JSON")
+    parser.epilog = (
+        f"Credentials are read from {ENV_KEY}, {ENV_SECRET} and {ENV_PASSPHRASE} "
+        f"(never from the command line); {ENV_KEY_VERSION} overrides the key-version header."
+    )
+
+
+def credentials_from_env(environ: dict[str, str] | os._Environ = os.environ) -> Credentials:
+    """Return credentials from the environment; raise ValueError naming what is missing."""
+    values = {name: environ.get(name, "").strip() for name in (ENV_KEY, ENV_SECRET, ENV_PASSPHRASE)}
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        raise ValueError(f"set {', '.join(missing)} in the environment (never on the command line)")
+    return Credentials(
+        values[ENV_KEY],
+        values[ENV_SECRET],
+        values[ENV_PASSPHRASE],
+        key_version=environ.get(ENV_KEY_VERSION, k.DEFAULT_KEY_VERSION).strip(),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the probe and print its report; return the exit status."""
+    try:
+        credentials = credentials_from_env()
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    result = probe(credentials, spot_url=args.spot_url, futures_url=args.futures_url)
+    if args.json:
+        payload = probe_result_to_dict(result)
+        if not result.ok:
+            diagnosis = diagnose(result.code if result.outcome is Outcome.REJECTED else None)
+            payload["diagnosis"] = {"title": diagnosis.title, "fix": diagnosis.fix}
+        print(json.dumps(payload, indent=2))
+    else:
+        print(render_report(result, datetime.now(UTC)))
+    return exit_status(result)
+
+
+def exit_status(result: ProbeResult) -> int:
+    """Return the exit status for a probe result."""
+    return {
+        Outcome.OK: EXIT_OK,
+        Outcome.REJECTED: EXIT_REJECTED,
+        Outcome.UNREACHABLE: EXIT_UNREACHABLE,
+    }[result.outcome]
+
+
+def render_report(result: ProbeResult, now: datetime) -> str:
+    """Return the plain-text report of one probe."""
+    lines: list[str] = []
+    if result.ok:
+        lines.append("API Status: Connected")
+    else:
+        code = result.code if result.outcome is Outcome.REJECTED else None
+        diagnosis = diagnose(code)
+        label = f"{diagnosis.title} ({result.code})" if result.code else diagnosis.title
+        lines.append(f"API Status: FAILED: {label}")
+        lines.append(f"  KuCoin said: {result.message or '-'} (HTTP {result.http_status or '-'})")
+        lines.append(f"  Why: {diagnosis.cause}")
+        lines.append(f"  Fix: {diagnosis.fix}")
+        if result.code == "400006" and result.seen_ip:
+            lines.append(f"  The IP KuCoin saw: {result.seen_ip}")
+    if result.clock_offset_ms is not None:
+        lines.append(f"Clock offset: {result.clock_offset_ms:+d} ms (KuCoin minus this machine)")
+    if result.seen_ip and result.code != "400006":
+        lines.append(f"IP KuCoin sees: {result.seen_ip}")
+    if not result.ok:
+        return "\n".join(lines)
+    kind = "master account" if result.is_master else f"sub-account {result.sub_name or ''}"
+    lines.append(f"Account: {kind.strip()}, UID {result.uid}")
+    lines.append(f"Permissions: {', '.join(result.permissions) or '(none)'}")
+    lines.append(f"IP whitelist: {result.ip_whitelist or '(none: any IP may use this key)'}")
+    if result.key_created_at:
+        age = (now - result.key_created_at).days
+        lines.append(f"Key created: {result.key_created_at:%Y-%m-%d} ({age} days ago)")
+    lines.extend(_balance_lines(result))
+    lines.extend(f"Warning: {w}" for w in key_warnings(result))
+    if result.message:
+        lines.append(f"Note: {result.message}")
+    return "\n".join(lines)
+
+
+def key_warnings(result: ProbeResult) -> list[str]:
+    """Return warnings about a working key: withdrawal rights, no whitelist, futures refused."""
+    warnings = []
+    if k.TRANSFER in result.permissions:
+        warnings.append(
+            "the Transfer (withdrawal) permission is enabled: enable it only if absolutely "
+            "necessary; bindwatch never needs it"
+        )
+    trading = [p for p in result.permissions if p in k.TRADING_PERMISSIONS]
+    if trading and not result.ip_whitelist:
+        warnings.append(
+            f"{'/'.join(trading)} trading is enabled with no IP whitelist: KuCoin deletes or "
+            "disables such keys after 30 days of inactivity; add the platform's IPs"
+        )
+    if result.futures_permission_missing:
+        warnings.append(
+            "the futures API refused this key (400007): enable the Futures permission to read "
+            "futures balances"
+        )
+    return warnings
+
+
+def _balance_lines(result: ProbeResult) -> list[str]:
+    """Return the balances summary: spot totals per account type, futures per currency."""
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for row in result.spot_balances:
+        if row.balance != 0:
+            by_type[row.account_type].append(f"{row.currency} {row.balance.normalize():f}")
+    lines = [
+        f"Spot balances ({len(result.spot_balances)} rows):"
+        if result.spot_balances
+        else "Spot balances: none"
+    ]
+    lines.extend(f"  {kind}: {', '.join(items)}" for kind, items in sorted(by_type.items()))
+    for currency, overview in result.futures.items():
+        equity = overview.get("accountEquity", Decimal(0))
+        available = overview.get("availableBalance", Decimal(0))
+        lines.append(f"Futures {currency}: equity {equity:f}, available {available:f}")
+    return lines
