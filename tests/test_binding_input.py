@@ -1,0 +1,71 @@
+"""Cleaning and checking pasted credentials happens before any request and never echoes them."""
+
+import pytest
+
+from lib.binding_input import clean_credentials, clean_scopes
+
+KEY = "5c2db93503aa674c74a31734"
+SECRET = "f03a5284-5c39-4aaa-9b20-dea10bdcf8e3"
+
+
+def _all_text(result) -> str:
+    return " ".join([*result.errors.values(), *result.notices, repr(result)])
+
+
+def test_clean_paste_passes_unchanged():
+    result = clean_credentials(KEY, SECRET, "my passphrase")
+    assert result.ok and not result.notices
+    assert result.api_key == KEY
+    assert result.api_secret.reveal() == SECRET
+    assert result.passphrase.reveal() == "my passphrase"
+
+
+def test_spaces_newlines_tabs_and_zero_width_are_removed_with_a_notice():
+    result = clean_credentials(f" {KEY[:10]}\u200b{KEY[10:]}\n", f"\t{SECRET} \r\n", " pass\ufeff ")
+    assert result.ok
+    assert result.api_key == KEY
+    assert result.api_secret.reveal() == SECRET
+    assert result.passphrase.reveal() == "pass"
+    assert result.notices and "API Key, Secret, Passphrase" in result.notices[0]
+
+
+def test_secret_pasted_in_key_field_is_caught():
+    result = clean_credentials(SECRET, SECRET, "p")
+    assert "looks like your Secret" in result.errors["api_key"]
+
+
+def test_key_pasted_in_secret_field_is_caught():
+    result = clean_credentials(KEY, KEY, "p")
+    assert "looks like your API Key" in result.errors["api_secret"]
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [("", "empty"), (KEY[:-1], "23 characters"), ("z" * 24, "non-hexadecimal")],
+)
+def test_bad_key_shapes_say_what_to_fix(key, expected):
+    assert expected in clean_credentials(key, SECRET, "p").errors["api_key"]
+
+
+def test_empty_passphrase_is_refused():
+    assert "API Passphrase" in clean_credentials(KEY, SECRET, "  ").errors["passphrase"]
+
+
+def test_control_characters_are_refused_by_position():
+    result = clean_credentials(KEY, SECRET, "pa\x07ss")
+    assert "position 3" in result.errors["passphrase"]
+
+
+def test_no_message_echoes_a_secret_value():
+    canary = "CANARY-7d1e"
+    result = clean_credentials(canary, canary + "-x", canary + "\x00")
+    assert not result.ok
+    assert canary not in _all_text(result)
+
+
+def test_scopes_are_normalised_and_checked():
+    assert clean_scopes("Futures, spot") == ("spot", "futures")
+    with pytest.raises(ValueError, match="unknown scope"):
+        clean_scopes(["spot", "options"])
+    with pytest.raises(ValueError, match="at least one"):
+        clean_scopes([])
