@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import threading
 import time
@@ -83,8 +84,19 @@ class AsyncKucoinClient:
             headers=headers,
         )
         self.clock_offset_ms: int | None = None  # KuCoin's clock minus ours, once measured
+        self.seen_ip: str | None = None  # the egress IP KuCoin reported, once asked
         self.rate_limits: dict[str, RateLimit] = {}  # last figures per pool
         self.last_rate_limit = RateLimit()
+        self._owns_pools = True
+
+    def for_key(self, credentials: Credentials) -> AsyncKucoinClient:
+        """Return a client for another key sharing this one's connections and clock offset."""
+        view = copy.copy(self)
+        view.credentials = credentials
+        view.rate_limits = {}
+        view.last_rate_limit = RateLimit()
+        view._owns_pools = False
+        return view
 
     def __repr__(self) -> str:
         return f"AsyncKucoinClient({self.credentials!r}, spot_url={self.spot_url!r})"
@@ -96,7 +108,9 @@ class AsyncKucoinClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close both HTTP connection pools."""
+        """Close both HTTP connection pools (a view from `for_key` leaves them to its parent)."""
+        if not self._owns_pools:
+            return
         await self._spot.aclose()
         await self._futures.aclose()
 

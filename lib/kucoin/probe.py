@@ -65,14 +65,20 @@ async def probe_async(
     *,
     futures_currencies: Sequence[str] = DEFAULT_FUTURES_CURRENCIES,
     include_user_info: bool = False,
+    measure: bool = True,
 ) -> ProbeResult:
-    """Check the client's key live: server time, key info, spot accounts, futures if allowed."""
+    """Check the client's key live: server time, key info, spot accounts, futures if allowed.
+
+    With `measure=False` the clock offset and egress IP the client already holds are reused,
+    so a fleet refresh spends the per-IP public quota once, not once per key.
+    """
     started = time.monotonic()
     checked_at = datetime.now(UTC)
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = {"seen_ip": client.seen_ip}
     try:
-        await client.sync_clock()
-        fields["seen_ip"] = _plain_ip(await client.my_ip())
+        if measure or client.clock_offset_ms is None:
+            await client.sync_clock()
+            fields["seen_ip"] = client.seen_ip = _plain_ip(await client.my_ip())
     except KucoinError as error:
         fields.update(_failure(error))
     if "outcome" not in fields:
