@@ -1,0 +1,1001 @@
+"""Account health: status, coverage, freshness and forecasts derived from probe history.
+
+Every rule is a pure function of (facts observed, policy, now), as in Healthchecks'
+`get_status()` / `going_down_after()`: nothing here is stored, nothing reads the clock.
+
+Inputs (the store provides frames with exactly these column names):
+
+`accounts`, one row per bound account: see ACCOUNT_COLUMNS.
+`probes`, one row per check: `account_id` plus the ProbeResult field names; the rules read
+the columns in PROBE_COLUMNS (others, such as latency_ms or spot_balances, are ignored).
+`policy`: a HealthPolicy. `now`: an aware datetime (converted to UTC).
+
+Status, one per account, worst wins (Status.rank: 0 is worst):
+
+    FROZEN > KEY_UNKNOWN > WRONG_SECRET > WRONG_PASSPHRASE > BAD_REQUEST_HEADERS > REJECTED
+    > IP_BLOCKED > SCOPE_MISSING > CLOCK_SKEW > UNVERIFIED > STALE > DEGRADED > AT_RISK
+    > NEW > PAUSED > OK
+
+- The latest non-transient answer decides the key's verdict: a rejection stands until a
+  later check passes (a timeout after a 400004 does not make the passphrase right).
+- 429000 and 5xx codes are transient even when a probe records them as rejected.
+- Freshness counts from the last successful sync, or from `created_at` for an account that
+  never synced: a never-synced account is NEW with no checks, DEGRADED with only transient
+  failures, and STALE either way once period + grace has passed since it was bound.
+- PAUSED overrides everything (the operator asked for no alarms); the diagnosis still says
+  what the last state was.
+- Clock offset from a passing check is only an AT_RISK reason: checks sign with
+  KuCoin-corrected time, so CLOCK_SKEW is KuCoin's 400002 alone.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lib.kucoin.constants import (
+    EARN,
+    ENDPOINTS,
+    FUTURES,
+    GENERAL,
+    INNER_TRANSFER,
+    MARGIN,
+    MAX_CLOCK_SKEW_MS,
+    SPOT,
+    TRADING_PERMISSIONS,
+    TRANSFER,
+)
+from lib.kucoin.diagnosis import API_MANAGEMENT, UNREACHABLE, Diagnosis, diagnose
+from lib.kucoin.probe_result import Outcome
+
+ACCOUNT_COLUMNS: dict[str, str] = {
+    "account_id": "int: the account's id",
+    "label": "str: the operator's name for the account",
+    "scopes": 'list of "spot" / "futures" / "margin": what the platform NEEDS the key for',
+    "paused": "bool: the operator paused checks and alarms",
+    "unverified": "bool: saved without a passing check",
+    "created_at": "UTC datetime: when the account was bound",
+}
+
+PROBE_COLUMNS: dict[str, str] = {
+    "account_id": "int: the account checked",
+    "checked_at": "UTC datetime: when the check ran",
+    "outcome": '"ok" / "rejected" / "unreachable" (Outcome)',
+    "code": 'KuCoin\'s failure code ("400004"), None on success',
+    "message": "KuCoin's message or the transport error",
+    "endpoint": "the path that failed",
+    "permissions": 'list of KuCoin permission names ("General", "Spot", ...)',
+    "ip_whitelist": 'masked whitelist as KuCoin returns it ("203.**.154,103.**.34") or None',
+    "is_master": "bool: a master-account key",
+    "sub_name": "sub-account name, None for a master key",
+    "uid": "KuCoin UID",
+    "key_created_at": "UTC datetime: key info's createdAt",
+    "clock_offset_ms": "int: KuCoin's clock minus ours",
+    "seen_ip": "the IP KuCoin saw (my-ip, or a 400006 message)",
+    "futures_permission_missing": "bool: the futures overview answered 400007",
+}
+
+SCOPE_PERMISSIONS: dict[str, str] = {"spot": SPOT, "futures": FUTURES, "margin": MARGIN}
+DANGEROUS_PERMISSIONS = (TRANSFER,)  # withdrawals
+INFO_PERMISSIONS = (INNER_TRANSFER, EARN)  # moves funds between own accounts only
+TRANSIENT_CODES = frozenset({"429000"})  # plus every 5xxxxx code
+
+IP_RESTRICTION = f"{API_MANAGEMENT} → Edit → IP Restriction"
+API_RESTRICTIONS = f"{API_MANAGEMENT} → Edit → API Restrictions"
+
+
+@dataclass(frozen=True)
+class HealthPolicy:
+    """Thresholds the rules apply; the platform's settings provide them."""
+
+    # The platform's outbound IPs: every one must be on a whitelisted key.
+    egress_ips: tuple[str, ...] = ()
+    # A successful sync is due every period; after period + grace without one: STALE.
+    freshness_period: timedelta = timedelta(hours=1)
+    freshness_grace: timedelta = timedelta(minutes=15)
+    # A key older than this should be rotated (AT_RISK).
+    rotation_age: timedelta = timedelta(days=90)
+    # |clock offset| at or above this is "close to" KuCoin's 5 s limit (AT_RISK).
+    clock_warn_ms: int = 3_000
+    # KuCoin deletes or disables trade-enabled keys without a whitelist after this inactivity.
+    inactivity_rule: timedelta = timedelta(days=30)
+    # Fleet incident: at least `incident_share` of the non-paused accounts checked within
+    # `incident_window` (and at least `incident_min_accounts` of them) failing the same way.
+    incident_window: timedelta = timedelta(minutes=10)
+    incident_share: float = 0.6
+    incident_min_accounts: int = 3
+
+    def __post_init__(self) -> None:
+        """Accept any iterable of IPs and keep a tuple of stripped strings."""
+        ips = (self.egress_ips,) if isinstance(self.egress_ips, str) else self.egress_ips
+        object.__setattr__(self, "egress_ips", tuple(str(ip).strip() for ip in ips))
+
+
+class Status(enum.StrEnum):
+    """An account's health; `rank` orders them worst (0) to best."""
+
+    FROZEN = "FROZEN"  # 411100
+    KEY_UNKNOWN = "KEY_UNKNOWN"  # 400003
+    WRONG_SECRET = "WRONG_SECRET"  # 400005
+    WRONG_PASSPHRASE = "WRONG_PASSPHRASE"  # 400004
+    BAD_REQUEST_HEADERS = "BAD_REQUEST_HEADERS"  # 400001
+    REJECTED = "REJECTED"  # any other non-transient code (400008, 4003xx, ...)
+    IP_BLOCKED = "IP_BLOCKED"  # 400006
+    SCOPE_MISSING = "SCOPE_MISSING"  # 400007, or key info lacks a needed scope
+    CLOCK_SKEW = "CLOCK_SKEW"  # 400002
+    UNVERIFIED = "UNVERIFIED"  # saved without a passing check, none since
+    STALE = "STALE"  # no successful sync for period + grace
+    DEGRADED = "DEGRADED"  # transient failure, still inside grace
+    AT_RISK = "AT_RISK"  # works, but see `risks`
+    NEW = "NEW"  # bound, not checked yet
+    PAUSED = "PAUSED"  # the operator paused it: shown, never an alarm
+    OK = "OK"
+
+    @property
+    def rank(self) -> int:
+        """Return the severity rank: 0 is the worst status."""
+        return _RANK[self]
+
+    @property
+    def level(self) -> str:
+        """Return "error", "warning", "info" or "ok" for colouring the status."""
+        if self.rank <= Status.STALE.rank:
+            return "error"
+        if self in (Status.DEGRADED, Status.AT_RISK):
+            return "warning"
+        return "ok" if self is Status.OK else "info"
+
+
+SEVERITY: tuple[Status, ...] = tuple(Status)  # worst first: the declaration order
+_RANK = {s: i for i, s in enumerate(SEVERITY)}
+STATUS_DTYPE = pd.CategoricalDtype([s.value for s in SEVERITY], ordered=True)
+SCOPE_STATE_DTYPE = pd.CategoricalDtype(["missing", "granted", "not needed"])
+PERMISSION_STATE_DTYPE = pd.CategoricalDtype(
+    ["missing", "dangerous", "granted", "info", "not needed"], ordered=True
+)
+COVERAGE_DTYPE = pd.CategoricalDtype(
+    ["not covered", "unknown", "covered (masked match)", "covered", "no whitelist"], ordered=True
+)
+FRESHNESS_DTYPE = pd.CategoricalDtype(["stale", "late", "fresh"], ordered=True)
+OUTCOME_DTYPE = pd.CategoricalDtype([o.value for o in Outcome])
+
+_CODE_STATUS: dict[str, Status] = {
+    "411100": Status.FROZEN,
+    "400003": Status.KEY_UNKNOWN,
+    "400005": Status.WRONG_SECRET,
+    "400004": Status.WRONG_PASSPHRASE,
+    "400001": Status.BAD_REQUEST_HEADERS,
+    "400006": Status.IP_BLOCKED,
+    "400007": Status.SCOPE_MISSING,
+    "400002": Status.CLOCK_SKEW,
+}
+_DT = "datetime64[ns, UTC]"
+
+
+@dataclass(frozen=True)
+class FleetIncident:
+    """Most recently checked accounts failing the same way: one banner instead of N alarms."""
+
+    status: Status  # DEGRADED for transient failures, else the code's status
+    code: str | None  # the shared code; for transient failures the most common one, if any
+    title: str
+    count: int  # accounts failing this way
+    checked: int  # non-paused accounts checked within the window
+    since: datetime  # the earliest of those failing checks
+
+    @property
+    def summary(self) -> str:
+        """Return the banner's sentence."""
+        code = f" ({self.code})" if self.code else ""
+        when = self.since.strftime("%Y-%m-%d %H:%M UTC")
+        return f"{self.title}{code} on {self.count} of {self.checked} accounts since {when}"
+
+
+# --- Small pure helpers ------------------------------------------------------------------
+
+
+def is_transient(outcome: str | None, code: str | None) -> bool:
+    """Return whether a check failed in a way a retry may fix (timeout, 5xx, 429000)."""
+    if outcome == Outcome.UNREACHABLE:
+        return True
+    return outcome == Outcome.REJECTED and _is_transient_code(code)
+
+
+def _is_transient_code(code: object) -> bool:
+    """Return whether KuCoin's code means overload rather than a verdict on the key."""
+    return isinstance(code, str) and (code in TRANSIENT_CODES or code.startswith("5"))
+
+
+def going_stale_at(
+    last_sync_at: datetime | None, created_at: datetime, policy: HealthPolicy
+) -> datetime:
+    """Return the instant an account turns STALE without another successful sync."""
+    anchor = created_at if last_sync_at is None or pd.isna(last_sync_at) else last_sync_at
+    return anchor + policy.freshness_period + policy.freshness_grace
+
+
+def _utc_now(now: datetime) -> pd.Timestamp:
+    """Return `now` as a UTC Timestamp; a naive `now` is a caller's bug."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return pd.Timestamp(now).tz_convert("UTC")
+
+
+def _utc(values: pd.Series) -> pd.Series:
+    """Return the values as datetime64[ns, UTC]; naive datetimes are taken as UTC."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").astype(_DT)
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        return values.dt.tz_localize("UTC").astype(_DT)
+    return pd.to_datetime(values, utc=True).astype(_DT)
+
+
+def _names(values: object) -> frozenset[str]:
+    """Return a list-like of permission or scope names as a set (empty for None/NA)."""
+    if values is None or isinstance(values, float):
+        return frozenset()
+    if isinstance(values, str):
+        values = values.split(",")
+    return frozenset(str(v).strip() for v in values if str(v).strip())
+
+
+def _text(value: object) -> str | None:
+    """Return a string, or None for None/NA/empty."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _has_scope(scope: str, permissions: frozenset[str], futures_missing: bool) -> bool:
+    """Return whether the key grants what `scope` needs."""
+    if scope == "futures" and futures_missing:
+        return False
+    return SCOPE_PERMISSIONS[scope] in permissions
+
+
+def _format_age(age: timedelta) -> str:
+    """Return an age as "2 d 4 h", "3 h 20 min" or "45 s"."""
+    seconds = int(age.total_seconds())
+    days, rest = divmod(max(seconds, 0), 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else f"{secs} s"
+
+
+# --- Whitelist coverage ------------------------------------------------------------------
+
+_MASKED = re.compile(r"^(\d{1,3})\.(?:\*+\.)+(\d{1,3})$")  # "203.**.154"
+
+
+def _parse_entry(entry: str) -> tuple[str, Any]:
+    """Return ("exact", address), ("masked", (first, last)) or ("other", entry)."""
+    masked = _MASKED.match(entry)
+    if masked:
+        return "masked", (int(masked.group(1)), int(masked.group(2)))
+    try:
+        return "exact", ipaddress.ip_address(entry)
+    except ValueError:
+        return "other", entry  # CIDR, masked IPv6, anything KuCoin may add later
+
+
+def _ends(address: ipaddress.IPv4Address) -> tuple[int, int]:
+    """Return an IPv4 address's first and last octet."""
+    octets = address.packed
+    return octets[0], octets[-1]
+
+
+@lru_cache(maxsize=4096)
+def _coverage(
+    whitelist: str | None,
+    known: bool,
+    egress_ips: tuple[str, ...],
+    evidence_ip: str | None,
+    evidence: str | None,
+) -> tuple[tuple[str, bool, str, bool, str], ...]:
+    """Return (ip, is_platform_ip, coverage, confirmed, detail) for each IP to cover.
+
+    `known`: key info was read (`whitelist` is its last value). `evidence`: "accepted" or
+    "blocked" for `evidence_ip`, what KuCoin did with the last signed call from here.
+    """
+    ips = egress_ips + ((evidence_ip,) if evidence_ip and evidence_ip not in egress_ips else ())
+    raw = [e.strip() for e in (whitelist or "").split(",") if e.strip()]
+    entries = [_parse_entry(e) for e in raw]
+    exact = {value for kind, value in entries if kind == "exact"}
+    masked: dict[tuple[int, int], list[str]] = {}
+    for (kind, value), text in zip(entries, raw, strict=True):
+        if kind == "masked":
+            masked.setdefault(value, []).append(text)
+    others = [value for kind, value in entries if kind == "other"]
+    parsed: dict[str, ipaddress.IPv4Address | ipaddress.IPv6Address | None] = {}
+    for ip in ips:
+        try:
+            parsed[ip] = ipaddress.ip_address(ip)
+        except ValueError:
+            parsed[ip] = None
+    # A masked entry names first and last octet only: when more of our IPs share them than
+    # there are such entries, which of them is whitelisted cannot be told.
+    candidates: dict[tuple[int, int], int] = {}
+    for ip, address in parsed.items():
+        if (
+            isinstance(address, ipaddress.IPv4Address)
+            and address not in exact
+            and ip != evidence_ip
+        ):
+            candidates[_ends(address)] = candidates.get(_ends(address), 0) + 1
+
+    rows = []
+    for ip in ips:
+        address = parsed[ip]
+        platform = ip in egress_ips
+        if ip == evidence_ip and evidence == "accepted":
+            if known and not entries:
+                rows.append(
+                    (ip, platform, "no whitelist", True, "whitelist empty: every IP allowed")
+                )
+            else:
+                rows.append(
+                    (ip, platform, "covered", True, "KuCoin accepted the last check from it")
+                )
+        elif ip == evidence_ip and evidence == "blocked":
+            rows.append((ip, platform, "not covered", True, "KuCoin refused it: 400006"))
+        elif not known:
+            rows.append((ip, platform, "unknown", False, "key info not read yet"))
+        elif not entries and evidence == "blocked":
+            rows.append((ip, platform, "unknown", False, "whitelist added since key info was read"))
+        elif not entries:
+            rows.append((ip, platform, "no whitelist", False, "whitelist empty: every IP allowed"))
+        elif address is None:
+            rows.append((ip, platform, "unknown", False, "not an IP address"))
+        elif address in exact:
+            rows.append((ip, platform, "covered", False, f"whitelisted: {ip}"))
+        elif isinstance(address, ipaddress.IPv4Address) and _ends(address) in masked:
+            shown = ", ".join(masked[_ends(address)])
+            if candidates.get(_ends(address), 0) > len(masked[_ends(address)]):
+                detail = f"{shown} matches several of our IPs"
+                rows.append((ip, platform, "unknown", False, detail))
+            else:
+                detail = f"{shown} matches first and last octet (probable)"
+                rows.append((ip, platform, "covered (masked match)", False, detail))
+        elif isinstance(address, ipaddress.IPv6Address):
+            rows.append((ip, platform, "unknown", False, "IPv6: masked entries cannot be compared"))
+        elif others:
+            rows.append(
+                (ip, platform, "unknown", False, f"unreadable entries: {', '.join(others)}")
+            )
+        else:
+            rows.append((ip, platform, "not covered", False, "no whitelist entry matches"))
+    return tuple(rows)
+
+
+@lru_cache(maxsize=4096)
+def _whitelist_summary(
+    whitelist: str | None,
+    known: bool,
+    egress_ips: tuple[str, ...],
+    evidence_ip: str | None,
+    evidence: str | None,
+) -> tuple[str | None, tuple[str, ...]]:
+    """Return the fleet's whitelist summary and the platform IPs known not to be covered."""
+    if evidence == "blocked":
+        return f"blocked: {evidence_ip or 'IP not reported'}", ()
+    if not known:
+        return None, ()
+    rows = _coverage(whitelist, known, egress_ips, evidence_ip, evidence)
+    if not (whitelist or "").strip():
+        return "no whitelist", ()
+    platform = [r for r in rows if r[1]]
+    missing = tuple(r[0] for r in platform if r[2] == "not covered")
+    if not platform:
+        count = len([e for e in whitelist.split(",") if e.strip()])
+        return f"{count} IP{'s' if count > 1 else ''} whitelisted", ()
+    covered = sum(r[2].startswith("covered") for r in platform)
+    unknown = sum(r[2] == "unknown" for r in platform)
+    text = f"{covered}/{len(platform)} platform IPs covered"
+    return (text + f", {unknown} unknown" if unknown else text), missing
+
+
+def _evidence(outcome: object, code: object) -> str | None:
+    """Return what a check says about the IP it came from: "accepted", "blocked" or None."""
+    if outcome == Outcome.OK:
+        return "accepted"
+    if outcome == Outcome.REJECTED and code == "400006":
+        return "blocked"
+    return None
+
+
+# --- Per-account detail ------------------------------------------------------------------
+
+
+def permission_coverage(
+    scopes: Iterable[str],
+    permissions: Iterable[str] | None,
+    futures_permission_missing: bool = False,
+) -> pd.DataFrame:
+    """Return one row per KuCoin permission: needed, granted and its state."""
+    needed = _names(scopes)
+    granted = _names(permissions)
+    rows = [
+        (GENERAL, None, True, GENERAL in granted, "granted" if GENERAL in granted else "missing")
+    ]
+    for scope, permission in SCOPE_PERMISSIONS.items():
+        has = _has_scope(scope, granted, futures_permission_missing)
+        state = "granted" if has else ("missing" if scope in needed else "not needed")
+        rows.append((permission, scope, scope in needed, has, state))
+    for permission in DANGEROUS_PERMISSIONS + INFO_PERMISSIONS:
+        has = permission in granted
+        kind = "dangerous" if permission in DANGEROUS_PERMISSIONS else "info"
+        rows.append((permission, None, False, has, kind if has else "not needed"))
+    frame = pd.DataFrame(rows, columns=["permission", "scope", "needed", "granted", "state"])
+    return frame.astype(
+        {
+            "permission": "string",
+            "scope": "string",
+            "needed": "boolean",
+            "granted": "boolean",
+            "state": PERMISSION_STATE_DTYPE,
+        }
+    )
+
+
+def whitelist_coverage(probes: pd.DataFrame, policy: HealthPolicy) -> pd.DataFrame:
+    """Return one row per platform egress IP (plus the IP KuCoin last saw) for one account."""
+    columns = ["ip", "is_platform_ip", "coverage", "confirmed", "detail"]
+    history = probes.sort_values("checked_at", kind="stable")
+    ok = history[history["outcome"] == Outcome.OK]
+    known = not ok.empty
+    whitelist = _text(ok["ip_whitelist"].iloc[-1]) if known else None
+    evidence_rows = history[
+        [
+            _evidence(o, c) is not None
+            for o, c in zip(history["outcome"], history["code"], strict=True)
+        ]
+    ]
+    evidence_ip, evidence = None, None
+    if not evidence_rows.empty:
+        last = evidence_rows.iloc[-1]
+        evidence_ip = _text(last["seen_ip"])
+        evidence = _evidence(last["outcome"], last["code"])
+    rows = _coverage(whitelist, known, policy.egress_ips, evidence_ip, evidence)
+    frame = pd.DataFrame(list(rows), columns=columns)
+    return frame.astype(
+        {
+            "ip": "string",
+            "is_platform_ip": "boolean",
+            "coverage": COVERAGE_DTYPE,
+            "confirmed": "boolean",
+            "detail": "string",
+        }
+    )
+
+
+# --- The fleet ---------------------------------------------------------------------------
+
+
+def _require(frame: pd.DataFrame, columns: Mapping[str, str], name: str) -> None:
+    """Raise ValueError naming the columns `frame` lacks."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} lacks columns: {', '.join(missing)}")
+
+
+def _last_per_account(probes: pd.DataFrame, mask: np.ndarray | None = None) -> pd.DataFrame:
+    """Return the latest row per account (among `mask`), indexed by account_id.
+
+    `probes` must be sorted by account_id, then checked_at.
+    """
+    rows = probes if mask is None else probes[mask]
+    ids = rows["account_id"].to_numpy()
+    last = np.ones(len(ids), dtype=bool)
+    last[:-1] = ids[1:] != ids[:-1]
+    return rows[last].set_index("account_id")
+
+
+def _facts(
+    accounts: pd.DataFrame, probes: pd.DataFrame, policy: HealthPolicy, now: datetime
+) -> pd.DataFrame:
+    """Return every derived fact per account, indexed by account_id, in `accounts` order."""
+    _require(accounts, ACCOUNT_COLUMNS, "accounts")
+    _require(probes, PROBE_COLUMNS, "probes")
+    now = _utc_now(now)
+    acc = accounts[list(ACCOUNT_COLUMNS)].copy()
+    acc["account_id"] = acc["account_id"].astype("int64")
+    acc["created_at"] = _utc(acc["created_at"])
+    acc = acc.set_index("account_id")
+    ids = acc.index
+
+    p = probes[list(PROBE_COLUMNS)]
+    account_id = p["account_id"].to_numpy(dtype="int64")
+    checked_at = _utc(p["checked_at"])
+    order = np.lexsort((checked_at.array.asi8, account_id))
+    p = p.take(order).reset_index(drop=True)
+    p["account_id"] = account_id[order]
+    p["checked_at"] = checked_at.take(order).reset_index(drop=True)
+    outcome = p["outcome"].astype(OUTCOME_DTYPE)
+    codes = p["code"]
+    transient_codes = [c for c in pd.unique(codes) if _is_transient_code(c)]
+    is_ok = (outcome == Outcome.OK).to_numpy()
+    is_rejected = (outcome == Outcome.REJECTED).to_numpy()
+    transient = (outcome == Outcome.UNREACHABLE).to_numpy() | (
+        is_rejected & codes.isin(transient_codes).to_numpy()
+    )
+    p["transient"] = transient
+    blocked = is_rejected & (codes == "400006").to_numpy()
+
+    latest = _last_per_account(p).reindex(ids)  # any check
+    verdict = _last_per_account(p, ~transient).reindex(ids)  # latest non-transient answer
+    good = _last_per_account(p, is_ok).reindex(ids)  # latest success: key info
+    evidence = _last_per_account(p, is_ok | blocked).reindex(ids)  # latest IP evidence
+
+    f = pd.DataFrame(index=ids)
+    f["label"] = acc["label"].astype("string")
+    f["paused"] = acc["paused"].astype("boolean").fillna(False)
+    f["unverified"] = acc["unverified"].astype("boolean").fillna(False)
+    f["created_at"] = acc["created_at"]
+
+    # Freshness: Healthchecks' up → grace → down, from the last success or the binding.
+    last_sync_at = _utc(good["checked_at"])
+    anchor = last_sync_at.fillna(acc["created_at"])
+    stale_at = anchor + policy.freshness_period + policy.freshness_grace
+    late_at = anchor + policy.freshness_period
+    f["last_sync_at"] = last_sync_at
+    f["sync_age"] = now - last_sync_at
+    f["going_stale_at"] = stale_at
+    stale = (stale_at <= now).to_numpy()
+    f["freshness"] = pd.Categorical(
+        np.select([stale, (late_at <= now).to_numpy()], ["stale", "late"], "fresh"),
+        dtype=FRESHNESS_DTYPE,
+    )
+
+    # Key info from the last success.
+    known = last_sync_at.notna().to_numpy()
+    permissions = [
+        _names(v) if k else frozenset() for v, k in zip(good["permissions"], known, strict=True)
+    ]
+    needed = [_names(v) for v in acc["scopes"]]
+    futures_missing = good["futures_permission_missing"].astype("boolean").fillna(False).to_numpy()
+    missing = {}
+    for scope, permission in SCOPE_PERMISSIONS.items():
+        has = np.array(
+            [_has_scope(scope, g, fm) for g, fm in zip(permissions, futures_missing, strict=True)],
+            dtype=bool,
+        )
+        need = np.array([scope in n for n in needed], dtype=bool)
+        state = np.select([has, need], ["granted", "missing"], "not needed").astype(object)
+        state[~known] = None
+        f[scope] = pd.Categorical(state, dtype=SCOPE_STATE_DTYPE)
+        missing[permission] = known & need & ~has
+    missing_scopes = [
+        tuple(name for name, flag in zip(missing, flags, strict=True) if flag)
+        for flags in zip(*missing.values(), strict=True)
+    ]
+    scope_missing = np.logical_or.reduce(list(missing.values()))
+    withdrawal = np.array([TRANSFER in g for g in permissions], dtype=bool)
+    trading = np.array([not g.isdisjoint(TRADING_PERMISSIONS) for g in permissions], dtype=bool)
+    whitelists = [_text(v) if k else None for v, k in zip(good["ip_whitelist"], known, strict=True)]
+    no_whitelist = known & np.array([w is None for w in whitelists], dtype=bool)
+    f["dangerous_permissions"] = pd.array(
+        [
+            ", ".join(p for p in DANGEROUS_PERMISSIONS if p in g) if k else None
+            for g, k in zip(permissions, known, strict=True)
+        ],
+        dtype="string",
+    )
+    f["permissions"] = pd.array(
+        [", ".join(sorted(g)) if k else None for g, k in zip(permissions, known, strict=True)],
+        dtype="string",
+    )
+
+    # Whitelist against the platform's egress IPs; the last call from here takes precedence.
+    evidence_kind = [
+        _evidence(o, c) for o, c in zip(evidence["outcome"], evidence["code"], strict=True)
+    ]
+    evidence_ip = [_text(v) for v in evidence["seen_ip"]]
+    summaries = [
+        _whitelist_summary(w, bool(k), policy.egress_ips, eip, ek)
+        for w, k, eip, ek in zip(whitelists, known, evidence_ip, evidence_kind, strict=True)
+    ]
+    f["whitelist"] = pd.array([s[0] for s in summaries], dtype="string")
+    uncovered = [s[1] for s in summaries]
+
+    key_created_at = _utc(good["key_created_at"])
+    key_age = now - key_created_at
+    f["key_created_at"] = key_created_at
+    f["key_age_days"] = (key_age // pd.Timedelta(days=1)).astype("Int64")
+    old_key = (key_age >= policy.rotation_age).to_numpy()
+    clock_offset = pd.to_numeric(good["clock_offset_ms"]).astype("Int64")
+    clock_close = (clock_offset.abs() >= policy.clock_warn_ms).fillna(False).to_numpy(dtype=bool)
+    f["clock_offset_ms"] = clock_offset
+
+    # 30-day rule: counted from the last successful signed call.
+    exposed = trading & no_whitelist
+    f["expires_at"] = last_sync_at.where(exposed) + policy.inactivity_rule
+    f["is_master"] = good["is_master"].astype("boolean")
+    f["uid"] = pd.array([_text(v) for v in good["uid"]], dtype="string")
+    f["sub_name"] = pd.array([_text(v) for v in good["sub_name"]], dtype="string")
+
+    f["last_checked_at"] = _utc(latest["checked_at"])
+    f["last_outcome"] = latest["outcome"].astype(OUTCOME_DTYPE)
+    f["last_code"] = pd.array([_text(v) for v in latest["code"]], dtype="string")
+    f["last_message"] = pd.array([_text(v) for v in latest["message"]], dtype="string")
+    f["seen_ip"] = pd.array(evidence_ip, dtype="string")
+
+    # Status: every condition that holds proposes a status; the worst one wins.
+    rejected = (verdict["outcome"] == Outcome.REJECTED).to_numpy()
+    verdict_codes = [_text(c) for c in verdict["code"]]
+    rejection_rank = np.array(
+        [_CODE_STATUS.get(c, Status.REJECTED).rank for c in verdict_codes], dtype=np.int64
+    )
+    never_checked = latest["checked_at"].isna().to_numpy()
+    latest_transient = latest["transient"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    verified_since_saved = (last_sync_at >= acc["created_at"]).fillna(False).to_numpy(dtype=bool)
+    unverified = f["unverified"].to_numpy(dtype=bool) & ~verified_since_saved
+    risk_flags = {
+        "withdrawal": known & withdrawal,
+        "exposed": known & exposed,
+        "ip_missing": known & np.array([bool(u) for u in uncovered], dtype=bool),
+        "old_key": known & old_key,
+        "clock": known & clock_close,
+    }
+    at_risk = np.logical_or.reduce(list(risk_flags.values()))
+    rank = np.full(len(f), Status.OK.rank, dtype=np.int64)
+    rank = np.where(rejected, np.minimum(rank, rejection_rank), rank)
+    for status, holds in (
+        (Status.SCOPE_MISSING, known & scope_missing),
+        (Status.UNVERIFIED, unverified),
+        (Status.STALE, stale),
+        (Status.DEGRADED, latest_transient),
+        (Status.AT_RISK, at_risk),
+        (Status.NEW, never_checked),
+    ):
+        rank = np.where(holds, np.minimum(rank, status.rank), rank)
+    underlying = [SEVERITY[r] for r in rank]
+    paused = f["paused"].to_numpy(dtype=bool)
+    final = [Status.PAUSED if pz else s for s, pz in zip(underlying, paused, strict=True)]
+    f["status"] = pd.Categorical([s.value for s in final], dtype=STATUS_DTYPE)
+    f["severity"] = pd.array([s.rank for s in final], dtype="Int64")
+
+    # Words: one sentence, one next step and the risks, per account.
+    words = pd.DataFrame(
+        {
+            "status": underlying,
+            "paused": paused,
+            "verdict_code": verdict_codes,
+            "verdict_endpoint": [_text(e) for e in verdict["endpoint"]],
+            "verdict_offset_ms": verdict["clock_offset_ms"].tolist(),
+            "latest_code": [_text(c) for c in latest["code"]],
+            "latest_transient": latest_transient,
+            "never_checked": never_checked,
+            "missing_scopes": missing_scopes,
+            "permissions": permissions,
+            "futures_missing": futures_missing,
+            "seen_ip": evidence_ip,
+            "uncovered": uncovered,
+            **risk_flags,
+            "expires_at": f["expires_at"].tolist(),
+            "key_age_days": f["key_age_days"].tolist(),
+            "clock_offset_ms": clock_offset.tolist(),
+            "last_sync_at": last_sync_at.tolist(),
+            "created_at": f["created_at"].tolist(),
+        },
+        index=f.index,
+    )
+    explain = _Explainer(policy, now).explain
+    texts = [explain(row) for row in words.itertuples(index=False)]
+    for i, column in enumerate(("diagnosis", "hint", "risks")):
+        f[column] = pd.array([t[i] for t in texts], dtype="string")
+    return f
+
+
+def _present(value: Any) -> bool:
+    """Return whether a scalar is neither None nor NA."""
+    return value is not None and not pd.isna(value)
+
+
+@dataclass(frozen=True)
+class _Explainer:
+    """Turns one account's facts (a row of `words`) into a diagnosis, a hint and risks."""
+
+    policy: HealthPolicy
+    now: pd.Timestamp
+
+    def explain(self, row: Any) -> tuple[str, str, str | None]:
+        """Return (diagnosis, hint, risks) for one account."""
+        risks = self.risks(row)
+        risk_text = "; ".join(r for r, _ in risks) or None
+        diagnosis, hint = self.words(row, risks)
+        if row.paused:
+            return f"Paused (last state: {diagnosis})", "Resume the account to check it.", risk_text
+        return diagnosis, hint, risk_text
+
+    def risks(self, row: Any) -> list[tuple[str, str]]:
+        """Return (risk, fix) pairs, gravest first."""
+        found = []
+        if row.withdrawal:
+            found.append(
+                (
+                    "withdrawal permission (Transfer) enabled",
+                    f"Disable Transfer in {API_RESTRICTIONS}: bindwatch never withdraws.",
+                )
+            )
+        if row.exposed:
+            ips = ", ".join(self.policy.egress_ips) or "this server's IP"
+            found.append(
+                (
+                    f"trading without IP whitelist: KuCoin may delete it on "
+                    f"{row.expires_at:%Y-%m-%d} if unused",
+                    f"In {IP_RESTRICTION}, add {ips}: KuCoin deletes or disables trade-enabled "
+                    f"keys without a whitelist after {self.policy.inactivity_rule.days} days "
+                    "of inactivity.",
+                )
+            )
+        if row.uncovered:
+            ips = ", ".join(row.uncovered)
+            found.append(
+                (
+                    f"platform IP not whitelisted: {ips}",
+                    f"In {IP_RESTRICTION}, add {ips}: checks from it are refused (400006).",
+                )
+            )
+        if row.old_key:
+            found.append(
+                (
+                    f"key is {row.key_age_days} days old",
+                    f"Create a new key in {API_MANAGEMENT} and rotate this account's "
+                    f"credentials (rotation every {self.policy.rotation_age.days} days).",
+                )
+            )
+        if row.clock:
+            found.append(
+                (
+                    f"clock {row.clock_offset_ms / 1000:+.1f} s off KuCoin's",
+                    "Enable NTP time sync on this machine: KuCoin rejects requests more than "
+                    f"{MAX_CLOCK_SKEW_MS // 1000} s off (400002).",
+                )
+            )
+        return found
+
+    def words(self, row: Any, risks: list[tuple[str, str]]) -> tuple[str, str]:
+        """Return (diagnosis, hint) for the status the rules chose."""
+        status = row.status
+        if status is Status.SCOPE_MISSING and row.missing_scopes:
+            names = ", ".join(row.missing_scopes)
+            hint = f"Enable {names} in {API_RESTRICTIONS}."
+            if FUTURES in row.missing_scopes and row.futures_missing and FUTURES in row.permissions:
+                hint = (
+                    "Futures is enabled but KuCoin refused the futures balance (400007): "
+                    "open the Futures account on KuCoin, then check again."
+                )
+            return f"Permission missing: {names}", hint
+        if status.rank <= Status.CLOCK_SKEW.rank:
+            return self.rejection_words(row)
+        if status is Status.UNVERIFIED:
+            return (
+                "Saved without a passing check",
+                "Run a check on this account; if it fails, follow the fix it shows.",
+            )
+        if status is Status.STALE:
+            return self.stale_words(row)
+        if status is Status.DEGRADED:
+            found = _transient_diagnosis(row.latest_code)
+            code = f" ({row.latest_code})" if row.latest_code else ""
+            return f"{found.title}{code}, retrying", found.fix
+        if status is Status.AT_RISK:
+            return f"Works, but: {risks[0][0]}", risks[0][1]
+        if status is Status.NEW:
+            return "Not checked yet", "Run the first check on this account."
+        return "Key works", "Nothing to do."
+
+    def stale_words(self, row: Any) -> tuple[str, str]:
+        """Return (diagnosis, hint) for an account without a recent successful sync."""
+        run = "Run a check now, and make sure scheduled checks are running."
+        if row.never_checked:
+            age = _format_age(self.now - row.created_at)
+            return f"Never checked since it was bound {age} ago", run
+        fix = _transient_diagnosis(row.latest_code).fix if row.latest_transient else run
+        if not _present(row.last_sync_at):
+            age = _format_age(self.now - row.created_at)
+            return f"Never synced since it was bound {age} ago", fix
+        return f"No successful sync for {_format_age(self.now - row.last_sync_at)}", fix
+
+    def rejection_words(self, row: Any) -> tuple[str, str]:
+        """Return (diagnosis, hint) for a key KuCoin rejected."""
+        status, code = row.status, row.verdict_code
+        found = diagnose(code)
+        title = found.title if code else "Rejected by KuCoin"
+        diagnosis = f"{title} ({code})" if code else title
+        hint = found.fix
+        if status is Status.IP_BLOCKED and row.seen_ip:
+            diagnosis = f"{title}: KuCoin saw {row.seen_ip} ({code})"
+            hint = f"In {IP_RESTRICTION}, add {row.seen_ip} (the IP KuCoin saw)."
+        elif status is Status.SCOPE_MISSING:
+            permission = _endpoint_permission(row.verdict_endpoint)
+            if permission:
+                diagnosis = f"{title}: {permission} ({code})"
+                hint = f"Enable {permission} in {API_RESTRICTIONS}."
+        elif status is Status.CLOCK_SKEW and _present(row.verdict_offset_ms):
+            hint = f"{hint} Measured offset: {row.verdict_offset_ms / 1000:+.1f} s."
+        elif (
+            status is Status.KEY_UNKNOWN and _present(row.expires_at) and row.expires_at <= self.now
+        ):
+            since = row.expires_at - self.policy.inactivity_rule
+            hint = (
+                f"It was trade-enabled without an IP whitelist and unused since {since:%Y-%m-%d}: "
+                f"KuCoin's {self.policy.inactivity_rule.days}-day rule has likely deleted it. "
+                f"{hint}"
+            )
+        return diagnosis, hint
+
+
+def _transient_diagnosis(code: str | None) -> Diagnosis:
+    """Return the diagnosis of a transient failure (a code KuCoin sent, or none)."""
+    return diagnose(code) if _is_transient_code(code) else UNREACHABLE
+
+
+def _endpoint_permission(path: str | None) -> str | None:
+    """Return the permission KuCoin requires for an endpoint's path."""
+    for endpoint in ENDPOINTS.values():
+        if endpoint.path == path:
+            return endpoint.permission
+    return None
+
+
+FLEET_COLUMNS: dict[str, object] = {
+    "account_id": "Int64",
+    "label": "string",
+    "status": STATUS_DTYPE,
+    "severity": "Int64",
+    "diagnosis": "string",
+    "hint": "string",
+    "risks": "string",
+    "spot": SCOPE_STATE_DTYPE,
+    "futures": SCOPE_STATE_DTYPE,
+    "margin": SCOPE_STATE_DTYPE,
+    "dangerous_permissions": "string",
+    "permissions": "string",
+    "whitelist": "string",
+    "seen_ip": "string",
+    "last_sync_at": _DT,
+    "sync_age": "timedelta64[ns]",
+    "going_stale_at": _DT,
+    "freshness": FRESHNESS_DTYPE,
+    "key_created_at": _DT,
+    "key_age_days": "Int64",
+    "expires_at": _DT,
+    "clock_offset_ms": "Int64",
+    "is_master": "boolean",
+    "uid": "string",
+    "sub_name": "string",
+    "last_outcome": OUTCOME_DTYPE,
+    "last_code": "string",
+    "last_message": "string",
+    "last_checked_at": _DT,
+    "paused": "boolean",
+    "unverified": "boolean",
+}
+
+
+def fleet_health(
+    accounts: pd.DataFrame, probes: pd.DataFrame, policy: HealthPolicy, now: datetime
+) -> pd.DataFrame:
+    """Return one row per account, worst status first (FLEET_COLUMNS: names and dtypes)."""
+    facts = _facts(accounts, probes, policy, now).reset_index()
+    fleet = facts[list(FLEET_COLUMNS)].astype(FLEET_COLUMNS)
+    fleet = fleet.sort_values(["severity", "label", "account_id"], kind="stable")
+    return fleet.reset_index(drop=True)
+
+
+def _one_account(account: Mapping[str, Any] | pd.Series) -> pd.DataFrame:
+    """Return a one-row accounts frame."""
+    row = {c: account[c] for c in ACCOUNT_COLUMNS}
+    row["scopes"] = list(_names(row["scopes"]))
+    return pd.DataFrame([row])
+
+
+def account_health(
+    account: Mapping[str, Any] | pd.Series,
+    probes: pd.DataFrame,
+    policy: HealthPolicy,
+    now: datetime,
+) -> pd.Series:
+    """Return one account's fleet_health row (probes of other accounts are ignored)."""
+    mine = probes[probes["account_id"] == account["account_id"]]
+    return fleet_health(_one_account(account), mine, policy, now).iloc[0]
+
+
+def account_status(
+    account: Mapping[str, Any] | pd.Series,
+    probes: pd.DataFrame,
+    policy: HealthPolicy,
+    now: datetime,
+) -> Status:
+    """Return one account's status."""
+    return Status(account_health(account, probes, policy, now)["status"])
+
+
+def freshness(
+    accounts: pd.DataFrame, probes: pd.DataFrame, policy: HealthPolicy, now: datetime
+) -> pd.DataFrame:
+    """Return per account: last sync, its age, period, grace, going_stale_at and freshness."""
+    facts = _facts(accounts, probes, policy, now).reset_index()
+    frame = facts[["account_id", "last_sync_at", "sync_age", "going_stale_at", "freshness"]]
+    frame = frame.assign(period=policy.freshness_period, grace=policy.freshness_grace)
+    columns = ["account_id", "last_sync_at", "sync_age", "period", "grace", "going_stale_at"]
+    return frame[[*columns, "freshness"]].astype({"account_id": "Int64"})
+
+
+def status_counts(fleet: pd.DataFrame, include_empty: bool = False) -> pd.DataFrame:
+    """Return the number of accounts per status, worst first."""
+    counts = fleet["status"].astype(STATUS_DTYPE).value_counts(sort=False)
+    frame = pd.DataFrame(
+        {
+            "status": pd.Categorical(counts.index.astype(str), dtype=STATUS_DTYPE),
+            "count": counts.to_numpy(),
+        }
+    ).astype({"count": "Int64"})
+    if not include_empty:
+        frame = frame[frame["count"] > 0]
+    return frame.sort_values("status").reset_index(drop=True)
+
+
+def fleet_incident(
+    fleet: pd.DataFrame, policy: HealthPolicy, now: datetime
+) -> FleetIncident | None:
+    """Return the incident when most recently checked accounts fail the same way, else None.
+
+    Counts non-paused accounts whose latest check falls within `policy.incident_window`:
+    with a rolling schedule, accounts not checked lately are no evidence either way.
+    Transient failures (timeouts, 5xx, 429000, CDN pages) count as one way of failing.
+    """
+    now = _utc_now(now)
+    recent = fleet[
+        ~fleet["paused"].astype("boolean").fillna(False)
+        & (fleet["last_checked_at"] > now - policy.incident_window)
+        & (fleet["last_checked_at"] <= now)
+    ]
+    checked = len(recent)
+    if checked < policy.incident_min_accounts:
+        return None
+    codes = [_text(c) for c in recent["last_code"]]
+    outcomes = [None if pd.isna(o) else str(o) for o in recent["last_outcome"]]
+    kinds = [
+        "unreachable"
+        if is_transient(o, c)
+        else (c or "rejected")
+        if o == Outcome.REJECTED
+        else None
+        for o, c in zip(outcomes, codes, strict=True)
+    ]
+    failing = pd.Series(kinds, index=recent.index, dtype="object").dropna()
+    if failing.empty:
+        return None
+    counts = failing.value_counts()
+    kind, count = counts.index[0], int(counts.iloc[0])
+    if count < policy.incident_min_accounts or count < policy.incident_share * checked:
+        return None
+    members = recent.loc[failing.index[failing == kind]]
+    since = members["last_checked_at"].min().to_pydatetime()
+    if kind == "unreachable":
+        member_codes = pd.Series([_text(c) for c in members["last_code"]], dtype="object")
+        common = member_codes.dropna().mode()
+        code = common.iloc[0] if not common.empty else None
+        return FleetIncident(
+            Status.DEGRADED, code, _transient_diagnosis(code).title, count, checked, since
+        )
+    code = None if kind == "rejected" else kind
+    status = _CODE_STATUS.get(code, Status.REJECTED)
+    title = diagnose(code).title if code else "Rejected by KuCoin"
+    return FleetIncident(status, code, title, count, checked, since)
