@@ -301,17 +301,18 @@ def _spot_rows(api_key: str, rows: object) -> tuple[Mapping[str, str], ...]:
         raise AccountsError("field 'spot': must be a list of account rows")
     result = []
     for index, row in enumerate(rows):
-        where = f"field 'spot[{index}]'"
+        where = f"spot[{index}]"
         if not isinstance(row, Mapping):
-            raise AccountsError(f"{where}: must be an object")
+            raise AccountsError(f"field {where!r}: must be an object")
         unknown = set(row) - {"id", "currency", "type", "balance", "available", "holds"}
         if unknown:
-            raise AccountsError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+            raise AccountsError(f"field {where!r}: unknown key {sorted(unknown)[0]!r}")
         for name in ("currency", "type"):
             _check_text(f"spot[{index}].{name}", row.get(name))
         if row["type"] not in SPOT_ACCOUNT_TYPES:
             raise AccountsError(
-                f"{where}.type: {row['type']!r} is not one of {', '.join(SPOT_ACCOUNT_TYPES)}"
+                f"field '{where}.type': {row['type']!r} is not one of "
+                f"{', '.join(SPOT_ACCOUNT_TYPES)}"
             )
         for name in ("balance", "available", "holds"):
             amount = row.get(name, "0")
@@ -321,7 +322,8 @@ def _spot_rows(api_key: str, rows: object) -> tuple[Mapping[str, str], ...]:
                 ok = False
             if not ok:
                 raise AccountsError(
-                    f'{where}.{name}: must be a decimal string like "12.5", got {amount!r}'
+                    f"field '{where}.{name}': must be a decimal string like \"12.5\", "
+                    f"got {amount!r}"
                 )
         row_id = row.get("id") or hashlib.sha256(f"{api_key}:{index}".encode()).hexdigest()[:24]
         result.append(
@@ -343,20 +345,22 @@ def _futures(value: object) -> dict[str, dict[str, float]]:
         raise AccountsError("field 'futures': must be an object of currency -> overview")
     result = {}
     for currency, overview in value.items():
-        where = f"field 'futures.{currency}'"
+        where = f"futures.{currency}"
         if not isinstance(overview, Mapping):
-            raise AccountsError(f"{where}: must be an object of account-overview fields")
+            raise AccountsError(f"field {where!r}: must be an object of account-overview fields")
         unknown = set(overview) - set(FUTURES_FIELDS) - {"currency"}
         if unknown:
             raise AccountsError(
-                f"{where}: unknown field {sorted(unknown)[0]!r} "
+                f"field {where!r}: unknown field {sorted(unknown)[0]!r} "
                 f"(known: {', '.join(FUTURES_FIELDS)})"
             )
         numbers = {}
         for name in FUTURES_FIELDS:
             number = overview.get(name, 0.0)
             if not isinstance(number, int | float) or isinstance(number, bool):
-                raise AccountsError(f"{where}.{name}: must be a JSON number, got {number!r}")
+                raise AccountsError(
+                    f"field '{where}.{name}': must be a JSON number, got {number!r}"
+                )
             numbers[name] = number
         result[str(currency)] = numbers
     return result
@@ -1009,8 +1013,12 @@ class SimulatorServer:
             self.stop()
             raise
         for kind, server in self._servers.items():
+            # A short poll interval makes stop() quick (shutdown waits for one poll).
             thread = threading.Thread(
-                target=server.serve_forever, name=f"kucoin-simulator-{kind}", daemon=True
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"kucoin-simulator-{kind}",
+                daemon=True,
             )
             thread.start()
             self._threads.append(thread)
