@@ -451,11 +451,6 @@ def mask_ip(ip: str) -> str:
     return f"{int(groups[0], 16):x}:**:{int(groups[-1], 16):x}"
 
 
-def passphrase_header(secret: str, passphrase: str) -> str:
-    """Return the KC-API-PASSPHRASE a v2/v3 key sends: base64(HMAC-SHA256(secret, passphrase))."""
-    return _hmac_b64(secret.encode(), passphrase.encode())
-
-
 def _hmac_b64(key: bytes, message: bytes) -> str:
     """Return base64(HMAC-SHA256(key, message))."""
     return base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
@@ -464,8 +459,7 @@ def _hmac_b64(key: bytes, message: bytes) -> str:
 def _signed_forms(target: str) -> set[str]:
     """Return the endpoint strings a valid KC-API-SIGN may cover for this request target."""
     path, sep, query = target.partition("?")
-    # KuCoin signs the query un-encoded (reference §1.2): the official SDK sends it encoded but
-    # signs it raw, ccxt sends and signs it raw, so accept the form as received and decoded.
+    # KuCoin signs the query un-encoded (§1.2); the SDK sends it encoded, ccxt raw: accept both.
     return {target, unquote(path) + sep + unquote_plus(query), unquote(target)}
 
 
@@ -506,10 +500,6 @@ class SimResponse:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     dropped: bool = False
-
-    def json(self) -> Any:
-        """Return the body parsed as JSON."""
-        return json.loads(self.body)
 
 
 DROPPED = SimResponse(0, dropped=True)
@@ -1004,6 +994,8 @@ class SimulatorServer:
 
     def start(self) -> SimulatorServer:
         """Bind both servers (port 0: any free port) and serve in background threads."""
+        if self._servers:
+            raise RuntimeError("the simulator server is already running")
         server_class = _HostServer6 if ":" in self.host else _HostServer
         try:
             for kind in HOSTS:
