@@ -33,6 +33,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
+from collections import namedtuple
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -179,6 +180,8 @@ _CODE_STATUS: dict[str, Status] = {
     "400002": Status.CLOCK_SKEW,
 }
 _DT = "datetime64[ns, UTC]"
+_NAT = pd.NaT.value  # NaT as nanoseconds
+_HEALTHY = ("Key works", "Nothing to do.", None)  # diagnosis, hint, risks of an OK account
 
 
 @dataclass(frozen=True)
@@ -240,12 +243,18 @@ def _utc(values: pd.Series) -> pd.Series:
 
 
 def _names(values: object) -> frozenset[str]:
-    """Return a list-like of permission or scope names as a set (empty for None/NA)."""
-    if values is None or isinstance(values, float):
-        return frozenset()
+    """Return a list-like (or comma string) of permission or scope names as a set."""
     if isinstance(values, str):
-        values = values.split(",")
-    return frozenset(str(v).strip() for v in values if str(v).strip())
+        return _name_set(tuple(values.split(",")))
+    if values is None or not hasattr(values, "__iter__"):
+        return frozenset()  # None, NaN
+    return _name_set(tuple(values))
+
+
+@lru_cache(maxsize=1024)
+def _name_set(values: tuple[object, ...]) -> frozenset[str]:
+    """Return the stripped, non-empty names (fleets repeat a few permission lists)."""
+    return frozenset(name for v in values if (name := str(v).strip()))
 
 
 def _text(value: object) -> str | None:
@@ -279,23 +288,92 @@ def _format_age(age: timedelta) -> str:
 # --- Whitelist coverage ------------------------------------------------------------------
 
 _MASKED = re.compile(r"^(\d{1,3})\.(?:\*+\.)+(\d{1,3})$")  # "203.**.154"
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def _parse_entry(entry: str) -> tuple[str, Any]:
-    """Return ("exact", address), ("masked", (first, last)) or ("other", entry)."""
-    masked = _MASKED.match(entry)
-    if masked:
-        return "masked", (int(masked.group(1)), int(masked.group(2)))
+def _address(text: str | None) -> Address | None:
+    """Return the parsed IP address, or None when `text` is not one."""
     try:
-        return "exact", ipaddress.ip_address(entry)
+        return ipaddress.ip_address(text) if text else None
     except ValueError:
-        return "other", entry  # CIDR, masked IPv6, anything KuCoin may add later
+        return None
 
 
 def _ends(address: ipaddress.IPv4Address) -> tuple[int, int]:
-    """Return an IPv4 address's first and last octet."""
-    octets = address.packed
-    return octets[0], octets[-1]
+    """Return an IPv4 address's first and last octet: all a masked entry shows."""
+    return address.packed[0], address.packed[-1]
+
+
+@dataclass(frozen=True)
+class _Entries:
+    """A whitelist as KuCoin returns it, sorted by what can be compared."""
+
+    exact: frozenset[Address]  # unmasked entries
+    masked: Mapping[tuple[int, int], tuple[str, ...]]  # (first, last octet) -> "203.**.154"
+    unreadable: tuple[str, ...]  # CIDR, masked IPv6, anything KuCoin may add later
+    count: int
+
+
+@lru_cache(maxsize=1024)
+def _entries(whitelist: str | None) -> _Entries:
+    """Return the parsed entries of a comma-separated (masked) whitelist."""
+    exact: set[Address] = set()
+    masked: dict[tuple[int, int], tuple[str, ...]] = {}
+    unreadable: list[str] = []
+    texts = [e.strip() for e in (whitelist or "").split(",") if e.strip()]
+    for text in texts:
+        match = _MASKED.match(text)
+        address = _address(text)
+        if match:
+            key = (int(match.group(1)), int(match.group(2)))
+            masked[key] = (*masked.get(key, ()), text)
+        elif address is not None:
+            exact.add(address)
+        else:
+            unreadable.append(text)
+    return _Entries(frozenset(exact), masked, tuple(unreadable), len(texts))
+
+
+def _ip_coverage(
+    address: Address | None,
+    entries: _Entries | None,
+    rivals: int,
+    evidence: str | None,
+    whitelist_changed: bool,
+) -> tuple[str, bool, str]:
+    """Return (coverage, confirmed, detail) of one IP.
+
+    `entries`: None before key info was read. `rivals`: how many of the IPs we check share
+    this one's first and last octet. `evidence`: what KuCoin did with the last signed call
+    from this IP ("accepted", "blocked" or None); it outranks any reading of the masks.
+    """
+    if evidence == "blocked":
+        return "not covered", True, "KuCoin refused it: 400006"
+    if evidence == "accepted":
+        if entries is not None and not entries.count:
+            return "no whitelist", True, "whitelist empty: every IP allowed"
+        return "covered", True, "KuCoin accepted the last check from it"
+    if entries is None:
+        return "unknown", False, "key info not read yet"
+    if not entries.count:
+        if whitelist_changed:  # a later 400006 shows a whitelist exists now
+            return "unknown", False, "whitelist added since key info was read"
+        return "no whitelist", False, "whitelist empty: every IP allowed"
+    if address is None:
+        return "unknown", False, "not an IP address"
+    if address in entries.exact:
+        return "covered", False, f"whitelisted: {address}"
+    if isinstance(address, ipaddress.IPv4Address) and _ends(address) in entries.masked:
+        shown = ", ".join(entries.masked[_ends(address)])
+        if rivals > len(entries.masked[_ends(address)]):
+            # A mask shows first and last octet only: it cannot tell which of these it is.
+            return "unknown", False, f"{shown} could be any of {rivals} of our IPs"
+        return "covered (masked match)", False, f"{shown} matches first and last octet"
+    if isinstance(address, ipaddress.IPv6Address):
+        return "unknown", False, "IPv6: KuCoin's masked entries cannot be compared"
+    if entries.unreadable:
+        return "unknown", False, f"entries that cannot be compared: {', '.join(entries.unreadable)}"
+    return "not covered", False, "no whitelist entry matches"
 
 
 @lru_cache(maxsize=4096)
@@ -306,78 +384,30 @@ def _coverage(
     evidence_ip: str | None,
     evidence: str | None,
 ) -> tuple[tuple[str, bool, str, bool, str], ...]:
-    """Return (ip, is_platform_ip, coverage, confirmed, detail) for each IP to cover.
+    """Return (ip, is_platform_ip, coverage, confirmed, detail) per egress IP and seen IP.
 
     `known`: key info was read (`whitelist` is its last value). `evidence`: "accepted" or
-    "blocked" for `evidence_ip`, what KuCoin did with the last signed call from here.
+    "blocked", what KuCoin did with the last signed call, which came from `evidence_ip`.
     """
-    ips = egress_ips + ((evidence_ip,) if evidence_ip and evidence_ip not in egress_ips else ())
-    raw = [e.strip() for e in (whitelist or "").split(",") if e.strip()]
-    entries = [_parse_entry(e) for e in raw]
-    exact = {value for kind, value in entries if kind == "exact"}
-    masked: dict[tuple[int, int], list[str]] = {}
-    for (kind, value), text in zip(entries, raw, strict=True):
-        if kind == "masked":
-            masked.setdefault(value, []).append(text)
-    others = [value for kind, value in entries if kind == "other"]
-    parsed: dict[str, ipaddress.IPv4Address | ipaddress.IPv6Address | None] = {}
-    for ip in ips:
-        try:
-            parsed[ip] = ipaddress.ip_address(ip)
-        except ValueError:
-            parsed[ip] = None
-    # A masked entry names first and last octet only: when more of our IPs share them than
-    # there are such entries, which of them is whitelisted cannot be told.
-    candidates: dict[tuple[int, int], int] = {}
-    for ip, address in parsed.items():
-        if (
-            isinstance(address, ipaddress.IPv4Address)
-            and address not in exact
-            and ip != evidence_ip
-        ):
-            candidates[_ends(address)] = candidates.get(_ends(address), 0) + 1
-
+    entries = _entries(whitelist) if known else None
+    seen = _address(evidence_ip)
+    platform = {ip: _address(ip) for ip in egress_ips}
+    ips = list(platform.items())
+    if (
+        evidence_ip
+        and (seen is None or seen not in platform.values())
+        and evidence_ip not in platform
+    ):
+        ips.append((evidence_ip, seen))
+    ends = [_ends(a) for _, a in ips if isinstance(a, ipaddress.IPv4Address)]
     rows = []
-    for ip in ips:
-        address = parsed[ip]
-        platform = ip in egress_ips
-        if ip == evidence_ip and evidence == "accepted":
-            if known and not entries:
-                rows.append(
-                    (ip, platform, "no whitelist", True, "whitelist empty: every IP allowed")
-                )
-            else:
-                rows.append(
-                    (ip, platform, "covered", True, "KuCoin accepted the last check from it")
-                )
-        elif ip == evidence_ip and evidence == "blocked":
-            rows.append((ip, platform, "not covered", True, "KuCoin refused it: 400006"))
-        elif not known:
-            rows.append((ip, platform, "unknown", False, "key info not read yet"))
-        elif not entries and evidence == "blocked":
-            rows.append((ip, platform, "unknown", False, "whitelist added since key info was read"))
-        elif not entries:
-            rows.append((ip, platform, "no whitelist", False, "whitelist empty: every IP allowed"))
-        elif address is None:
-            rows.append((ip, platform, "unknown", False, "not an IP address"))
-        elif address in exact:
-            rows.append((ip, platform, "covered", False, f"whitelisted: {ip}"))
-        elif isinstance(address, ipaddress.IPv4Address) and _ends(address) in masked:
-            shown = ", ".join(masked[_ends(address)])
-            if candidates.get(_ends(address), 0) > len(masked[_ends(address)]):
-                detail = f"{shown} matches several of our IPs"
-                rows.append((ip, platform, "unknown", False, detail))
-            else:
-                detail = f"{shown} matches first and last octet (probable)"
-                rows.append((ip, platform, "covered (masked match)", False, detail))
-        elif isinstance(address, ipaddress.IPv6Address):
-            rows.append((ip, platform, "unknown", False, "IPv6: masked entries cannot be compared"))
-        elif others:
-            rows.append(
-                (ip, platform, "unknown", False, f"unreadable entries: {', '.join(others)}")
-            )
-        else:
-            rows.append((ip, platform, "not covered", False, "no whitelist entry matches"))
+    for ip, address in ips:
+        same = (address is not None and address == seen) or ip == evidence_ip
+        rivals = ends.count(_ends(address)) if isinstance(address, ipaddress.IPv4Address) else 0
+        coverage, confirmed, detail = _ip_coverage(
+            address, entries, rivals, evidence if same else None, evidence == "blocked"
+        )
+        rows.append((ip, ip in platform, coverage, confirmed, detail))
     return tuple(rows)
 
 
@@ -394,18 +424,18 @@ def _whitelist_summary(
         return f"blocked: {evidence_ip or 'IP not reported'}", ()
     if not known:
         return None, ()
-    rows = _coverage(whitelist, known, egress_ips, evidence_ip, evidence)
-    if not (whitelist or "").strip():
+    count = _entries(whitelist).count
+    if not count:
         return "no whitelist", ()
+    rows = _coverage(whitelist, known, egress_ips, evidence_ip, evidence)
     platform = [r for r in rows if r[1]]
-    missing = tuple(r[0] for r in platform if r[2] == "not covered")
     if not platform:
-        count = len([e for e in whitelist.split(",") if e.strip()])
         return f"{count} IP{'s' if count > 1 else ''} whitelisted", ()
+    missing = tuple(r[0] for r in platform if r[2] == "not covered")
     covered = sum(r[2].startswith("covered") for r in platform)
     unknown = sum(r[2] == "unknown" for r in platform)
     text = f"{covered}/{len(platform)} platform IPs covered"
-    return (text + f", {unknown} unknown" if unknown else text), missing
+    return (f"{text}, {unknown} unknown" if unknown else text), missing
 
 
 def _evidence(outcome: object, code: object) -> str | None:
@@ -492,16 +522,117 @@ def _require(frame: pd.DataFrame, columns: Mapping[str, str], name: str) -> None
         raise ValueError(f"{name} lacks columns: {', '.join(missing)}")
 
 
-def _last_per_account(probes: pd.DataFrame, mask: np.ndarray | None = None) -> pd.DataFrame:
-    """Return the latest row per account (among `mask`), indexed by account_id.
+def _strings(values: pd.Series) -> pd.Series:
+    """Return values as stripped strings; None, NA and "" become NA."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
+        values = values.astype("Int64")  # a UID read as a number, or made float by NA
+    return values.astype("string").str.strip().replace("", pd.NA)
 
-    `probes` must be sorted by account_id, then checked_at.
+
+def _objects(values: pd.Series) -> np.ndarray:
+    """Return a column as an object array with None for NA."""
+    return values.to_numpy(dtype=object, na_value=None)
+
+
+def _flags(values: pd.Series, *tests: Any) -> list[np.ndarray]:
+    """Return test(value) for every row per test, computing each once per distinct value."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    out = []
+    for test in tests:
+        # Position -1 (NA) picks the last entry: the test applied to None.
+        table = np.array([bool(test(u)) for u in uniques] + [bool(test(None))], dtype=bool)
+        out.append(table[codes])
+    return out
+
+
+def _latest(account_id: np.ndarray, order: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Return the positions of each account's latest row among `mask`.
+
+    `order` sorts the rows by account_id, then checked_at.
     """
-    rows = probes if mask is None else probes[mask]
-    ids = rows["account_id"].to_numpy()
-    last = np.ones(len(ids), dtype=bool)
+    rows = order if mask is None else order[mask[order]]
+    ids = account_id[rows]
+    last = np.ones(len(rows), dtype=bool)
     last[:-1] = ids[1:] != ids[:-1]
-    return rows[last].set_index("account_id")
+    return rows[last]
+
+
+def _rows_at(
+    probes: pd.DataFrame, positions: np.ndarray, columns: list[str], ids: pd.Index
+) -> pd.DataFrame:
+    """Return `columns` of the probes at `positions`, one row per id (all NA without one)."""
+    index = pd.Index(probes["account_id"].to_numpy(dtype="int64")[positions])
+    rows = pd.DataFrame({c: probes[c].array.take(positions) for c in columns}, index=index)
+    return rows.reindex(ids)
+
+
+def _history_order(account_id: np.ndarray, checked_ns: np.ndarray) -> np.ndarray:
+    """Return the row order by account_id, then checked_at.
+
+    One integer sort of (account_id, microseconds) when that key fits in 63 bits (ties keep
+    input order), else a lexsort.
+    """
+    if len(account_id) == 0:
+        return np.arange(0)
+    micros = checked_ns // 1_000
+    start = int(micros.min())
+    shift = max(int(micros.max() - start).bit_length(), 1)
+    if int(account_id.min()) >= 0 and int(account_id.max()).bit_length() + shift <= 62:
+        return np.argsort((account_id << shift) | (micros - start), kind="stable")
+    return np.lexsort((checked_ns, account_id))
+
+
+def _latest_checks(
+    probes: pd.DataFrame, ids: pd.Index
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Return, aligned on `ids`: the latest check, the latest non-transient one (the verdict),
+    the latest success (key info), the latest that shows whether our IP passes, and whether
+    the latest check failed transiently. One sort of the whole history serves all four.
+    """
+    account_id = probes["account_id"].to_numpy(dtype="int64")
+    order = _history_order(account_id, _utc(probes["checked_at"]).array.asi8)
+    is_ok, is_rejected, is_unreachable = _flags(
+        probes["outcome"],
+        lambda o: o == Outcome.OK,
+        lambda o: o == Outcome.REJECTED,
+        lambda o: o == Outcome.UNREACHABLE,
+    )
+    transient_code, blocked_code = _flags(probes["code"], _is_transient_code, "400006".__eq__)
+    transient = is_unreachable | (is_rejected & transient_code)
+    latest_at = _latest(account_id, order, None)
+    latest = _rows_at(probes, latest_at, ["checked_at", "outcome", "code", "message"], ids)
+    verdict = _rows_at(
+        probes,
+        _latest(account_id, order, ~transient),
+        ["outcome", "code", "endpoint", "clock_offset_ms"],
+        ids,
+    )
+    good = _rows_at(probes, _latest(account_id, order, is_ok), _KEY_INFO, ids)
+    evidence = _rows_at(
+        probes,
+        _latest(account_id, order, is_ok | (is_rejected & blocked_code)),
+        ["outcome", "code", "seen_ip"],
+        ids,
+    )
+    latest_transient = (
+        pd.Series(transient[latest_at], index=account_id[latest_at])
+        .reindex(ids, fill_value=False)
+        .to_numpy(dtype=bool)
+    )
+    return latest, verdict, good, evidence, latest_transient
+
+
+_KEY_INFO = [
+    "checked_at",
+    "permissions",
+    "ip_whitelist",
+    "is_master",
+    "sub_name",
+    "uid",
+    "key_created_at",
+    "clock_offset_ms",
+    "futures_permission_missing",
+]
 
 
 def _facts(
@@ -511,53 +642,31 @@ def _facts(
     _require(accounts, ACCOUNT_COLUMNS, "accounts")
     _require(probes, PROBE_COLUMNS, "probes")
     now = _utc_now(now)
-    acc = accounts[list(ACCOUNT_COLUMNS)].copy()
-    acc["account_id"] = acc["account_id"].astype("int64")
-    acc["created_at"] = _utc(acc["created_at"])
-    acc = acc.set_index("account_id")
-    ids = acc.index
+    ids = pd.Index(accounts["account_id"].to_numpy(dtype="int64"), name="account_id")
+    created_at = pd.Series(_utc(accounts["created_at"]).array, index=ids)
+    paused = accounts["paused"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    unverified_flag = accounts["unverified"].astype("boolean").fillna(False).to_numpy(dtype=bool)
 
-    p = probes[list(PROBE_COLUMNS)]
-    account_id = p["account_id"].to_numpy(dtype="int64")
-    checked_at = _utc(p["checked_at"])
-    order = np.lexsort((checked_at.array.asi8, account_id))
-    p = p.take(order).reset_index(drop=True)
-    p["account_id"] = account_id[order]
-    p["checked_at"] = checked_at.take(order).reset_index(drop=True)
-    outcome = p["outcome"].astype(OUTCOME_DTYPE)
-    codes = p["code"]
-    transient_codes = [c for c in pd.unique(codes) if _is_transient_code(c)]
-    is_ok = (outcome == Outcome.OK).to_numpy()
-    is_rejected = (outcome == Outcome.REJECTED).to_numpy()
-    transient = (outcome == Outcome.UNREACHABLE).to_numpy() | (
-        is_rejected & codes.isin(transient_codes).to_numpy()
-    )
-    p["transient"] = transient
-    blocked = is_rejected & (codes == "400006").to_numpy()
+    latest, verdict, good, evidence, latest_transient = _latest_checks(probes, ids)
 
-    latest = _last_per_account(p).reindex(ids)  # any check
-    verdict = _last_per_account(p, ~transient).reindex(ids)  # latest non-transient answer
-    good = _last_per_account(p, is_ok).reindex(ids)  # latest success: key info
-    evidence = _last_per_account(p, is_ok | blocked).reindex(ids)  # latest IP evidence
-
-    f = pd.DataFrame(index=ids)
-    f["label"] = acc["label"].astype("string")
-    f["paused"] = acc["paused"].astype("boolean").fillna(False)
-    f["unverified"] = acc["unverified"].astype("boolean").fillna(False)
-    f["created_at"] = acc["created_at"]
+    col: dict[str, Any] = {
+        "label": _strings(accounts["label"]).array,
+        "paused": paused,
+        "unverified": unverified_flag,
+        "created_at": created_at,
+    }
 
     # Freshness: Healthchecks' up → grace → down, from the last success or the binding.
     last_sync_at = _utc(good["checked_at"])
-    anchor = last_sync_at.fillna(acc["created_at"])
+    anchor = last_sync_at.fillna(created_at)
     stale_at = anchor + policy.freshness_period + policy.freshness_grace
-    late_at = anchor + policy.freshness_period
-    f["last_sync_at"] = last_sync_at
-    f["sync_age"] = now - last_sync_at
-    f["going_stale_at"] = stale_at
     stale = (stale_at <= now).to_numpy()
-    f["freshness"] = pd.Categorical(
-        np.select([stale, (late_at <= now).to_numpy()], ["stale", "late"], "fresh"),
-        dtype=FRESHNESS_DTYPE,
+    late = (anchor + policy.freshness_period <= now).to_numpy()
+    col["last_sync_at"] = last_sync_at
+    col["sync_age"] = now - last_sync_at
+    col["going_stale_at"] = stale_at
+    col["freshness"] = pd.Categorical.from_codes(
+        np.select([stale, late], [0, 1], 2), dtype=FRESHNESS_DTYPE
     )
 
     # Key info from the last success.
@@ -565,144 +674,147 @@ def _facts(
     permissions = [
         _names(v) if k else frozenset() for v, k in zip(good["permissions"], known, strict=True)
     ]
-    needed = [_names(v) for v in acc["scopes"]]
-    futures_missing = good["futures_permission_missing"].astype("boolean").fillna(False).to_numpy()
-    missing = {}
+    needed = [_names(v) for v in accounts["scopes"]]
+    futures_missing = (
+        good["futures_permission_missing"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    )
+    missing: dict[str, np.ndarray] = {}
     for scope, permission in SCOPE_PERMISSIONS.items():
         has = np.array(
             [_has_scope(scope, g, fm) for g, fm in zip(permissions, futures_missing, strict=True)],
             dtype=bool,
         )
         need = np.array([scope in n for n in needed], dtype=bool)
-        state = np.select([has, need], ["granted", "missing"], "not needed").astype(object)
-        state[~known] = None
-        f[scope] = pd.Categorical(state, dtype=SCOPE_STATE_DTYPE)
+        # Categories: missing, granted, not needed; -1 (NA) before key info was read.
+        state = np.select([~known, has, need], [-1, 1, 0], 2)
+        col[scope] = pd.Categorical.from_codes(state, dtype=SCOPE_STATE_DTYPE)
         missing[permission] = known & need & ~has
     missing_scopes = [
         tuple(name for name, flag in zip(missing, flags, strict=True) if flag)
         for flags in zip(*missing.values(), strict=True)
     ]
     scope_missing = np.logical_or.reduce(list(missing.values()))
-    withdrawal = np.array([TRANSFER in g for g in permissions], dtype=bool)
-    trading = np.array([not g.isdisjoint(TRADING_PERMISSIONS) for g in permissions], dtype=bool)
-    whitelists = [_text(v) if k else None for v, k in zip(good["ip_whitelist"], known, strict=True)]
-    no_whitelist = known & np.array([w is None for w in whitelists], dtype=bool)
-    f["dangerous_permissions"] = pd.array(
-        [
-            ", ".join(p for p in DANGEROUS_PERMISSIONS if p in g) if k else None
-            for g, k in zip(permissions, known, strict=True)
-        ],
-        dtype="string",
+    withdrawal = known & np.array([TRANSFER in g for g in permissions], dtype=bool)
+    trading = known & np.array(
+        [not g.isdisjoint(TRADING_PERMISSIONS) for g in permissions], dtype=bool
     )
-    f["permissions"] = pd.array(
-        [", ".join(sorted(g)) if k else None for g, k in zip(permissions, known, strict=True)],
-        dtype="string",
-    )
+    whitelists = _objects(_strings(good["ip_whitelist"]))
+    col["dangerous_permissions"] = [
+        ", ".join(p for p in DANGEROUS_PERMISSIONS if p in g) if k else None
+        for g, k in zip(permissions, known, strict=True)
+    ]
+    col["permissions"] = [
+        ", ".join(sorted(g)) if k else None for g, k in zip(permissions, known, strict=True)
+    ]
 
     # Whitelist against the platform's egress IPs; the last call from here takes precedence.
     evidence_kind = [
-        _evidence(o, c) for o, c in zip(evidence["outcome"], evidence["code"], strict=True)
+        _evidence(o, c)
+        for o, c in zip(_objects(evidence["outcome"]), _objects(evidence["code"]), strict=True)
     ]
-    evidence_ip = [_text(v) for v in evidence["seen_ip"]]
+    seen_ip = _objects(_strings(evidence["seen_ip"]))
     summaries = [
-        _whitelist_summary(w, bool(k), policy.egress_ips, eip, ek)
-        for w, k, eip, ek in zip(whitelists, known, evidence_ip, evidence_kind, strict=True)
+        _whitelist_summary(w, bool(k), policy.egress_ips, ip, kind)
+        for w, k, ip, kind in zip(whitelists, known, seen_ip, evidence_kind, strict=True)
     ]
-    f["whitelist"] = pd.array([s[0] for s in summaries], dtype="string")
+    col["whitelist"] = [s[0] for s in summaries]
+    col["seen_ip"] = seen_ip
     uncovered = [s[1] for s in summaries]
 
     key_created_at = _utc(good["key_created_at"])
     key_age = now - key_created_at
-    f["key_created_at"] = key_created_at
-    f["key_age_days"] = (key_age // pd.Timedelta(days=1)).astype("Int64")
-    old_key = (key_age >= policy.rotation_age).to_numpy()
+    col["key_created_at"] = key_created_at
+    col["key_age_days"] = (key_age // pd.Timedelta(days=1)).astype("Int64")
     clock_offset = pd.to_numeric(good["clock_offset_ms"]).astype("Int64")
-    clock_close = (clock_offset.abs() >= policy.clock_warn_ms).fillna(False).to_numpy(dtype=bool)
-    f["clock_offset_ms"] = clock_offset
-
+    col["clock_offset_ms"] = clock_offset
     # 30-day rule: counted from the last successful signed call.
-    exposed = trading & no_whitelist
-    f["expires_at"] = last_sync_at.where(exposed) + policy.inactivity_rule
-    f["is_master"] = good["is_master"].astype("boolean")
-    f["uid"] = pd.array([_text(v) for v in good["uid"]], dtype="string")
-    f["sub_name"] = pd.array([_text(v) for v in good["sub_name"]], dtype="string")
-
-    f["last_checked_at"] = _utc(latest["checked_at"])
-    f["last_outcome"] = latest["outcome"].astype(OUTCOME_DTYPE)
-    f["last_code"] = pd.array([_text(v) for v in latest["code"]], dtype="string")
-    f["last_message"] = pd.array([_text(v) for v in latest["message"]], dtype="string")
-    f["seen_ip"] = pd.array(evidence_ip, dtype="string")
+    exposed = trading & np.array([w is None for w in whitelists], dtype=bool)
+    col["expires_at"] = last_sync_at.where(exposed) + policy.inactivity_rule
+    col["is_master"] = good["is_master"].astype("boolean")
+    col["uid"] = _strings(good["uid"])
+    col["sub_name"] = _strings(good["sub_name"])
+    col["last_checked_at"] = _utc(latest["checked_at"])
+    col["last_outcome"] = latest["outcome"].astype(OUTCOME_DTYPE)
+    col["last_code"] = _strings(latest["code"])
+    col["last_message"] = _strings(latest["message"])
 
     # Status: every condition that holds proposes a status; the worst one wins.
-    rejected = (verdict["outcome"] == Outcome.REJECTED).to_numpy()
-    verdict_codes = [_text(c) for c in verdict["code"]]
+    rejected = (verdict["outcome"].astype(OUTCOME_DTYPE) == Outcome.REJECTED).to_numpy()
+    verdict_codes = _objects(_strings(verdict["code"]))
     rejection_rank = np.array(
         [_CODE_STATUS.get(c, Status.REJECTED).rank for c in verdict_codes], dtype=np.int64
     )
     never_checked = latest["checked_at"].isna().to_numpy()
-    latest_transient = latest["transient"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-    verified_since_saved = (last_sync_at >= acc["created_at"]).fillna(False).to_numpy(dtype=bool)
-    unverified = f["unverified"].to_numpy(dtype=bool) & ~verified_since_saved
+    verified = (last_sync_at >= created_at).fillna(False).to_numpy(dtype=bool)
+    unverified = unverified_flag & ~verified
     risk_flags = {
-        "withdrawal": known & withdrawal,
-        "exposed": known & exposed,
+        "withdrawal": withdrawal,
+        "exposed": exposed,
         "ip_missing": known & np.array([bool(u) for u in uncovered], dtype=bool),
-        "old_key": known & old_key,
-        "clock": known & clock_close,
+        "old_key": known & (key_age >= policy.rotation_age).to_numpy(),
+        "clock": known
+        & (clock_offset.abs() >= policy.clock_warn_ms).fillna(False).to_numpy(dtype=bool),
     }
-    at_risk = np.logical_or.reduce(list(risk_flags.values()))
-    rank = np.full(len(f), Status.OK.rank, dtype=np.int64)
-    rank = np.where(rejected, np.minimum(rank, rejection_rank), rank)
+    rank = np.where(rejected, rejection_rank, Status.OK.rank)
     for status, holds in (
-        (Status.SCOPE_MISSING, known & scope_missing),
+        (Status.SCOPE_MISSING, scope_missing),
         (Status.UNVERIFIED, unverified),
         (Status.STALE, stale),
         (Status.DEGRADED, latest_transient),
-        (Status.AT_RISK, at_risk),
+        (Status.AT_RISK, np.logical_or.reduce(list(risk_flags.values()))),
         (Status.NEW, never_checked),
     ):
         rank = np.where(holds, np.minimum(rank, status.rank), rank)
-    underlying = [SEVERITY[r] for r in rank]
-    paused = f["paused"].to_numpy(dtype=bool)
-    final = [Status.PAUSED if pz else s for s, pz in zip(underlying, paused, strict=True)]
-    f["status"] = pd.Categorical([s.value for s in final], dtype=STATUS_DTYPE)
-    f["severity"] = pd.array([s.rank for s in final], dtype="Int64")
+    final = np.where(paused, Status.PAUSED.rank, rank)
+    col["status"] = pd.Categorical.from_codes(final, dtype=STATUS_DTYPE)  # codes are ranks
+    col["severity"] = final
 
     # Words: one sentence, one next step and the risks, per account.
-    words = pd.DataFrame(
-        {
-            "status": underlying,
-            "paused": paused,
-            "verdict_code": verdict_codes,
-            "verdict_endpoint": [_text(e) for e in verdict["endpoint"]],
-            "verdict_offset_ms": verdict["clock_offset_ms"].tolist(),
-            "latest_code": [_text(c) for c in latest["code"]],
-            "latest_transient": latest_transient,
-            "never_checked": never_checked,
-            "missing_scopes": missing_scopes,
-            "permissions": permissions,
-            "futures_missing": futures_missing,
-            "seen_ip": evidence_ip,
-            "uncovered": uncovered,
-            **risk_flags,
-            "expires_at": f["expires_at"].tolist(),
-            "key_age_days": f["key_age_days"].tolist(),
-            "clock_offset_ms": clock_offset.tolist(),
-            "last_sync_at": last_sync_at.tolist(),
-            "created_at": f["created_at"].tolist(),
-        },
-        index=f.index,
-    )
+    words = {
+        "status": [SEVERITY[r] for r in rank],
+        "paused": paused,
+        "verdict_code": verdict_codes,
+        "verdict_endpoint": _objects(_strings(verdict["endpoint"])),
+        "verdict_offset_ms": _objects(pd.to_numeric(verdict["clock_offset_ms"]).astype("Int64")),
+        "latest_code": _objects(col["last_code"]),
+        "latest_transient": latest_transient,
+        "never_checked": never_checked,
+        "missing_scopes": missing_scopes,
+        "permissions": permissions,
+        "futures_missing": futures_missing,
+        "seen_ip": seen_ip,
+        "uncovered": uncovered,
+        **risk_flags,
+        "expires_at": col["expires_at"].array.asi8,
+        "key_age_days": _objects(col["key_age_days"]),
+        "clock_offset_ms": _objects(clock_offset),
+        "last_sync_at": last_sync_at.array.asi8,
+        "created_at": created_at.array.asi8,
+    }
+    row_type = namedtuple("_Row", list(words))  # type: ignore[misc]
     explain = _Explainer(policy, now).explain
-    texts = [explain(row) for row in words.itertuples(index=False)]
-    for i, column in enumerate(("diagnosis", "hint", "risks")):
-        f[column] = pd.array([t[i] for t in texts], dtype="string")
-    return f
+    # A healthy account needs no words of its own.
+    texts = [
+        explain(row_type._make(values)) if r != Status.OK.rank or pz else _HEALTHY
+        for r, pz, values in zip(rank, paused, zip(*words.values(), strict=True), strict=True)
+    ]
+    for i, name in enumerate(("diagnosis", "hint", "risks")):
+        col[name] = [t[i] for t in texts]
+
+    frame = pd.DataFrame(
+        {k: (v.array if isinstance(v, pd.Series) else v) for k, v in col.items()}, index=ids
+    )
+    return frame
 
 
 def _present(value: Any) -> bool:
     """Return whether a scalar is neither None nor NA."""
     return value is not None and not pd.isna(value)
+
+
+def _timestamp(ns: int) -> pd.Timestamp | None:
+    """Return a UTC Timestamp from nanoseconds, None for NaT."""
+    return None if ns == _NAT else pd.Timestamp(ns, tz="UTC")
 
 
 @dataclass(frozen=True)
@@ -736,7 +848,7 @@ class _Explainer:
             found.append(
                 (
                     f"trading without IP whitelist: KuCoin may delete it on "
-                    f"{row.expires_at:%Y-%m-%d} if unused",
+                    f"{_timestamp(row.expires_at):%Y-%m-%d} if unused",
                     f"In {IP_RESTRICTION}, add {ips}: KuCoin deletes or disables trade-enabled "
                     f"keys without a whitelist after {self.policy.inactivity_rule.days} days "
                     "of inactivity.",
@@ -797,19 +909,20 @@ class _Explainer:
             return f"Works, but: {risks[0][0]}", risks[0][1]
         if status is Status.NEW:
             return "Not checked yet", "Run the first check on this account."
-        return "Key works", "Nothing to do."
+        return _HEALTHY[:2]
 
     def stale_words(self, row: Any) -> tuple[str, str]:
         """Return (diagnosis, hint) for an account without a recent successful sync."""
         run = "Run a check now, and make sure scheduled checks are running."
         if row.never_checked:
-            age = _format_age(self.now - row.created_at)
+            age = _format_age(self.now - _timestamp(row.created_at))
             return f"Never checked since it was bound {age} ago", run
         fix = _transient_diagnosis(row.latest_code).fix if row.latest_transient else run
-        if not _present(row.last_sync_at):
-            age = _format_age(self.now - row.created_at)
+        last_sync_at = _timestamp(row.last_sync_at)
+        if last_sync_at is None:
+            age = _format_age(self.now - _timestamp(row.created_at))
             return f"Never synced since it was bound {age} ago", fix
-        return f"No successful sync for {_format_age(self.now - row.last_sync_at)}", fix
+        return f"No successful sync for {_format_age(self.now - last_sync_at)}", fix
 
     def rejection_words(self, row: Any) -> tuple[str, str]:
         """Return (diagnosis, hint) for a key KuCoin rejected."""
@@ -828,15 +941,15 @@ class _Explainer:
                 hint = f"Enable {permission} in {API_RESTRICTIONS}."
         elif status is Status.CLOCK_SKEW and _present(row.verdict_offset_ms):
             hint = f"{hint} Measured offset: {row.verdict_offset_ms / 1000:+.1f} s."
-        elif (
-            status is Status.KEY_UNKNOWN and _present(row.expires_at) and row.expires_at <= self.now
-        ):
-            since = row.expires_at - self.policy.inactivity_rule
-            hint = (
-                f"It was trade-enabled without an IP whitelist and unused since {since:%Y-%m-%d}: "
-                f"KuCoin's {self.policy.inactivity_rule.days}-day rule has likely deleted it. "
-                f"{hint}"
-            )
+        elif status is Status.KEY_UNKNOWN:
+            expires_at = _timestamp(row.expires_at)
+            if expires_at is not None and expires_at <= self.now:
+                since = expires_at - self.policy.inactivity_rule
+                hint = (
+                    f"It was trade-enabled without an IP whitelist and unused since "
+                    f"{since:%Y-%m-%d}: KuCoin's {self.policy.inactivity_rule.days}-day rule has "
+                    f"likely deleted it. {hint}"
+                )
         return diagnosis, hint
 
 

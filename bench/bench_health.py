@@ -1,0 +1,135 @@
+"""Time the health rules on a synthetic fleet: 10,000 accounts x 30 checks each.
+
+Run from the repository root: `python -m bench.bench_health`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from lib.health import HealthPolicy, fleet_health, fleet_incident, status_counts
+
+ACCOUNTS = 10_000
+CHECKS = 30
+REPEATS = 7
+TARGET_S = 0.5
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+EGRESS = ("203.0.113.154", "198.51.100.7", "2001:db8::7")
+
+# Shared patterns, as in a real fleet where most keys whitelist the same platform IPs.
+PERMISSIONS = [
+    ["General", "Spot"],
+    ["General", "Spot", "Futures"],
+    ["General", "Spot", "Futures", "Margin"],
+    ["General", "Spot", "Transfer"],
+    ["General"],
+]
+WHITELISTS = [None, "203.**.154,198.**.7", "203.**.154", "10.**.1", "203.**.154,2001:db8::7"]
+FAILURES = [  # (outcome, code, message)
+    ("rejected", "400004", "Invalid KC-API-PASSPHRASE."),
+    ("rejected", "400006", "Invalid request IP, the current client IP is: 198.51.100.7"),
+    ("rejected", "400003", "KC-API-KEY does not exist."),
+    ("unreachable", None, "timeout"),
+    ("unreachable", "429000", "Too Many Requests"),
+]
+
+
+def synthetic_fleet(
+    accounts: int = ACCOUNTS, checks: int = CHECKS, seed: int = 7
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (accounts, probes) frames with the columns the store provides."""
+    rng = np.random.default_rng(seed)
+    ids = np.arange(1, accounts + 1)
+    scopes = [["spot"], ["spot", "futures"], ["spot", "margin"]]
+    account_frame = pd.DataFrame(
+        {
+            "account_id": ids,
+            "label": [f"acct-{i:05d}" for i in ids],
+            "scopes": [scopes[i] for i in rng.integers(0, len(scopes), accounts)],
+            "paused": rng.random(accounts) < 0.02,
+            "unverified": rng.random(accounts) < 0.01,
+            "created_at": pd.Timestamp(NOW) - pd.to_timedelta(rng.integers(2, 400, accounts), "D"),
+        }
+    )
+
+    n = accounts * checks
+    account_id = np.repeat(ids, checks)
+    # Hourly checks, newest within the last hour, with jitter; shuffled like a store's rows.
+    step = np.tile(np.arange(checks)[::-1], accounts)
+    offset_s = step * 3600 + rng.integers(0, 3600, n)
+    offset_s[rng.random(n) < 0.001] += 6 * 3600  # a few accounts fall behind
+    checked_at = pd.Timestamp(NOW) - pd.to_timedelta(offset_s, "s")
+
+    roll = rng.random(n)
+    failure = rng.integers(0, len(FAILURES), n)
+    failing = roll < 0.08
+    outcome = np.where(failing, [FAILURES[i][0] for i in failure], "ok")
+    code = np.where(failing, [FAILURES[i][1] for i in failure], None)
+    message = np.where(failing, [FAILURES[i][2] for i in failure], None)
+    ok = outcome == "ok"
+
+    account_permissions = rng.integers(0, len(PERMISSIONS), accounts)[account_id - 1]
+    account_whitelist = rng.integers(0, len(WHITELISTS), accounts)[account_id - 1]
+    key_created = pd.Timestamp(NOW) - pd.to_timedelta(rng.integers(1, 200, accounts), "D")
+    probes = pd.DataFrame(
+        {
+            "account_id": account_id,
+            "checked_at": checked_at,
+            "outcome": outcome,
+            "latency_ms": rng.integers(40, 900, n),
+            "code": code,
+            "message": message,
+            "http_status": np.where(ok, 200, 400),
+            "endpoint": np.where(ok, None, "/api/v1/user/api-key"),
+            "permissions": [PERMISSIONS[i] if o else [] for i, o in zip(account_permissions, ok)],
+            "ip_whitelist": [WHITELISTS[i] if o else None for i, o in zip(account_whitelist, ok)],
+            "is_master": pd.array(np.where(ok, account_id % 7 == 0, None), dtype="boolean"),
+            "sub_name": np.where(ok & (account_id % 7 != 0), "sub", None),
+            "uid": (100_000_000 + account_id).astype(str),
+            "remark": "bench",
+            "api_version": 3,
+            "key_created_at": key_created[account_id - 1].where(ok),
+            "clock_offset_ms": rng.normal(0, 1200, n).round().astype(int),
+            "seen_ip": np.where(failing & (code == "400006"), "198.51.100.7", "203.0.113.154"),
+            "rate_limit_remaining": rng.integers(0, 2000, n),
+            "futures_permission_missing": rng.random(n) < 0.01,
+            "vip_level": 0,
+        }
+    )
+    probes = probes.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    return account_frame, probes
+
+
+def _times(run, repeats: int = REPEATS) -> list[float]:
+    """Return the wall times of `repeats` runs of `run`."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    """Print the timings of fleet_health, status_counts and fleet_incident."""
+    accounts, probes = synthetic_fleet()
+    policy = HealthPolicy(egress_ips=EGRESS)
+    fleet = fleet_health(accounts, probes, policy, NOW)  # warm-up
+    times = _times(lambda: fleet_health(accounts, probes, policy, NOW))
+    best, median = min(times), statistics.median(times)
+    print(f"fleet_health: {len(accounts):,} accounts x {CHECKS} checks ({len(probes):,} rows)")
+    print(f"  best {best * 1000:.0f} ms, median {median * 1000:.0f} ms (target < {TARGET_S} s)")
+    counts_ms = min(_times(lambda: status_counts(fleet))) * 1000
+    incident_ms = min(_times(lambda: fleet_incident(fleet, policy, NOW))) * 1000
+    print(f"status_counts: {counts_ms:.1f} ms, fleet_incident: {incident_ms:.1f} ms")
+    print(status_counts(fleet).to_string(index=False))
+    print("OK" if median < TARGET_S else "TOO SLOW")
+
+
+if __name__ == "__main__":
+    main()
