@@ -372,10 +372,15 @@ def test_key_version_is_checked_before_the_timestamp(server, http):
     assert error_of(response)[1] == "400009"
 
 
-def test_passphrase_is_checked_before_the_signature(server, http):
+def test_signature_is_checked_before_the_passphrase(server, http):
     headers = signed_headers(MASTER, "GET", KEY_INFO, passphrase="wrong")
     headers["KC-API-SIGN"] = "bm90IGEgc2lnbmF0dXJl"
-    assert error_of(http.get(server.spot_url + KEY_INFO, headers=headers))[1] == "400004"
+    assert error_of(http.get(server.spot_url + KEY_INFO, headers=headers))[1] == "400005"
+
+
+def test_wrong_secret_reads_as_400005_not_400004(server, http):
+    headers = signed_headers(MASTER, "GET", KEY_INFO, secret="00000000-0000-4000-8000-0000000000")
+    assert error_of(http.get(server.spot_url + KEY_INFO, headers=headers))[1] == "400005"
 
 
 def test_signature_is_checked_before_the_whitelist(server, http):

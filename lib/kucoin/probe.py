@@ -65,10 +65,13 @@ async def probe_async(
     *,
     futures_currencies: Sequence[str] = DEFAULT_FUTURES_CURRENCIES,
     include_user_info: bool = False,
+    want_futures: bool = False,
     measure: bool = True,
 ) -> ProbeResult:
     """Check the client's key live: server time, key info, spot accounts, futures if allowed.
 
+    `want_futures` reads the futures overview even when key info does not list Futures (the
+    account needs it), so a refusal shows as a missing Futures permission.
     With `measure=False` the clock offset and egress IP the client already holds are reused,
     so a fleet refresh spends the per-IP public quota once, not once per key.
     """
@@ -83,7 +86,9 @@ async def probe_async(
         fields.update(_failure(error))
     if "outcome" not in fields:
         try:
-            fields.update(await _read_key(client, futures_currencies, include_user_info))
+            fields.update(
+                await _read_key(client, futures_currencies, include_user_info, want_futures)
+            )
             fields["outcome"] = Outcome.OK
         except KucoinError as error:
             fields.update(_failure(error))
@@ -100,7 +105,10 @@ async def probe_async(
 
 
 async def _read_key(
-    client: AsyncKucoinClient, futures_currencies: Sequence[str], include_user_info: bool
+    client: AsyncKucoinClient,
+    futures_currencies: Sequence[str],
+    include_user_info: bool,
+    want_futures: bool,
 ) -> dict[str, Any]:
     """Return the ProbeResult fields read with the key; raise KucoinError on a failed call."""
     info = await client.api_key_info()
@@ -128,7 +136,7 @@ async def _read_key(
     )
     if include_user_info:
         fields["vip_level"] = (await client.user_info()).get("level")
-    if k.FUTURES in permissions:
+    if want_futures or k.FUTURES in permissions:
         futures, missing, note = await _read_futures(client, futures_currencies)
         fields.update(futures=futures, futures_permission_missing=missing)
         if note:
@@ -146,8 +154,8 @@ async def _read_futures(
             data = await client.futures_overview(currency)
         except KucoinAPIError as error:
             if error.code == "400007":
-                # Key info lists Futures but the futures API refuses: a permission problem,
-                # not a failed key (issue: report it as a missing Futures permission).
+                # The futures API refuses this key: a missing Futures permission, not a
+                # failed key (the spot reads above already proved the key works).
                 return overviews, True, None
             return overviews, False, f"futures overview unavailable: {error}"
         except KucoinError as error:
@@ -165,6 +173,7 @@ def probe(
     futures_url: str = k.FUTURES_URL,
     futures_currencies: Sequence[str] = DEFAULT_FUTURES_CURRENCIES,
     include_user_info: bool = False,
+    want_futures: bool = False,
     **client_kwargs: Any,
 ) -> ProbeResult:
     """Check one key live from synchronous code and return what was observed."""
@@ -176,5 +185,6 @@ def probe(
                 client.async_client,
                 futures_currencies=futures_currencies,
                 include_user_info=include_user_info,
+                want_futures=want_futures,
             )
         )

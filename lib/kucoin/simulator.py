@@ -19,8 +19,8 @@ A request goes through these steps; the first that fails answers:
     5. KC-API-KEY-VERSION is "2" or "3"                    -> 400  400009
     6. |KC-API-TIMESTAMP - simulator clock| <= 5000 ms     -> 400  400002
     7. the key exists                                      -> 401  400003
-    8. passphrase = base64(HMAC-SHA256(secret, passphrase)) -> 401  400004
-    9. KC-API-SIGN over the request as received            -> 401  400005
+    8. KC-API-SIGN over the request as received            -> 401  400005
+    9. passphrase = base64(HMAC-SHA256(secret, passphrase)) -> 401  400004
    10. the UID's pool has quota left (the UID is proven now, so it is charged)
                                                            -> 429  429000
    11. caller IP in the key's whitelist, if it has one     -> 403  400006
@@ -750,9 +750,8 @@ class Simulator:
         if account is None:
             return None, _error(401, "400003", limits)
         secret = account.api_secret.reveal().encode()
-        expected = _hmac_b64(secret, account.passphrase.reveal().encode())
-        if not hmac.compare_digest(values["kc-api-passphrase"].encode(), expected.encode()):
-            return None, _error(401, "400004", limits)
+        # The signature is checked before the passphrase: a wrong Secret then reads as 400005
+        # and a wrong passphrase with the right Secret as 400004, the causes the codes name.
         sign = values["kc-api-sign"].encode()
         prefix = timestamp + request.method.upper()
         if not any(
@@ -762,6 +761,9 @@ class Simulator:
             for form in _signed_forms(request.target)
         ):
             return None, _error(401, "400005", limits)
+        expected = _hmac_b64(secret, account.passphrase.reveal().encode())
+        if not hmac.compare_digest(values["kc-api-passphrase"].encode(), expected.encode()):
+            return None, _error(401, "400004", limits)
         return account, None
 
     def _public_data(self, request: SimRequest, endpoint: k.Endpoint, ip: str) -> Any:
