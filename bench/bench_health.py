@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,8 @@ NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 EGRESS = ("203.0.113.154", "198.51.100.7", "2001:db8::7")
 
 # Shared patterns, as in a real fleet where most keys whitelist the same platform IPs.
+# Scopes and permissions are drawn independently, so most accounts end up unhealthy: the
+# pessimistic case, where every account needs its own diagnosis and hint.
 PERMISSIONS = [
     ["General", "Spot"],
     ["General", "Spot", "Futures"],
@@ -86,8 +88,12 @@ def synthetic_fleet(
             "message": message,
             "http_status": np.where(ok, 200, 400),
             "endpoint": np.where(ok, None, "/api/v1/user/api-key"),
-            "permissions": [PERMISSIONS[i] if o else [] for i, o in zip(account_permissions, ok)],
-            "ip_whitelist": [WHITELISTS[i] if o else None for i, o in zip(account_whitelist, ok)],
+            "permissions": [
+                PERMISSIONS[i] if o else [] for i, o in zip(account_permissions, ok, strict=True)
+            ],
+            "ip_whitelist": [
+                WHITELISTS[i] if o else None for i, o in zip(account_whitelist, ok, strict=True)
+            ],
             "is_master": pd.array(np.where(ok, account_id % 7 == 0, None), dtype="boolean"),
             "sub_name": np.where(ok & (account_id % 7 != 0), "sub", None),
             "uid": (100_000_000 + account_id).astype(str),

@@ -597,7 +597,9 @@ def _latest_checks(
         lambda o: o == Outcome.REJECTED,
         lambda o: o == Outcome.UNREACHABLE,
     )
-    transient_code, blocked_code = _flags(probes["code"], _is_transient_code, "400006".__eq__)
+    transient_code, blocked_code = _flags(
+        probes["code"], _is_transient_code, lambda c: c == "400006"
+    )
     transient = is_unreachable | (is_rejected & transient_code)
     latest_at = _latest(account_id, order, None)
     latest = _rows_at(probes, latest_at, ["checked_at", "outcome", "code", "message"], ids)

@@ -1,0 +1,862 @@
+"""Health rules: a table of cases per rule, with a fixed `now`."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from lib.health import (
+    FLEET_COLUMNS,
+    SEVERITY,
+    HealthPolicy,
+    Status,
+    account_health,
+    account_status,
+    fleet_health,
+    fleet_incident,
+    freshness,
+    going_stale_at,
+    permission_coverage,
+    status_counts,
+    whitelist_coverage,
+)
+from lib.kucoin.diagnosis import API_MANAGEMENT, diagnose
+from lib.kucoin.probe_result import Outcome, ProbeResult
+
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+EGRESS_A, EGRESS_B = "203.0.113.154", "198.51.100.7"
+POLICY = HealthPolicy(egress_ips=(EGRESS_A, EGRESS_B))
+BOTH_MASKED = "203.**.154,198.**.7"
+
+
+def ago(**delta: float) -> datetime:
+    """Return NOW minus a timedelta."""
+    return NOW - timedelta(**delta)
+
+
+def probe(account_id: int = 1, minutes_ago: float = 5, **fields: Any) -> dict[str, Any]:
+    """Return one probe row; an OK check of a healthy spot key unless told otherwise."""
+    outcome = Outcome(fields.pop("outcome", "ok"))
+    if outcome is Outcome.OK:
+        defaults: dict[str, Any] = {
+            "permissions": ("General", "Spot"),
+            "ip_whitelist": BOTH_MASKED,
+            "is_master": True,
+            "uid": "165111215",
+            "key_created_at": ago(days=30),
+            "clock_offset_ms": 20,
+            "seen_ip": EGRESS_A,
+        }
+    else:
+        defaults = {"seen_ip": EGRESS_A}
+    result = ProbeResult(
+        checked_at=ago(minutes=minutes_ago),
+        outcome=outcome,
+        latency_ms=120,
+        **{**defaults, **fields},
+    )
+    row = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    row["permissions"] = list(row["permissions"])
+    return {"account_id": account_id, **row}
+
+
+def rejected(code: str, account_id: int = 1, minutes_ago: float = 5, **fields: Any) -> dict:
+    """Return a probe KuCoin rejected with `code`."""
+    message = fields.pop("message", f"KuCoin said {code}")
+    return probe(account_id, minutes_ago, outcome="rejected", code=code, message=message, **fields)
+
+
+def unreachable(account_id: int = 1, minutes_ago: float = 5, **fields: Any) -> dict:
+    """Return a probe that got no usable answer."""
+    fields.setdefault("message", "timeout")
+    return probe(account_id, minutes_ago, outcome="unreachable", **fields)
+
+
+def account(account_id: int = 1, **fields: Any) -> dict[str, Any]:
+    """Return one account row: a spot account bound ten days ago."""
+    row = {
+        "account_id": account_id,
+        "label": f"account {account_id}",
+        "scopes": ["spot"],
+        "paused": False,
+        "unverified": False,
+        "created_at": ago(days=10),
+    }
+    return {**row, **fields}
+
+
+def frames(accounts: list[dict], probes: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (accounts, probes) frames as the store provides them."""
+    columns = ["account_id", *(f.name for f in dataclasses.fields(ProbeResult))]
+    return pd.DataFrame(accounts), pd.DataFrame(probes, columns=columns)
+
+
+def health(
+    probes: list[dict],
+    now: datetime = NOW,
+    policy: HealthPolicy = POLICY,
+    **account_fields: Any,
+) -> pd.Series:
+    """Return account 1's fleet_health row."""
+    accounts, history = frames([account(**account_fields)], probes)
+    return fleet_health(accounts, history, policy, now).iloc[0]
+
+
+# --- Status ------------------------------------------------------------------------------
+
+STATUS_CASES = [
+    # (account fields, probes, status, diagnosis)
+    ({"created_at": ago(minutes=10)}, [], Status.NEW, "Not checked yet"),
+    ({}, [probe()], Status.OK, "Key works"),
+    (
+        {},
+        [probe(minutes_ago=30), unreachable()],
+        Status.DEGRADED,
+        "KuCoin unreachable, retrying",
+    ),
+    (
+        {},
+        [probe(minutes_ago=30), rejected("429000")],
+        Status.DEGRADED,
+        "Rate limited (429000), retrying",
+    ),
+    (
+        {},
+        [probe(minutes_ago=30), unreachable(code="500000", http_status=503)],
+        Status.DEGRADED,
+        "KuCoin internal error (500000), retrying",
+    ),
+    (  # never succeeded, only transient failures, still within grace of binding
+        {"created_at": ago(minutes=20)},
+        [unreachable(minutes_ago=15), unreachable()],
+        Status.DEGRADED,
+        "KuCoin unreachable, retrying",
+    ),
+    ({}, [probe(minutes_ago=120)], Status.STALE, "No successful sync for 2 h 0 min"),
+    (
+        {},
+        [probe(minutes_ago=80), unreachable()],
+        Status.STALE,
+        "No successful sync for 1 h 20 min",
+    ),
+    ({}, [], Status.STALE, "Never checked since it was bound 10 d 0 h ago"),
+    (
+        {"created_at": ago(hours=3)},
+        [unreachable()],
+        Status.STALE,
+        "Never synced since it was bound 3 h 0 min ago",
+    ),
+    ({}, [rejected("400003")], Status.KEY_UNKNOWN, "API key not found (400003)"),
+    ({}, [rejected("400004")], Status.WRONG_PASSPHRASE, "Wrong API passphrase (400004)"),
+    ({}, [rejected("400005")], Status.WRONG_SECRET, "Wrong API secret (400005)"),
+    (
+        {},
+        [rejected("400001")],
+        Status.BAD_REQUEST_HEADERS,
+        "Missing or malformed authentication headers (400001)",
+    ),
+    (
+        {},
+        [rejected("400006", seen_ip="192.0.2.44")],
+        Status.IP_BLOCKED,
+        "IP not whitelisted: KuCoin saw 192.0.2.44 (400006)",
+    ),
+    (
+        {},
+        [rejected("400007", endpoint="/api/v1/user/api-key")],
+        Status.SCOPE_MISSING,
+        "Permission missing: General (400007)",
+    ),
+    (
+        {"scopes": ["spot", "futures"]},
+        [probe(permissions=("General", "Spot"))],
+        Status.SCOPE_MISSING,
+        "Permission missing: Futures",
+    ),
+    (
+        {"scopes": ["spot", "futures"]},
+        [probe(permissions=("General", "Spot", "Futures"), futures_permission_missing=True)],
+        Status.SCOPE_MISSING,
+        "Permission missing: Futures",
+    ),
+    (
+        {"scopes": ["margin"]},
+        [probe(permissions=("General", "Spot"))],
+        Status.SCOPE_MISSING,
+        "Permission missing: Margin",
+    ),
+    ({}, [rejected("400002")], Status.CLOCK_SKEW, "Clock out of sync (400002)"),
+    ({}, [rejected("411100")], Status.FROZEN, "Account frozen (411100)"),
+    ({}, [rejected("400008")], Status.REJECTED, "Old API key version (400008)"),
+    (
+        {"paused": True},
+        [rejected("400004")],
+        Status.PAUSED,
+        "Paused (last state: Wrong API passphrase (400004))",
+    ),
+    ({"paused": True}, [probe(minutes_ago=600)], Status.PAUSED, "Paused (last state: No"),
+    ({"unverified": True, "created_at": ago(minutes=10)}, [], Status.UNVERIFIED, "Saved without"),
+    (
+        {"unverified": True, "created_at": ago(minutes=20)},
+        [unreachable()],
+        Status.UNVERIFIED,
+        "Saved without a passing check",
+    ),
+    ({"unverified": True}, [probe()], Status.OK, "Key works"),  # verified since
+]
+
+
+@pytest.mark.parametrize(
+    ("fields", "probes", "status", "diagnosis"),
+    STATUS_CASES,
+    ids=[f"{c[2].value}-{i}" for i, c in enumerate(STATUS_CASES)],
+)
+def test_status_and_diagnosis(
+    fields: dict, probes: list[dict], status: Status, diagnosis: str
+) -> None:
+    row = health(probes, **fields)
+    assert row["status"] == status
+    assert row["severity"] == status.rank
+    assert row["diagnosis"].startswith(diagnosis)
+
+
+def test_every_status_has_a_case() -> None:
+    covered = {case[2] for case in STATUS_CASES} | {case[3] for case in WORST_WINS_CASES}
+    assert covered | {Status.AT_RISK} == set(Status)  # AT_RISK: AT_RISK_CASES
+
+
+def test_severity_order_is_documented_worst_first() -> None:
+    assert [s.value for s in SEVERITY] == [
+        "FROZEN",
+        "KEY_UNKNOWN",
+        "WRONG_SECRET",
+        "WRONG_PASSPHRASE",
+        "BAD_REQUEST_HEADERS",
+        "REJECTED",
+        "IP_BLOCKED",
+        "SCOPE_MISSING",
+        "CLOCK_SKEW",
+        "UNVERIFIED",
+        "STALE",
+        "DEGRADED",
+        "AT_RISK",
+        "NEW",
+        "PAUSED",
+        "OK",
+    ]
+    assert Status.FROZEN.rank == 0 and Status.OK.rank == len(Status) - 1
+    assert (Status.WRONG_PASSPHRASE.level, Status.DEGRADED.level) == ("error", "warning")
+    assert (Status.PAUSED.level, Status.NEW.level, Status.OK.level) == ("info", "info", "ok")
+
+
+AT_RISK_CASES = [
+    # (probe fields, account fields, risk)
+    (
+        {"permissions": ("General", "Spot", "Transfer")},
+        {},
+        "withdrawal permission (Transfer) enabled",
+    ),
+    (
+        {"ip_whitelist": None},
+        {},
+        "trading without IP whitelist: KuCoin may delete it on 2025-07-01 if unused",
+    ),
+    ({"key_created_at": ago(days=91)}, {}, "key is 91 days old"),
+    ({"key_created_at": ago(days=90)}, {}, "key is 90 days old"),
+    ({"ip_whitelist": "203.**.154"}, {}, f"platform IP not whitelisted: {EGRESS_B}"),
+    ({"clock_offset_ms": 3_200}, {}, "clock +3.2 s off KuCoin's"),
+    ({"clock_offset_ms": -3_000}, {}, "clock -3.0 s off KuCoin's"),
+]
+
+
+@pytest.mark.parametrize(("probe_fields", "fields", "risk"), AT_RISK_CASES)
+def test_each_at_risk_reason(probe_fields: dict, fields: dict, risk: str) -> None:
+    row = health([probe(**probe_fields)], **fields)
+    assert row["status"] == Status.AT_RISK
+    assert row["risks"] == risk
+    assert row["diagnosis"] == f"Works, but: {risk}"
+
+
+@pytest.mark.parametrize(
+    ("probe_fields", "fields"),
+    [
+        ({"clock_offset_ms": 2_999}, {}),
+        ({"clock_offset_ms": -2_999}, {}),
+        ({"key_created_at": ago(days=89)}, {}),
+        # Read-only: no 30-day rule without a whitelist.
+        ({"permissions": ("General",), "ip_whitelist": None}, {"scopes": []}),
+        ({"permissions": ("General", "Spot", "InnerTransfer", "Earn")}, {}),  # info, not danger
+    ],
+)
+def test_below_the_thresholds_is_not_at_risk(probe_fields: dict, fields: dict) -> None:
+    row = health([probe(**probe_fields)], **fields)
+    assert row["status"] == Status.OK
+    assert pd.isna(row["risks"])
+
+
+def test_at_risk_lists_every_reason_gravest_first() -> None:
+    row = health(
+        [
+            probe(
+                permissions=("General", "Spot", "Transfer"),
+                ip_whitelist=None,
+                key_created_at=ago(days=200),
+                clock_offset_ms=4_000,
+            )
+        ]
+    )
+    assert row["risks"].split("; ") == [
+        "withdrawal permission (Transfer) enabled",
+        "trading without IP whitelist: KuCoin may delete it on 2025-07-01 if unused",
+        "key is 200 days old",
+        "clock +4.0 s off KuCoin's",
+    ]
+    assert "Disable Transfer" in row["hint"]
+
+
+WORST_WINS_CASES = [
+    # (account fields, probes, why, status)
+    (
+        {},
+        [probe(minutes_ago=30), rejected("400004")],
+        "a rejection after a success",
+        Status.WRONG_PASSPHRASE,
+    ),
+    (
+        {},
+        [rejected("400004", minutes_ago=30), unreachable()],
+        "a timeout does not clear a rejection",
+        Status.WRONG_PASSPHRASE,
+    ),
+    (
+        {},
+        [rejected("400004", minutes_ago=30), probe()],
+        "a later success clears a rejection",
+        Status.OK,
+    ),
+    (
+        {},
+        [probe(minutes_ago=120, permissions=("General", "Spot", "Transfer"))],
+        "stale beats at risk",
+        Status.STALE,
+    ),
+    (
+        {},
+        [probe(minutes_ago=30, permissions=("General", "Spot", "Transfer")), unreachable()],
+        "degraded beats at risk",
+        Status.DEGRADED,
+    ),
+    (
+        {"scopes": ["futures"]},
+        [probe(permissions=("General", "Spot", "Transfer"))],
+        "scope missing beats at risk",
+        Status.SCOPE_MISSING,
+    ),
+    (
+        {"scopes": ["futures"]},
+        [probe(minutes_ago=30, permissions=("General", "Spot")), rejected("400006")],
+        "ip blocked beats scope missing",
+        Status.IP_BLOCKED,
+    ),
+    (
+        {"unverified": True},
+        [rejected("400005")],
+        "a rejection beats unverified",
+        Status.WRONG_SECRET,
+    ),
+    (
+        {"unverified": True, "created_at": ago(days=2)},
+        [],
+        "unverified beats stale",
+        Status.UNVERIFIED,
+    ),
+    (
+        {},
+        [rejected("411100", minutes_ago=30), rejected("400003")],
+        "the latest verdict decides, not the worst in history",
+        Status.KEY_UNKNOWN,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("fields", "probes", "why", "status"), WORST_WINS_CASES, ids=[c[2] for c in WORST_WINS_CASES]
+)
+def test_worst_status_wins(fields: dict, probes: list[dict], why: str, status: Status) -> None:
+    assert health(probes, **fields)["status"] == status
+
+
+@pytest.mark.parametrize(
+    ("now", "status", "state"),
+    [
+        (ago(minutes=0) + timedelta(minutes=59), Status.DEGRADED, "fresh"),
+        (NOW + timedelta(minutes=60), Status.DEGRADED, "late"),
+        (NOW + timedelta(minutes=75) - timedelta(microseconds=1), Status.DEGRADED, "late"),
+        (NOW + timedelta(minutes=75), Status.STALE, "stale"),
+    ],
+)
+def test_degraded_turns_stale_exactly_at_period_plus_grace(
+    now: datetime, status: Status, state: str
+) -> None:
+    # Last success at NOW; transient failures since.
+    probes = [probe(minutes_ago=0), unreachable(minutes_ago=-(now - NOW).total_seconds() / 60)]
+    row = health(probes, now=now)
+    assert row["going_stale_at"] == NOW + timedelta(minutes=75)
+    assert (row["status"], row["freshness"]) == (status, state)
+
+
+def test_going_stale_at_counts_from_binding_until_the_first_success() -> None:
+    created = ago(hours=5)
+    assert going_stale_at(None, created, POLICY) == created + timedelta(minutes=75)
+    assert going_stale_at(ago(hours=1), created, POLICY) == ago(hours=1) + timedelta(minutes=75)
+
+
+def test_freshness_frame() -> None:
+    accounts, probes = frames(
+        [account(1), account(2)], [probe(1, minutes_ago=30), unreachable(2, minutes_ago=1)]
+    )
+    frame = freshness(accounts, probes, POLICY, NOW)
+    assert list(frame.columns) == [
+        "account_id",
+        "last_sync_at",
+        "sync_age",
+        "period",
+        "grace",
+        "going_stale_at",
+        "freshness",
+    ]
+    first, second = frame.iloc[0], frame.iloc[1]
+    assert first["last_sync_at"] == ago(minutes=30)
+    assert first["sync_age"] == timedelta(minutes=30)
+    assert first["going_stale_at"] == ago(minutes=30) + timedelta(minutes=75)
+    assert (first["period"], first["grace"]) == (timedelta(hours=1), timedelta(minutes=15))
+    assert first["freshness"] == "fresh"
+    assert pd.isna(second["last_sync_at"]) and second["freshness"] == "stale"
+
+
+# --- Expiry forecast and key age ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("probes", "expires_at"),
+    [
+        ([probe(ip_whitelist=None)], ago(minutes=5) + timedelta(days=30)),
+        (  # counted from the last success, not from later failures
+            [probe(minutes_ago=3 * 24 * 60, ip_whitelist=None), unreachable()],
+            ago(days=3) + timedelta(days=30),
+        ),
+        (
+            [probe(permissions=("General", "Futures"), ip_whitelist=None)],
+            ago(minutes=5) + timedelta(days=30),
+        ),
+        ([probe()], None),  # whitelisted
+        ([probe(permissions=("General",), ip_whitelist=None)], None),  # read-only
+        ([rejected("400004")], None),  # key info never read
+    ],
+)
+def test_thirty_day_forecast(probes: list[dict], expires_at: datetime | None) -> None:
+    row = health(probes)
+    if expires_at is None:
+        assert pd.isna(row["expires_at"])
+    else:
+        assert row["expires_at"] == expires_at
+
+
+def test_unknown_key_past_the_thirty_day_rule_says_it_was_likely_deleted() -> None:
+    row = health([probe(minutes_ago=31 * 24 * 60, ip_whitelist=None), rejected("400003")])
+    assert row["status"] == Status.KEY_UNKNOWN
+    assert row["expires_at"] == ago(days=1)
+    assert "unused since 2025-05-01: KuCoin's 30-day rule has likely deleted it" in row["hint"]
+    assert diagnose("400003").fix in row["hint"]
+
+
+def test_key_age_and_identity_come_from_the_last_key_info() -> None:
+    row = health(
+        [
+            probe(
+                minutes_ago=60,
+                key_created_at=ago(days=100, hours=3),
+                is_master=False,
+                sub_name="bot1",
+                uid=165111215,
+            ),
+            rejected("400004"),
+        ]
+    )
+    assert row["key_created_at"] == ago(days=100, hours=3)
+    assert row["key_age_days"] == 100
+    assert (row["is_master"], row["sub_name"], row["uid"]) == (False, "bot1", "165111215")
+    assert row["last_code"] == "400004" and row["last_checked_at"] == ago(minutes=5)
+    assert row["last_sync_at"] == ago(minutes=60)
+
+
+# --- Hints -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "probes", "hint"),
+    [
+        ({}, [rejected("400004")], diagnose("400004").fix),
+        ({}, [rejected("400005")], diagnose("400005").fix),
+        ({}, [rejected("411100")], diagnose("411100").fix),
+        (
+            {},
+            [rejected("400006", seen_ip="192.0.2.44")],
+            f"In {API_MANAGEMENT} → Edit → IP Restriction, add 192.0.2.44 (the IP KuCoin saw).",
+        ),
+        (
+            {},
+            [rejected("400007", endpoint="/api/v1/account-overview")],
+            f"Enable Futures in {API_MANAGEMENT} → Edit → API Restrictions.",
+        ),
+        (
+            {"scopes": ["spot", "margin", "futures"]},
+            [probe(permissions=("General", "Spot"))],
+            f"Enable Futures, Margin in {API_MANAGEMENT} → Edit → API Restrictions.",
+        ),
+        (
+            {"scopes": ["futures"]},
+            [probe(permissions=("General", "Futures"), futures_permission_missing=True)],
+            "Futures is enabled but KuCoin refused the futures balance (400007)",
+        ),
+        (
+            {},
+            [rejected("400002", clock_offset_ms=-6_400)],
+            f"{diagnose('400002').fix} Measured offset: -6.4 s.",
+        ),
+        (
+            {},
+            [probe(ip_whitelist="203.**.154")],
+            f"In {API_MANAGEMENT} → Edit → IP Restriction, add {EGRESS_B}",
+        ),
+        (
+            {},
+            [probe(ip_whitelist=None)],
+            f"In {API_MANAGEMENT} → Edit → IP Restriction, add {EGRESS_A}, {EGRESS_B}",
+        ),
+        ({}, [probe(key_created_at=ago(days=120))], "rotate this account's credentials"),
+        ({}, [probe(clock_offset_ms=3_500)], "Enable NTP time sync"),
+        ({}, [probe(minutes_ago=30), unreachable()], "Retry shortly."),
+        ({}, [probe(minutes_ago=30), rejected("429000")], diagnose("429000").fix),
+        ({"created_at": ago(minutes=1)}, [], "Run the first check on this account."),
+        ({"paused": True}, [probe()], "Resume the account to check it."),
+        ({}, [probe()], "Nothing to do."),
+    ],
+)
+def test_fix_hint(fields: dict, probes: list[dict], hint: str) -> None:
+    assert hint in health(probes, **fields)["hint"]
+
+
+# --- Permission coverage -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scopes", "permissions", "futures_missing", "expected"),
+    [
+        (
+            ["spot"],
+            ["General", "Spot"],
+            False,
+            {"Spot": "granted", "Futures": "not needed", "Margin": "not needed"},
+        ),
+        (
+            ["spot", "futures"],
+            ["General", "Spot"],
+            False,
+            {"Spot": "granted", "Futures": "missing", "Margin": "not needed"},
+        ),
+        (
+            ["futures"],
+            ["General", "Futures"],
+            True,
+            {"Spot": "not needed", "Futures": "missing", "Margin": "not needed"},
+        ),
+        (
+            ["margin"],
+            ["General", "Spot", "Futures", "Margin"],
+            False,
+            {"Spot": "granted", "Futures": "granted", "Margin": "granted"},
+        ),
+        (
+            [],
+            ["General", "Transfer", "InnerTransfer"],
+            False,
+            {"Transfer": "dangerous", "InnerTransfer": "info", "Earn": "not needed"},
+        ),
+        ([], [], False, {"General": "missing"}),
+    ],
+)
+def test_permission_coverage(
+    scopes: list[str], permissions: list[str], futures_missing: bool, expected: dict
+) -> None:
+    frame = permission_coverage(scopes, permissions, futures_missing).set_index("permission")
+    assert {p: frame.loc[p, "state"] for p in expected} == expected
+    assert frame.loc["Futures", "needed"] == ("futures" in scopes)
+
+
+@pytest.mark.parametrize(
+    ("fields", "probes", "spot", "futures", "margin", "dangerous"),
+    [
+        ({}, [probe()], "granted", "not needed", "not needed", ""),
+        (
+            {"scopes": ["spot", "futures"]},
+            [probe(permissions=("General", "Spot", "Transfer", "InnerTransfer"))],
+            "granted",
+            "missing",
+            "not needed",
+            "Transfer",
+        ),
+        (
+            {"scopes": ["futures"]},
+            [probe(permissions=("General", "Futures"), futures_permission_missing=True)],
+            "not needed",
+            "missing",
+            "not needed",
+            "",
+        ),
+        ({"scopes": ["futures"]}, [rejected("400004")], None, None, None, None),
+    ],
+)
+def test_fleet_permission_columns(
+    fields: dict, probes: list[dict], spot: Any, futures: Any, margin: Any, dangerous: Any
+) -> None:
+    row = health(probes, **fields)
+    got = [row["spot"], row["futures"], row["margin"], row["dangerous_permissions"]]
+    want = [spot, futures, margin, dangerous]
+    assert [None if pd.isna(g) else g for g in got] == want
+
+
+# --- Whitelist coverage ------------------------------------------------------------------
+
+
+WHITELIST_CASES = [
+    # (egress IPs, probes, {ip: (coverage, confirmed)}, fleet summary)
+    (
+        (EGRESS_A, EGRESS_B),
+        [probe(ip_whitelist=BOTH_MASKED, seen_ip=None)],
+        {EGRESS_A: ("covered (masked match)", False), EGRESS_B: ("covered (masked match)", False)},
+        "2/2 platform IPs covered",
+    ),
+    (
+        (EGRESS_A, EGRESS_B),
+        [probe(ip_whitelist="203.**.154", seen_ip=None)],
+        {EGRESS_A: ("covered (masked match)", False), EGRESS_B: ("not covered", False)},
+        "1/2 platform IPs covered",
+    ),
+    (
+        (EGRESS_A,),
+        [probe(ip_whitelist=f"{EGRESS_A},10.**.1", seen_ip=None)],
+        {EGRESS_A: ("covered", False)},
+        "1/1 platform IPs covered",
+    ),
+    (
+        (EGRESS_A, "2001:db8::7"),
+        [probe(ip_whitelist="203.**.154", seen_ip=None)],
+        {EGRESS_A: ("covered (masked match)", False), "2001:db8::7": ("unknown", False)},
+        "1/2 platform IPs covered, 1 unknown",
+    ),
+    (  # one masked entry, two of our IPs with the same first and last octet: ambiguous
+        (EGRESS_A, "203.9.9.154"),
+        [probe(ip_whitelist="203.**.154", seen_ip=None)],
+        {EGRESS_A: ("unknown", False), "203.9.9.154": ("unknown", False)},
+        "0/2 platform IPs covered, 2 unknown",
+    ),
+    (
+        (EGRESS_A, "203.9.9.154"),
+        [probe(ip_whitelist="203.**.154,203.**.154", seen_ip=None)],
+        {
+            EGRESS_A: ("covered (masked match)", False),
+            "203.9.9.154": ("covered (masked match)", False),
+        },
+        "2/2 platform IPs covered",
+    ),
+    (  # an entry that cannot be compared might cover the IP
+        (EGRESS_A,),
+        [probe(ip_whitelist="10.0.0.0/8", seen_ip=None)],
+        {EGRESS_A: ("unknown", False)},
+        "0/1 platform IPs covered, 1 unknown",
+    ),
+    (
+        (EGRESS_A, EGRESS_B),
+        [probe(ip_whitelist=None)],
+        {EGRESS_A: ("no whitelist", True), EGRESS_B: ("no whitelist", False)},
+        "no whitelist",
+    ),
+    (  # what KuCoin did with our last call outranks the masks
+        (EGRESS_A, EGRESS_B),
+        [probe(minutes_ago=30, ip_whitelist=BOTH_MASKED), rejected("400006", seen_ip=EGRESS_A)],
+        {EGRESS_A: ("not covered", True), EGRESS_B: ("covered (masked match)", False)},
+        f"blocked: {EGRESS_A}",
+    ),
+    (
+        (EGRESS_A, EGRESS_B),
+        [probe(ip_whitelist="10.**.1", seen_ip=EGRESS_A)],
+        {EGRESS_A: ("covered", True), EGRESS_B: ("not covered", False)},
+        "1/2 platform IPs covered",
+    ),
+    (  # a whitelist appeared after the last key info: the rest is unknown
+        (EGRESS_A, EGRESS_B),
+        [probe(minutes_ago=30, ip_whitelist=None), rejected("400006", seen_ip=EGRESS_A)],
+        {EGRESS_A: ("not covered", True), EGRESS_B: ("unknown", False)},
+        f"blocked: {EGRESS_A}",
+    ),
+    (  # the IP KuCoin saw is not one of the platform's: shown too
+        (EGRESS_A,),
+        [rejected("400006", seen_ip="192.0.2.44")],
+        {EGRESS_A: ("unknown", False), "192.0.2.44": ("not covered", True)},
+        "blocked: 192.0.2.44",
+    ),
+    (
+        (EGRESS_A,),
+        [rejected("400004")],
+        {EGRESS_A: ("unknown", False)},
+        None,
+    ),
+    (
+        (),
+        [probe(ip_whitelist="203.**.154,198.**.7", seen_ip=None)],
+        {},
+        "2 IPs whitelisted",
+    ),
+]
+
+
+@pytest.mark.parametrize(("egress", "probes", "expected", "summary"), WHITELIST_CASES)
+def test_whitelist_coverage(
+    egress: tuple[str, ...], probes: list[dict], expected: dict, summary: str | None
+) -> None:
+    policy = HealthPolicy(egress_ips=egress)
+    _, history = frames([], probes)
+    frame = whitelist_coverage(history, policy).set_index("ip")
+    got = {ip: (r["coverage"], bool(r["confirmed"])) for ip, r in frame.iterrows()}
+    assert got == expected
+    assert frame.loc[list(egress), "is_platform_ip"].all()
+    fleet_summary = health(probes, policy=policy)["whitelist"]
+    assert (None if pd.isna(fleet_summary) else fleet_summary) == summary
+
+
+def test_a_missing_platform_ip_is_a_risk_but_an_unknown_one_is_not() -> None:
+    policy = HealthPolicy(egress_ips=(EGRESS_A, "2001:db8::7"))
+    assert health([probe(ip_whitelist="203.**.154")], policy=policy)["status"] == Status.OK
+    policy = HealthPolicy(egress_ips=(EGRESS_A, EGRESS_B))
+    assert health([probe(ip_whitelist="203.**.154")], policy=policy)["status"] == Status.AT_RISK
+
+
+# --- The fleet frame ---------------------------------------------------------------------
+
+
+def test_fleet_has_typed_columns_and_puts_the_worst_first() -> None:
+    accounts, probes = frames(
+        [account(1), account(2), account(3, paused=True), account(4, created_at=ago(minutes=1))],
+        [probe(1), rejected("400004", 2), probe(3)],
+    )
+    fleet = fleet_health(accounts, probes, POLICY, NOW)
+    assert {c: str(t) for c, t in fleet.dtypes.items()} == {
+        c: str(pd.Series(dtype=t).dtype) for c, t in FLEET_COLUMNS.items()
+    }
+    assert list(fleet["status"]) == ["WRONG_PASSPHRASE", "NEW", "PAUSED", "OK"]
+    assert list(fleet["account_id"]) == [2, 4, 3, 1]
+    assert fleet["status"].cat.ordered
+    assert fleet["status"].min() == "WRONG_PASSPHRASE"
+
+
+def test_fleet_without_any_probe() -> None:
+    accounts, probes = frames([account(1, created_at=ago(minutes=1)), account(2)], [])
+    fleet = fleet_health(accounts, probes, POLICY, NOW)
+    assert list(fleet["status"]) == ["STALE", "NEW"]
+    assert fleet["last_checked_at"].isna().all()
+
+
+def test_fleet_ignores_row_order_and_other_accounts() -> None:
+    probes = [rejected("400004", 1, minutes_ago=1), probe(1, minutes_ago=9), probe(2)]
+    accounts, history = frames([account(1), account(2)], probes[::-1])
+    fleet = fleet_health(accounts, history, POLICY, NOW).set_index("account_id")
+    assert fleet.loc[1, "status"] == Status.WRONG_PASSPHRASE
+    assert fleet.loc[2, "status"] == Status.OK
+    assert account_status(account(2), history, POLICY, NOW) is Status.OK
+    assert account_health(account(1), history, POLICY, NOW)["last_code"] == "400004"
+
+
+def test_naive_now_is_refused() -> None:
+    accounts, probes = frames([account()], [probe()])
+    with pytest.raises(ValueError, match="timezone-aware"):
+        fleet_health(accounts, probes, POLICY, NOW.replace(tzinfo=None))
+
+
+def test_missing_input_columns_are_named() -> None:
+    accounts, probes = frames([account()], [probe()])
+    with pytest.raises(ValueError, match="seen_ip"):
+        fleet_health(accounts, probes.drop(columns=["seen_ip"]), POLICY, NOW)
+
+
+def test_status_counts_worst_first() -> None:
+    accounts, probes = frames(
+        [account(1), account(2), account(3), account(4)],
+        [probe(1), probe(2), rejected("400003", 3), unreachable(4)],
+    )
+    counts = status_counts(fleet_health(accounts, probes, POLICY, NOW))
+    assert list(zip(counts["status"], counts["count"], strict=True)) == [
+        ("KEY_UNKNOWN", 1),
+        ("STALE", 1),
+        ("OK", 2),
+    ]
+    assert str(counts["count"].dtype) == "Int64"
+    everything = status_counts(fleet_health(accounts, probes, POLICY, NOW), include_empty=True)
+    assert len(everything) == len(Status) and everything["count"].sum() == 4
+
+
+# --- Fleet incident ----------------------------------------------------------------------
+
+
+def incident_fleet(probes: list[dict], paused: tuple[int, ...] = (), n: int = 5) -> pd.DataFrame:
+    """Return the fleet of accounts 1..n after these probes."""
+    accounts, history = frames(
+        [account(i, paused=i in paused) for i in range(1, n + 1)],
+        [probe(i, minutes_ago=40) for i in range(1, n + 1)] + probes,
+    )
+    return fleet_health(accounts, history, POLICY, NOW)
+
+
+def test_fleet_incident_when_most_accounts_are_unreachable() -> None:
+    fleet = incident_fleet(
+        [unreachable(1, 8), unreachable(2, 3), unreachable(3, 2, code="429000"), probe(4, 1)],
+        n=4,
+    )
+    incident = fleet_incident(fleet, POLICY, NOW)
+    assert incident is not None
+    assert (incident.status, incident.count, incident.checked) == (Status.DEGRADED, 3, 4)
+    assert incident.since == ago(minutes=8)
+    assert incident.summary.endswith("on 3 of 4 accounts since 2025-06-01 11:52 UTC")
+
+
+def test_fleet_incident_when_most_accounts_get_the_same_code() -> None:
+    fleet = incident_fleet([rejected("400006", i, minutes_ago=i) for i in (1, 2, 3)], n=3)
+    incident = fleet_incident(fleet, POLICY, NOW)
+    assert incident is not None
+    assert (incident.status, incident.code, incident.count) == (Status.IP_BLOCKED, "400006", 3)
+    assert incident.summary == (
+        "IP not whitelisted (400006) on 3 of 3 accounts since 2025-06-01 11:57 UTC"
+    )
+
+
+@pytest.mark.parametrize(
+    ("probes", "paused", "why"),
+    [
+        ([unreachable(1, 2), unreachable(2, 2), probe(3, 1), probe(4, 1)], (), "half"),
+        ([unreachable(i, 11) for i in (1, 2, 3, 4)], (), "outside the window"),
+        ([unreachable(1, 2), unreachable(2, 2)], (), "fewer than 3 checked"),
+        ([unreachable(i, 2) for i in (1, 2, 3)], (2, 3), "paused accounts do not count"),
+        (
+            [rejected(c, i, 2) for i, c in ((1, "400004"), (2, "400005"), (3, "400006"))],
+            (),
+            "mixed",
+        ),
+        ([probe(i, 1) for i in (1, 2, 3, 4)], (), "all fine"),
+    ],
+)
+def test_no_fleet_incident(probes: list[dict], paused: tuple[int, ...], why: str) -> None:
+    assert fleet_incident(incident_fleet(probes, paused, n=4), POLICY, NOW) is None
