@@ -26,6 +26,11 @@ Status, one per account, worst wins (Status.rank: 0 is worst):
   what the last state was.
 - Clock offset from a passing check is only an AT_RISK reason: checks sign with
   KuCoin-corrected time, so CLOCK_SKEW is KuCoin's 400002 alone.
+
+Whitelist coverage: KuCoin masks entries ("203.**.154"), showing first and last octet only,
+so a match is probable, never certain ("covered (masked match)"); IPv6, CIDR or several of
+our IPs behind one mask are "unknown"; an empty whitelist lets every IP in. What KuCoin did
+with the last signed call from an IP (accepted, or 400006 naming it) outranks the masks.
 """
 
 from __future__ import annotations
@@ -341,12 +346,10 @@ def _ip_coverage(
     evidence: str | None,
     whitelist_changed: bool,
 ) -> tuple[str, bool, str]:
-    """Return (coverage, confirmed, detail) of one IP.
-
-    `entries`: None before key info was read. `rivals`: how many of the IPs we check share
-    this one's first and last octet. `evidence`: what KuCoin did with the last signed call
-    from this IP ("accepted", "blocked" or None); it outranks any reading of the masks.
-    """
+    """Return (coverage, confirmed, detail) of one IP."""
+    # entries: None before key info was read. rivals: how many of the IPs we check share
+    # this one's first and last octet. evidence: what KuCoin did with the last signed call
+    # from this IP ("accepted", "blocked" or None); it outranks any reading of the masks.
     if evidence == "blocked":
         return "not covered", True, "KuCoin refused it: 400006"
     if evidence == "accepted":
@@ -384,11 +387,9 @@ def _coverage(
     evidence_ip: str | None,
     evidence: str | None,
 ) -> tuple[tuple[str, bool, str, bool, str], ...]:
-    """Return (ip, is_platform_ip, coverage, confirmed, detail) per egress IP and seen IP.
-
-    `known`: key info was read (`whitelist` is its last value). `evidence`: "accepted" or
-    "blocked", what KuCoin did with the last signed call, which came from `evidence_ip`.
-    """
+    """Return (ip, is_platform_ip, coverage, confirmed, detail) per egress IP and seen IP."""
+    # known: key info was read (whitelist is its last value). evidence: "accepted" or
+    # "blocked", what KuCoin did with the last signed call, which came from evidence_ip.
     entries = _entries(whitelist) if known else None
     seen = _address(evidence_ip)
     platform = {ip: _address(ip) for ip in egress_ips}
@@ -546,10 +547,7 @@ def _flags(values: pd.Series, *tests: Any) -> list[np.ndarray]:
 
 
 def _latest(account_id: np.ndarray, order: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """Return the positions of each account's latest row among `mask`.
-
-    `order` sorts the rows by account_id, then checked_at.
-    """
+    """Return the positions of each account's latest row among `mask`; `order`: by account, time."""
     rows = order if mask is None else order[mask[order]]
     ids = account_id[rows]
     last = np.ones(len(rows), dtype=bool)
@@ -567,11 +565,9 @@ def _rows_at(
 
 
 def _history_order(account_id: np.ndarray, checked_ns: np.ndarray) -> np.ndarray:
-    """Return the row order by account_id, then checked_at.
-
-    One integer sort of (account_id, microseconds) when that key fits in 63 bits (ties keep
-    input order), else a lexsort.
-    """
+    """Return the row order by account_id, then checked_at (ties keep input order)."""
+    # One integer sort of (account_id, microseconds) when that key fits in 63 bits: twice as
+    # fast as a lexsort, and nearly free on a history the store already sorted.
     if len(account_id) == 0:
         return np.arange(0)
     micros = checked_ns // 1_000
@@ -585,10 +581,9 @@ def _history_order(account_id: np.ndarray, checked_ns: np.ndarray) -> np.ndarray
 def _latest_checks(
     probes: pd.DataFrame, ids: pd.Index
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray]:
-    """Return, aligned on `ids`: the latest check, the latest non-transient one (the verdict),
-    the latest success (key info), the latest that shows whether our IP passes, and whether
-    the latest check failed transiently. One sort of the whole history serves all four.
-    """
+    """Return per account the latest check, verdict, success and IP evidence (+ transient)."""
+    # verdict: the latest non-transient answer; success: the latest key info; IP evidence: the
+    # latest check that shows whether our IP passes. One sort of the history serves all four.
     account_id = probes["account_id"].to_numpy(dtype="int64")
     order = _history_order(account_id, _utc(probes["checked_at"]).array.asi8)
     is_ok, is_rejected, is_unreachable = _flags(
@@ -846,7 +841,7 @@ class _Explainer:
                 )
             )
         if row.exposed:
-            ips = ", ".join(self.policy.egress_ips) or "this server's IP"
+            ips = ", ".join(self.policy.egress_ips) or row.seen_ip or "this server's IP"
             found.append(
                 (
                     f"trading without IP whitelist: KuCoin may delete it on "
@@ -1069,12 +1064,10 @@ def status_counts(fleet: pd.DataFrame, include_empty: bool = False) -> pd.DataFr
 def fleet_incident(
     fleet: pd.DataFrame, policy: HealthPolicy, now: datetime
 ) -> FleetIncident | None:
-    """Return the incident when most recently checked accounts fail the same way, else None.
-
-    Counts non-paused accounts whose latest check falls within `policy.incident_window`:
-    with a rolling schedule, accounts not checked lately are no evidence either way.
-    Transient failures (timeouts, 5xx, 429000, CDN pages) count as one way of failing.
-    """
+    """Return the incident when most recently checked accounts fail the same way, else None."""
+    # Counts non-paused accounts whose latest check falls within the incident window: with a
+    # rolling schedule, accounts not checked lately are no evidence either way. Transient
+    # failures (timeouts, 5xx, 429000, CDN pages) count as one way of failing.
     now = _utc_now(now)
     recent = fleet[
         ~fleet["paused"].astype("boolean").fillna(False)

@@ -846,7 +846,7 @@ def test_fleet_incident_when_most_accounts_get_the_same_code() -> None:
 @pytest.mark.parametrize(
     ("probes", "paused", "why"),
     [
-        ([unreachable(1, 2), unreachable(2, 2), probe(3, 1), probe(4, 1)], (), "half"),
+        ([unreachable(i, 2) for i in (1, 2, 3)] + [probe(i, 1) for i in (4, 5, 6)], (), "half"),
         ([unreachable(i, 11) for i in (1, 2, 3, 4)], (), "outside the window"),
         ([unreachable(1, 2), unreachable(2, 2)], (), "fewer than 3 checked"),
         ([unreachable(i, 2) for i in (1, 2, 3)], (2, 3), "paused accounts do not count"),
@@ -859,4 +859,10 @@ def test_fleet_incident_when_most_accounts_get_the_same_code() -> None:
     ],
 )
 def test_no_fleet_incident(probes: list[dict], paused: tuple[int, ...], why: str) -> None:
-    assert fleet_incident(incident_fleet(probes, paused, n=4), POLICY, NOW) is None
+    assert fleet_incident(incident_fleet(probes, paused, n=6), POLICY, NOW) is None
+
+
+def test_fleet_incident_starts_at_sixty_percent() -> None:
+    fleet = incident_fleet([unreachable(i, 2) for i in (1, 2, 3)] + [probe(4, 1), probe(5, 1)])
+    incident = fleet_incident(fleet, POLICY, NOW)
+    assert incident is not None and (incident.count, incident.checked) == (3, 5)
