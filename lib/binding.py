@@ -1,0 +1,385 @@
+"""Bind a KuCoin key: clean, verify live, then store; and the account's lifecycle after that.
+
+Binding is two steps so that the operator can read what KuCoin said before anything is saved:
+`check_key` cleans the paste, refuses duplicates, runs the probe and returns a `KeyCheck`
+(no secret in it). A check that may be saved leaves its credentials in a short-lived pending
+slot in this process's memory, named by `KeyCheck.token`; `save(console, token, ...)` stores
+them, once the operator has confirmed any warnings. The secrets never pass through the
+caller's state (Streamlit session state, a notebook variable) after the first call.
+`bind()` does both steps at once for the CLI and scripts.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from lib import health, store
+from lib.binding_input import clean_credentials, clean_scopes
+from lib.console import Console
+from lib.kucoin import constants as k
+from lib.kucoin.auth import Credentials
+from lib.kucoin.diagnosis import Diagnosis, diagnose
+from lib.kucoin.probe import probe
+from lib.kucoin.probe_result import Outcome, ProbeResult
+
+PENDING_TTL_S = 600  # a verified key waits this long for the operator's confirmation
+SCOPE_PERMISSION = {"spot": k.SPOT, "futures": k.FUTURES, "margin": k.MARGIN}
+
+
+class Decision(enum.StrEnum):
+    """What may happen with a checked key."""
+
+    READY = "ready"  # verified, no warnings: save
+    NEEDS_CONFIRMATION = "needs_confirmation"  # verified with warnings: save once confirmed
+    WHITELIST_ONLY = "whitelist_only"  # 400006 from here: may be saved as unverified
+    FAILED = "failed"  # KuCoin refused the key, or could not be reached: nothing saved
+    DUPLICATE = "duplicate"  # the key is already bound: nothing sent, nothing saved
+    INVALID = "invalid"  # the paste has errors: nothing sent, nothing saved
+
+
+class BindingError(Exception):
+    """A save that cannot happen as asked; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    """What checking a pasted key found; holds no secret."""
+
+    label: str
+    scopes: tuple[str, ...]
+    decision: Decision
+    errors: dict[str, str] = field(default_factory=dict)
+    notices: tuple[str, ...] = ()
+    duplicate_of: str | None = None
+    result: ProbeResult | None = None
+    diagnosis: Diagnosis | None = None
+    warnings: tuple[str, ...] = ()
+    permissions: pd.DataFrame | None = None
+    whitelist: pd.DataFrame | None = None
+    token: str | None = None
+    account_id: int | None = None  # set when the check is for rotating an account's key
+
+    @property
+    def connected(self) -> bool:
+        """Return whether KuCoin accepted the key."""
+        return self.result is not None and self.result.ok
+
+    @property
+    def saveable(self) -> bool:
+        """Return whether `save` may store this key (perhaps after confirmation)."""
+        return self.token is not None
+
+
+@dataclass
+class _Pending:
+    credentials: Credentials = field(repr=False)
+    check: KeyCheck
+    expires: float
+
+
+_pending: dict[str, _Pending] = {}
+_pending_lock = threading.Lock()
+
+
+def _park(credentials: Credentials, check: KeyCheck) -> str:
+    """Keep credentials for confirmation; return the token that names them."""
+    token = secrets.token_urlsafe(18)
+    with _pending_lock:
+        now = time.monotonic()
+        for stale in [t for t, p in _pending.items() if p.expires < now]:
+            del _pending[stale]
+        _pending[token] = _Pending(credentials, check, now + PENDING_TTL_S)
+    return token
+
+
+def _take(token: str) -> _Pending:
+    """Remove and return a pending key; raise BindingError when it expired or is unknown."""
+    with _pending_lock:
+        pending = _pending.pop(token, None)
+    if pending is None or pending.expires < time.monotonic():
+        raise BindingError("This check has expired or was already used: check the key again.")
+    return pending
+
+
+def discard(token: str | None) -> None:
+    """Forget a pending key (the operator cancelled)."""
+    if token:
+        with _pending_lock:
+            _pending.pop(token, None)
+
+
+def key_warnings(result: ProbeResult, scopes: Iterable[str] = ()) -> list[str]:
+    """Return what the operator should confirm about a working key."""
+    warnings = []
+    granted = set(result.permissions)
+    for scope in scopes:
+        permission = SCOPE_PERMISSION[scope]
+        missing = permission not in granted or (
+            scope == "futures" and result.futures_permission_missing
+        )
+        if missing:
+            warnings.append(
+                f"This account needs {permission}, but the key lacks the {permission} "
+                "permission: enable it in KuCoin → API Management → Edit → API Restrictions."
+            )
+    if k.TRANSFER in granted:
+        warnings.append(
+            "The Transfer (withdrawal) permission is enabled: enable it only if absolutely "
+            "necessary; bindwatch and trading never need it."
+        )
+    trading = [p for p in result.permissions if p in k.TRADING_PERMISSIONS]
+    if trading and not result.ip_whitelist:
+        warnings.append(
+            f"{'/'.join(trading)} trading is enabled with no IP whitelist: KuCoin deletes or "
+            "disables such keys after 30 days of inactivity. Add the platform's IPs to the key."
+        )
+    if result.clock_offset_ms is not None and abs(result.clock_offset_ms) >= 3_000:
+        warnings.append(
+            f"This machine's clock is {result.clock_offset_ms / 1000:+.1f} s from KuCoin's: "
+            "enable NTP time sync (bindwatch corrects for it, trading bots may not)."
+        )
+    return warnings
+
+
+def _result_frame(result: ProbeResult) -> pd.DataFrame:
+    """Return one probe as a probes frame for the health rules."""
+    row = {name: value for name, value in asdict(result).items() if name not in ("futures",)}
+    row["outcome"] = result.outcome.value
+    row["permissions"] = list(result.permissions)
+    row["account_id"] = 0
+    return pd.DataFrame([row])
+
+
+def check_key(
+    console: Console,
+    *,
+    label: str,
+    api_key: str,
+    api_secret: str,
+    passphrase: str,
+    scopes: Iterable[str] | str,
+    account_id: int | None = None,
+) -> KeyCheck:
+    """Clean the paste, refuse duplicates, verify live; return what was found (no secret)."""
+    cleaned = clean_credentials(api_key, api_secret, passphrase)
+    errors = dict(cleaned.errors)
+    try:
+        wanted = clean_scopes(scopes)
+    except ValueError as error:
+        wanted = ()
+        errors["scopes"] = str(error).capitalize() + "."
+    label = " ".join((label or "").split())
+    if account_id is None and not label:
+        errors["label"] = "Give the account a label, e.g. the trader or bot that uses the key."
+    base = {"label": label, "scopes": wanted, "notices": tuple(cleaned.notices)}
+    if errors:
+        return KeyCheck(decision=Decision.INVALID, errors=errors, account_id=account_id, **base)
+    with console.reading() as session:
+        holder = store.find_account_by_api_key(session, console.vault, cleaned.api_key)
+        settings = store.get_settings(session)
+    if holder is not None and holder.id != account_id:
+        return KeyCheck(
+            decision=Decision.DUPLICATE, duplicate_of=holder.label, account_id=account_id, **base
+        )
+    credentials = cleaned.credentials(settings.key_version)
+    result = probe(
+        credentials,
+        futures_currencies=settings.futures_currencies,
+        want_futures="futures" in wanted,
+        **console.kucoin.client_kwargs(),
+    )
+    check = _evaluate(result, wanted, console, base, account_id)
+    if check.decision in (Decision.READY, Decision.NEEDS_CONFIRMATION, Decision.WHITELIST_ONLY):
+        check = _with_token(check, _park(credentials, check))
+    return check
+
+
+def _with_token(check: KeyCheck, token: str) -> KeyCheck:
+    return KeyCheck(**{**check.__dict__, "token": token})
+
+
+def _evaluate(
+    result: ProbeResult,
+    scopes: tuple[str, ...],
+    console: Console,
+    base: dict,
+    account_id: int | None,
+) -> KeyCheck:
+    """Return the KeyCheck for a probe result: decision, warnings, coverage tables."""
+    policy = console.policy()
+    frame = _result_frame(result)
+    whitelist = health.whitelist_coverage(frame, policy)
+    permissions = health.permission_coverage(
+        scopes, result.permissions if result.ok else None, result.futures_permission_missing
+    )
+    if result.ok:
+        warnings = tuple(key_warnings(result, scopes))
+        decision = Decision.NEEDS_CONFIRMATION if warnings else Decision.READY
+        return KeyCheck(
+            decision=decision,
+            result=result,
+            warnings=warnings,
+            permissions=permissions,
+            whitelist=whitelist,
+            account_id=account_id,
+            **base,
+        )
+    code = result.code if result.outcome is Outcome.REJECTED else None
+    decision = Decision.WHITELIST_ONLY if code == "400006" else Decision.FAILED
+    return KeyCheck(
+        decision=decision,
+        result=result,
+        diagnosis=diagnose(code),
+        permissions=permissions,
+        whitelist=whitelist,
+        account_id=account_id,
+        **base,
+    )
+
+
+def save(
+    console: Console,
+    token: str,
+    *,
+    accept_warnings: bool = False,
+    accept_unverified: bool = False,
+) -> int:
+    """Store a checked key (bind, or rotate the account it was checked for); return the id."""
+    pending = _take(token)
+    check = pending.check
+    if check.decision is Decision.NEEDS_CONFIRMATION and not accept_warnings:
+        _put_back(token, pending)
+        raise BindingError("Confirm the warnings before saving this key.")
+    if check.decision is Decision.WHITELIST_ONLY and not accept_unverified:
+        _put_back(token, pending)
+        raise BindingError(
+            "KuCoin refused this machine's IP (400006): confirm saving the key as unverified, "
+            "or add the IP to the key's whitelist and check again."
+        )
+    with console.transaction() as session:
+        if check.account_id is None:
+            account_id = store.create_account_with_credentials(
+                session,
+                console.vault,
+                label=check.label,
+                credentials=pending.credentials,
+                scopes=check.scopes,
+                actor=console.actor,
+                probe=check.result,
+            )
+        else:
+            account_id = check.account_id
+            store.rotate_credentials(
+                session,
+                console.vault,
+                account_id,
+                pending.credentials,
+                actor=console.actor,
+                probe=check.result,
+            )
+    return account_id
+
+
+def _put_back(token: str, pending: _Pending) -> None:
+    with _pending_lock:
+        _pending[token] = pending
+
+
+@dataclass(frozen=True)
+class BindOutcome:
+    """What `bind` did: the check, and the account id when the key was saved."""
+
+    check: KeyCheck
+    account_id: int | None
+
+
+def bind(
+    console: Console,
+    *,
+    label: str,
+    api_key: str,
+    api_secret: str,
+    passphrase: str,
+    scopes: Iterable[str] | str = ("spot",),
+    accept_warnings: bool = False,
+    accept_unverified: bool = False,
+    account_id: int | None = None,
+) -> BindOutcome:
+    """Check and, when allowed, save in one call (CLI, scripts); nothing saved otherwise."""
+    check = check_key(
+        console,
+        label=label,
+        api_key=api_key,
+        api_secret=api_secret,
+        passphrase=passphrase,
+        scopes=scopes,
+        account_id=account_id,
+    )
+    if not check.saveable:
+        return BindOutcome(check, None)
+    allowed = (
+        check.decision is Decision.READY
+        or (check.decision is Decision.NEEDS_CONFIRMATION and accept_warnings)
+        or (check.decision is Decision.WHITELIST_ONLY and accept_unverified)
+    )
+    if not allowed:
+        discard(check.token)
+        return BindOutcome(check, None)
+    assert check.token is not None
+    return BindOutcome(
+        check,
+        save(
+            console,
+            check.token,
+            accept_warnings=accept_warnings,
+            accept_unverified=accept_unverified,
+        ),
+    )
+
+
+# Lifecycle of a bound account: each writes its audit event with the acting operator.
+
+
+def set_scopes(console: Console, account_id: int, scopes: Iterable[str] | str) -> bool:
+    """Change the scopes the platform needs from the account's key; return whether changed."""
+    wanted = clean_scopes(scopes)
+    with console.transaction() as session:
+        return store.set_scopes(session, account_id, wanted, actor=console.actor)
+
+
+def pause(console: Console, account_id: int) -> bool:
+    """Stop monitoring an account (its status shows PAUSED); return whether it changed."""
+    with console.transaction() as session:
+        return store.pause(session, account_id, actor=console.actor)
+
+
+def resume(console: Console, account_id: int) -> bool:
+    """Resume monitoring an account; return whether it changed."""
+    with console.transaction() as session:
+        return store.resume(session, account_id, actor=console.actor)
+
+
+def unbind_summary(console: Console, account_id: int) -> str:
+    """Return what unbinding will delete and keep, for the confirmation."""
+    with console.reading() as session:
+        account = store.get_account(session, account_id)
+    key = f"…{account.key_last4}" if account.key_last4 else "(none)"
+    return (
+        f"Unbinding '{account.label}' permanently deletes its API Key {key}, Secret and "
+        "Passphrase from bindwatch. Its check history and audit log are kept. The key itself "
+        "still exists on KuCoin: delete it there too if it is unused or compromised "
+        "(KuCoin → API Management → Delete)."
+    )
+
+
+def unbind(console: Console, account_id: int) -> None:
+    """Destroy the account's credentials; its history and audit log stay."""
+    with console.transaction() as session:
+        store.unbind(session, account_id, actor=console.actor)

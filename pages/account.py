@@ -1,0 +1,6 @@
+"""account page."""
+
+import streamlit as st
+
+st.title("Account")
+st.caption("Coming soon.")

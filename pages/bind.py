@@ -1,0 +1,6 @@
+"""bind page."""
+
+import streamlit as st
+
+st.title("Bind")
+st.caption("Coming soon.")

@@ -1,0 +1,6 @@
+"""fleet page."""
+
+import streamlit as st
+
+st.title("Fleet")
+st.caption("Coming soon.")

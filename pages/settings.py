@@ -1,0 +1,6 @@
+"""settings page."""
+
+import streamlit as st
+
+st.title("Settings")
+st.caption("Coming soon.")
