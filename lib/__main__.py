@@ -10,6 +10,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("lib.kucoin.simulator_cli", "run a local KuCoin simulator over HTTP"),
     "check": ("lib.check_cli", "check one key from KUCOIN_API_* environment variables"),
+    "rotate-master-key": ("lib.vault_cli", "re-encrypt every stored secret under a new master key"),
 }
 
 

@@ -1,0 +1,59 @@
+"""Where bindwatch keeps its data, read once from the environment into one typed object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+DATA_DIR_ENV = "BINDWATCH_DATA_DIR"
+DATABASE_URL_ENV = "BINDWATCH_DATABASE_URL"
+MASTER_KEY_FILE_ENV = "BINDWATCH_MASTER_KEY_FILE"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The data directory, the database URL and the master key file of one installation."""
+
+    data_dir: Path
+    database_url: str
+    master_key_file: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Return the configuration named by BINDWATCH_* variables, with defaults under data/."""
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get(DATA_DIR_ENV) or REPO_ROOT / "data").expanduser().absolute()
+        database_url = env.get(DATABASE_URL_ENV) or f"sqlite:///{data_dir / 'bindwatch.db'}"
+        key_file = env.get(MASTER_KEY_FILE_ENV)
+        master_key_file = (
+            Path(key_file).expanduser().absolute() if key_file else data_dir / "master.key"
+        )
+        return cls(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file)
+
+    def __repr__(self) -> str:
+        # A PostgreSQL URL may carry a password: never print it.
+        url = redact_url(self.database_url)
+        return (
+            f"Config(data_dir={str(self.data_dir)!r}, database_url={url!r}, "
+            f"master_key_file={str(self.master_key_file)!r})"
+        )
+
+    __str__ = __repr__
+
+
+def redact_url(url: str | URL) -> str:
+    """Return the database URL with any password replaced by ***."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"

@@ -1,0 +1,221 @@
+"""The database tables (SQLModel) and the small enums and settings type that describe their values.
+
+Every schema change goes through an Alembic migration in lib/migrations/versions/.
+"""
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Index,
+    Integer,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+from lib.kucoin.constants import DEFAULT_KEY_VERSION
+
+
+class UTCDateTime(TypeDecorator):
+    """An aware UTC datetime; SQLite stores it as naive UTC text, PostgreSQL as timestamptz."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            # A naive time is ambiguous; refusing it keeps every stored time UTC.
+            raise ValueError("store times as aware datetimes (UTC)")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# 64-bit ids for the tables that grow with every check; SQLite needs INTEGER for its rowid alias.
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Scope(enum.StrEnum):
+    """A trading permission the platform needs from a bound key."""
+
+    SPOT = "spot"
+    FUTURES = "futures"
+    MARGIN = "margin"
+
+
+class KeyState(enum.StrEnum):
+    """Life stage of one master key in the keyring."""
+
+    ACTIVE = "active"  # encrypts new values; exactly one
+    RETIRING = "retiring"  # a rotation is moving its values to the active key; decrypts only
+    RETIRED = "retired"  # refused: nothing may be decrypted with it any more
+
+
+class AuditAction(enum.StrEnum):
+    """What an audit event records."""
+
+    BIND = "bind"
+    VERIFY = "verify"
+    ROTATE_CREDENTIAL = "rotate_credential"
+    CHANGE_SCOPES = "change_scopes"
+    PAUSE = "pause"
+    RESUME = "resume"
+    UNBIND = "unbind"
+    ROTATE_MASTER_KEY = "rotate_master_key"
+    CHANGE_SETTINGS = "change_settings"
+    LOGIN = "login"
+    FAILED_LOGIN = "failed_login"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Operator policy kept in the settings table; a field missing there takes this default."""
+
+    egress_ips: tuple[str, ...] = ()  # the platform's public IPs every key must whitelist
+    freshness_seconds: int = 3600  # a key's last good check must be younger than this
+    freshness_grace_seconds: int = 900  # ...plus this much slack before it turns red
+    rotation_age_days: int = 90  # warn when a credential is older than this
+    key_version: str = DEFAULT_KEY_VERSION  # KC-API-KEY-VERSION sent with new keys
+    futures_currencies: tuple[str, ...] = ("USDT",)  # futures overviews each check reads
+
+
+class Account(SQLModel, table=True):
+    """One bound (or formerly bound) exchange account; never deleted so audit rows keep it."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("label", name="uq_accounts_label"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    label: str = Field(max_length=200)
+    exchange: str = Field(default="kucoin", max_length=32)
+    scopes: list[str] = Field(default_factory=list, sa_type=JSON)
+    paused: bool = False
+    unverified: bool = True  # saved without a passing check
+    unbound_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    created_by: str = Field(max_length=200)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    updated_by: str = Field(max_length=200)
+
+
+class Credential(SQLModel, table=True):
+    """The encrypted KuCoin key of one account; deleted on unbind."""
+
+    __tablename__ = "credentials"
+    __table_args__ = (UniqueConstraint("fingerprint", name="uq_credentials_fingerprint"),)
+
+    # One credential per account; the account id is also the row identity bound into the AAD.
+    account_id: int = Field(
+        primary_key=True, foreign_key="accounts.id", sa_column_kwargs={"autoincrement": False}
+    )
+    api_key_enc: str = Field(sa_type=Text)
+    api_secret_enc: str = Field(sa_type=Text)
+    passphrase_enc: str = Field(sa_type=Text)
+    master_key_id: str = Field(max_length=64, index=True)
+    fingerprint: str = Field(max_length=128)  # "<key id>:<HMAC-SHA256 hex>" of the API key
+    key_last4: str = Field(max_length=4)
+    key_version: str = Field(max_length=8)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    created_by: str = Field(max_length=200)
+    rotated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    rotated_by: str | None = Field(default=None, max_length=200)
+
+
+class ProbeRecord(SQLModel, table=True):
+    """One check of one account: the fields of lib.kucoin.probe_result.ProbeResult."""
+
+    __tablename__ = "probe_results"
+    __table_args__ = (Index("ix_probe_results_account_checked", "account_id", "checked_at"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigIntId)
+    account_id: int = Field(foreign_key="accounts.id")
+    checked_at: datetime = Field(sa_type=UTCDateTime)
+    outcome: str = Field(max_length=16)
+    latency_ms: int
+    code: str | None = Field(default=None, max_length=32)
+    message: str | None = Field(default=None, sa_type=Text)
+    http_status: int | None = None
+    endpoint: str | None = Field(default=None, max_length=200)
+    permissions: str = Field(default="", max_length=500)  # comma-joined, as KuCoin writes them
+    ip_whitelist: str | None = Field(default=None, sa_type=Text)  # masked, as KuCoin returns it
+    is_master: bool | None = None
+    sub_name: str | None = Field(default=None, max_length=200)
+    uid: str | None = Field(default=None, max_length=64)
+    remark: str | None = Field(default=None, sa_type=Text)
+    api_version: int | None = None
+    key_created_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    clock_offset_ms: int | None = None
+    seen_ip: str | None = Field(default=None, max_length=64)
+    rate_limit_remaining: int | None = None
+    # {"spot": [{account_type, currency, balance, available, holds}], "futures": {ccy: {...}}},
+    # every Decimal written as a string so it reads back exactly.
+    balances: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    futures_permission_missing: bool = False
+    vip_level: int | None = None
+
+
+class SettingRow(SQLModel, table=True):
+    """One operator setting by name; the value is JSON."""
+
+    __tablename__ = "settings"
+
+    name: str = Field(primary_key=True, max_length=100)
+    value: Any = Field(sa_type=JSON)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    updated_by: str = Field(max_length=200)
+
+
+class Operator(SQLModel, table=True):
+    """A person who may sign in to the console."""
+
+    __tablename__ = "operators"
+    __table_args__ = (UniqueConstraint("name", name="uq_operators_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    password_hash: str = Field(sa_type=Text)
+    role: str = Field(max_length=32)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    disabled: bool = False
+
+
+class AuditEvent(SQLModel, table=True):
+    """One action by one actor; append-only (triggers refuse UPDATE and DELETE)."""
+
+    __tablename__ = "audit_events"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigIntId)
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=32)
+    account_id: int | None = Field(default=None, foreign_key="accounts.id", index=True)
+    details: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)  # never a secret
+
+
+class VaultKey(SQLModel, table=True):
+    """A master key id the database knows, its state and an encrypted check value."""
+
+    __tablename__ = "vault_keys"
+
+    key_id: str = Field(primary_key=True, max_length=64)
+    state: str = Field(max_length=16)
+    # A known marker encrypted with this key: a wrong key file fails to open it.
+    check_value: str = Field(sa_type=Text)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+AUDIT_TABLE = AuditEvent.__tablename__
