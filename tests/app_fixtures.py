@@ -1,0 +1,105 @@
+"""A KuCoin simulator on loopback and a console over a fresh data directory, for app tests.
+
+Import the fixture into a test module (`from app_fixtures import sim_env`); it sets the
+BINDWATCH_* variables so that `lib.ui.console()`, the CLI and AppTest all find the same
+database and simulator.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from simulator_fixtures import ALL_ACCOUNTS
+
+from lib.config import DATA_DIR_ENV, DATABASE_URL_ENV, MASTER_KEY_FILE_ENV, Config
+from lib.console import FUTURES_URL_ENV, SPOT_URL_ENV, Console, KucoinTarget
+from lib.kucoin.simulator import SimAccount, SimRequest, SimResponse, Simulator, SimulatorServer
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+
+# A key that verifies with no warning for the "spot" scope: General and Spot, whitelisted here.
+TRADER = SimAccount(
+    api_key="6a1b2c3d4e5f60718293a4b5",
+    api_secret="7c9e6679-7425-40de-944b-e07fc1f90ae7",
+    passphrase="trader-pass",
+    uid=720500864,
+    permissions=("General", "Spot"),
+    ip_whitelist=("127.0.0.1",),
+    remark="spot bot",
+    created_at=1735689600000,
+    spot=({"id": "9", "currency": "USDT", "type": "trade", "balance": "250", "available": "250"},),
+)
+# A second good key (another UID) to rotate to.
+TRADER_NEW = SimAccount(
+    api_key="6b2c3d4e5f60718293a4b5c6",
+    api_secret="16fd2706-8baf-433b-82eb-8c7fada847da",
+    passphrase="trader-pass-2",
+    uid=720500865,
+    permissions=("General", "Spot"),
+    ip_whitelist=("127.0.0.1",),
+    created_at=1738368000000,
+)
+# Spot trading with no whitelist: verifies, but warns about KuCoin's 30-day rule.
+OPEN_TRADER = SimAccount(
+    api_key="6c3d4e5f60718293a4b5c6d7",
+    api_secret="a5b0c1d2-e3f4-4a5b-8c6d-7e8f9a0b1c2d",
+    passphrase="open-pass",
+    uid=720500866,
+    permissions=("General", "Spot"),
+)
+TEST_ACCOUNTS = (*ALL_ACCOUNTS, TRADER, TRADER_NEW, OPEN_TRADER)
+
+
+class RecordingSimulator(Simulator):
+    """A simulator that remembers which paths were asked, so tests can prove none was."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.paths: list[str] = []
+        self._paths_lock = threading.Lock()
+
+    def handle(self, request: SimRequest) -> SimResponse:
+        """Record the request's path (never its headers), then answer it."""
+        with self._paths_lock:
+            self.paths.append(request.target.partition("?")[0])
+        return super().handle(request)
+
+
+@dataclass
+class SimEnv:
+    """A running simulator, its HTTP server and a console over the test's data directory."""
+
+    simulator: RecordingSimulator
+    server: SimulatorServer
+    console: Console
+    data_dir: Path
+
+    @property
+    def requests(self) -> list[str]:
+        """Return the paths the simulator was asked so far."""
+        return list(self.simulator.paths)
+
+
+@pytest.fixture
+def sim_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimEnv]:
+    """Start a simulator on 127.0.0.1 and point BINDWATCH_* at it and at tmp_path."""
+    simulator = RecordingSimulator(TEST_ACCOUNTS)
+    with SimulatorServer(simulator) as server:
+        data_dir = tmp_path / "data"
+        monkeypatch.setenv(DATA_DIR_ENV, str(data_dir))
+        monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+        monkeypatch.delenv(MASTER_KEY_FILE_ENV, raising=False)
+        monkeypatch.setenv(SPOT_URL_ENV, server.spot_url)
+        monkeypatch.setenv(FUTURES_URL_ENV, server.futures_url)
+        for name in ("KUCOIN_API_KEY", "KUCOIN_API_SECRET", "KUCOIN_API_PASSPHRASE"):
+            monkeypatch.delenv(name, raising=False)
+        console = Console.open(Config.from_env(), kucoin=KucoinTarget.from_env())
+        try:
+            yield SimEnv(simulator, server, console, data_dir)
+        finally:
+            console.close()
