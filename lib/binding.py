@@ -15,10 +15,12 @@ import enum
 import secrets
 import threading
 import time
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
+from sqlmodel import Session
 
 from lib import health, store
 from lib.binding_input import clean_credentials, clean_scopes
@@ -30,6 +32,7 @@ from lib.kucoin.probe import probe
 from lib.kucoin.probe_result import Outcome, ProbeResult
 
 PENDING_TTL_S = 600  # a verified key waits this long for the operator's confirmation
+LABEL_MAX = 200  # the store's limit
 SCOPE_PERMISSION = {"spot": k.SPOT, "futures": k.FUTURES, "margin": k.MARGIN}
 
 
@@ -129,6 +132,11 @@ def key_warnings(result: ProbeResult, scopes: Iterable[str] = ()) -> list[str]:
                 f"This account needs {permission}, but the key lacks the {permission} "
                 "permission: enable it in KuCoin → API Management → Edit → API Restrictions."
             )
+    if result.futures_permission_missing and "futures" not in scopes:
+        warnings.append(
+            "Key info lists Futures, but the futures API refused this key (400007): enable "
+            "the Futures permission again in KuCoin → API Management if futures are needed."
+        )
     if k.TRANSFER in granted:
         warnings.append(
             "The Transfer (withdrawal) permission is enabled: enable it only if absolutely "
@@ -176,14 +184,24 @@ def check_key(
         wanted = ()
         errors["scopes"] = str(error).capitalize() + "."
     label = " ".join((label or "").split())
-    if account_id is None and not label:
-        errors["label"] = "Give the account a label, e.g. the trader or bot that uses the key."
+    with console.reading() as session:
+        if account_id is None:
+            label_error = _label_error(session, label)
+            if label_error:
+                errors["label"] = label_error
+        else:
+            account_error = _rotation_error(session, account_id)
+            if account_error:
+                errors["account"] = account_error
+            else:
+                label = store.get_account(session, account_id).label
+        holder = None
+        if not errors:
+            holder = store.find_account_by_api_key(session, console.vault, cleaned.api_key)
+        settings = store.get_settings(session)
     base = {"label": label, "scopes": wanted, "notices": tuple(cleaned.notices)}
     if errors:
         return KeyCheck(decision=Decision.INVALID, errors=errors, account_id=account_id, **base)
-    with console.reading() as session:
-        holder = store.find_account_by_api_key(session, console.vault, cleaned.api_key)
-        settings = store.get_settings(session)
     if holder is not None and holder.id != account_id:
         return KeyCheck(
             decision=Decision.DUPLICATE, duplicate_of=holder.label, account_id=account_id, **base
@@ -199,6 +217,32 @@ def check_key(
     if check.decision in (Decision.READY, Decision.NEEDS_CONFIRMATION, Decision.WHITELIST_ONLY):
         check = _with_token(check, _park(credentials, check))
     return check
+
+
+def _label_error(session: Session, label: str) -> str | None:
+    """Return what is wrong with a new account's label, or None."""
+    if not label:
+        return "Give the account a label, e.g. the trader or bot that uses the key."
+    if len(label) > LABEL_MAX or any(unicodedata.category(ch)[0] == "C" for ch in label):
+        return f"A label is 1 to {LABEL_MAX} printable characters."
+    taken = store.list_accounts(session, include_unbound=True)
+    if any(account.label == label for account in taken):
+        return f"An account labelled {label!r} already exists: choose another label."
+    return None
+
+
+def _rotation_error(session: Session, account_id: int) -> str | None:
+    """Return why an account's key cannot be rotated, or None."""
+    try:
+        account = store.get_account(session, account_id)
+    except store.AccountNotFound as error:
+        return str(error)
+    if not account.bound:
+        return (
+            f"Account {account.label!r} was unbound: its credentials are gone. Bind the key "
+            "again under a new label."
+        )
+    return None
 
 
 def _with_token(check: KeyCheck, token: str) -> KeyCheck:
@@ -263,27 +307,32 @@ def save(
             "KuCoin refused this machine's IP (400006): confirm saving the key as unverified, "
             "or add the IP to the key's whitelist and check again."
         )
-    with console.transaction() as session:
-        if check.account_id is None:
-            account_id = store.create_account_with_credentials(
-                session,
-                console.vault,
-                label=check.label,
-                credentials=pending.credentials,
-                scopes=check.scopes,
-                actor=console.actor,
-                probe=check.result,
-            )
-        else:
-            account_id = check.account_id
-            store.rotate_credentials(
-                session,
-                console.vault,
-                account_id,
-                pending.credentials,
-                actor=console.actor,
-                probe=check.result,
-            )
+    try:
+        with console.transaction() as session:
+            if check.account_id is None:
+                account_id = store.create_account_with_credentials(
+                    session,
+                    console.vault,
+                    label=check.label,
+                    credentials=pending.credentials,
+                    scopes=check.scopes,
+                    actor=console.actor,
+                    probe=check.result,
+                )
+            else:
+                account_id = check.account_id
+                store.rotate_credentials(
+                    session,
+                    console.vault,
+                    account_id,
+                    pending.credentials,
+                    actor=console.actor,
+                    probe=check.result,
+                )
+    except store.StoreError as error:
+        # Someone bound the label or key meanwhile, or unbound the account: nothing was
+        # written, and the operator must check again with a fix.
+        raise BindingError(f"{error} Nothing was saved.") from None
     return account_id
 
 
@@ -342,6 +391,18 @@ def bind(
             accept_unverified=accept_unverified,
         ),
     )
+
+
+def accounts(console: Console, *, include_unbound: bool = False) -> list[store.AccountView]:
+    """Return the accounts by label (no secret), unbound ones only if asked."""
+    with console.reading() as session:
+        return store.list_accounts(session, include_unbound=include_unbound)
+
+
+def account_by_label(console: Console, label: str) -> store.AccountView | None:
+    """Return the bound account with this label, or None."""
+    wanted = " ".join(label.split())
+    return next((a for a in accounts(console) if a.label == wanted), None)
 
 
 # Lifecycle of a bound account: each writes its audit event with the acting operator.

@@ -7,9 +7,11 @@ import json
 import os
 import sys
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from lib.binding import key_warnings
 from lib.kucoin import constants as k
 from lib.kucoin.auth import Credentials
 from lib.kucoin.diagnosis import diagnose
@@ -80,8 +82,8 @@ def exit_status(result: ProbeResult) -> int:
     }[result.outcome]
 
 
-def render_report(result: ProbeResult, now: datetime) -> str:
-    """Return the plain-text report of one probe."""
+def render_report(result: ProbeResult, now: datetime, warnings: Iterable[str] | None = None) -> str:
+    """Return the plain-text report of one probe (warnings: binding.key_warnings by default)."""
     lines: list[str] = []
     if result.ok:
         lines.append("API Status: Connected")
@@ -109,32 +111,12 @@ def render_report(result: ProbeResult, now: datetime) -> str:
         age = (now - result.key_created_at).days
         lines.append(f"Key created: {result.key_created_at:%Y-%m-%d} ({age} days ago)")
     lines.extend(_balance_lines(result))
-    lines.extend(f"Warning: {w}" for w in key_warnings(result))
+    if warnings is None:
+        warnings = key_warnings(result)
+    lines.extend(f"Warning: {w}" for w in warnings)
     if result.message:
         lines.append(f"Note: {result.message}")
     return "\n".join(lines)
-
-
-def key_warnings(result: ProbeResult) -> list[str]:
-    """Return warnings about a working key: withdrawal rights, no whitelist, futures refused."""
-    warnings = []
-    if k.TRANSFER in result.permissions:
-        warnings.append(
-            "the Transfer (withdrawal) permission is enabled: enable it only if absolutely "
-            "necessary; bindwatch never needs it"
-        )
-    trading = [p for p in result.permissions if p in k.TRADING_PERMISSIONS]
-    if trading and not result.ip_whitelist:
-        warnings.append(
-            f"{'/'.join(trading)} trading is enabled with no IP whitelist: KuCoin deletes or "
-            "disables such keys after 30 days of inactivity; add the platform's IPs"
-        )
-    if result.futures_permission_missing:
-        warnings.append(
-            "the futures API refused this key (400007): enable the Futures permission to read "
-            "futures balances"
-        )
-    return warnings
 
 
 def _balance_lines(result: ProbeResult) -> list[str]:
