@@ -1,6 +1,9 @@
-"""bind page."""
+"""Bind a key: paste, verify live with KuCoin, read the result, then save."""
 
 import streamlit as st
 
-st.title("Bind")
-st.caption("Coming soon.")
+from lib import ui, ui_actions
+
+st.title("Bind a key")
+ui.demo_banner()
+ui_actions.render_bind(ui.console())
