@@ -10,7 +10,7 @@ the KeyCheck (no secret) and its token, which names the credentials parked in li
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -124,6 +124,24 @@ def _whitelist_table(check: KeyCheck) -> pd.DataFrame:
     )
 
 
+_BALANCE_COLUMNS = {
+    "account_type": "Account type",
+    "currency": "Currency",
+    "balance": "Balance",
+    "available": "Available",
+    "holds": "Holds",
+    "accountEquity": "Equity",
+    "availableBalance": "Available",
+    "unrealisedPNL": "Unrealised PNL",
+    "marginBalance": "Margin balance",
+}
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """Return "1 row" / "3 rows"."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 def _account_kind(check: KeyCheck) -> str:
     result = check.result
     assert result is not None
@@ -186,9 +204,12 @@ def _show_connected(check: KeyCheck, now: datetime) -> None:
         if not check.whitelist["is_platform_ip"].any():
             st.caption("Add the platform's egress IPs in Settings to see which ones it covers.")
 
-    spot = fleet.spot_frame(result)
-    futures = fleet.futures_frame(result)
-    st.markdown(f"**Balances:** {len(spot)} non-zero spot rows, {len(futures)} futures currencies")
+    spot = fleet.spot_frame(result).rename(columns=_BALANCE_COLUMNS)
+    futures = fleet.futures_frame(result).rename(columns=_BALANCE_COLUMNS)
+    st.markdown(
+        f"**Balances:** {_count(len(spot), 'non-zero spot row')}, "
+        f"{_count(len(futures), 'futures currency', 'futures currencies')}"
+    )
     if len(spot):
         st.dataframe(spot, hide_index=True)
     if len(futures):
@@ -208,9 +229,8 @@ def render_check(check: KeyCheck, now: datetime | None = None) -> None:
     if check.decision is Decision.INVALID:
         fields = ", ".join(_FIELD_NAMES.get(name, name) for name in check.errors)
         st.error(f"Nothing was sent to KuCoin. Fix: {fields} (see the messages by each field).")
-        for name in ("account", "scopes"):
-            if name in check.errors:
-                st.error(check.errors[name])
+        if "account" in check.errors:  # the only error without a field of its own
+            st.error(check.errors["account"])
         return
     if check.decision is Decision.DUPLICATE:
         st.error(
@@ -274,14 +294,13 @@ def render_confirmation(console: Console, prefix: str, check: KeyCheck) -> None:
 
 def _save_pending(console: Console, prefix: str, options: dict[str, bool]) -> None:
     """Save the checked key the operator confirmed (callback)."""
-    state = st.session_state
-    check: KeyCheck | None = state.get(f"{prefix}_check")
-    if check is None or check.token is None:
+    check: KeyCheck | None = st.session_state.get(f"{prefix}_check")
+    if check is None or check.token is None or not st.session_state.get(f"{prefix}_accept"):
         return
     try:
         account_id = binding.save(console, check.token, **options)
     except binding.BindingError as error:
-        state.pop(f"{prefix}_check", None)
+        st.session_state.pop(f"{prefix}_check", None)
         _flash(prefix, "error", str(error))
         return
     _saved(prefix, check, account_id, unverified=bool(options.get("accept_unverified")))
@@ -289,17 +308,23 @@ def _save_pending(console: Console, prefix: str, options: dict[str, bool]) -> No
 
 def _discard_pending(prefix: str) -> None:
     """Forget the checked key (callback)."""
-    check: KeyCheck | None = st.session_state.pop(f"{prefix}_check", None)
-    if check is not None:
-        binding.discard(check.token)
-    st.session_state.pop(f"{prefix}_accept", None)
+    _forget(prefix)
     _flash(prefix, "info", "Discarded: nothing was saved.")
 
 
-def _saved(prefix: str, check: KeyCheck, account_id: int, *, unverified: bool) -> None:
-    """Remember what was saved and forget the check."""
+def _forget(prefix: str) -> None:
+    """Forget the last check (dropping its parked credentials) and what was saved."""
     state = st.session_state
-    state.pop(f"{prefix}_check", None)
+    check: KeyCheck | None = state.pop(f"{prefix}_check", None)
+    if check is not None:
+        binding.discard(check.token)
+    state.pop(f"{prefix}_saved", None)
+    state.pop(f"{prefix}_accept", None)
+
+
+def _saved(prefix: str, check: KeyCheck, account_id: int, *, unverified: bool) -> None:
+    """Remember what was saved; the check stays on screen, its token is spent."""
+    state = st.session_state
     state.pop(f"{prefix}_accept", None)
     state[f"{prefix}_saved"] = {
         "account_id": account_id,
@@ -307,6 +332,32 @@ def _saved(prefix: str, check: KeyCheck, account_id: int, *, unverified: bool) -
         "unverified": unverified,
         "rotated": check.account_id is not None,
     }
+
+
+def _check_typed_key(
+    console: Console,
+    prefix: str,
+    credentials: dict[str, str],
+    *,
+    label: str,
+    scopes: Iterable[str],
+    account_id: int | None = None,
+) -> KeyCheck:
+    """Check the typed key and save it when nothing needs confirming (submit callback)."""
+    _forget(prefix)
+    check = binding.check_key(
+        console, label=label, scopes=list(scopes), account_id=account_id, **credentials
+    )
+    del credentials
+    st.session_state[f"{prefix}_check"] = check
+    if check.decision is Decision.READY and check.token:
+        try:
+            saved_id = binding.save(console, check.token)
+        except binding.BindingError as error:
+            _flash(prefix, "error", str(error))
+        else:
+            _saved(prefix, check, saved_id, unverified=False)
+    return check
 
 
 def _show_saved(prefix: str) -> None:
@@ -328,40 +379,35 @@ def _show_saved(prefix: str) -> None:
 # --- The Bind page ---------------------------------------------------------------------------
 
 
+def _bind_fields() -> str:
+    """Return the widget-key prefix of the Bind form's current generation."""
+    return f"{BIND}_{st.session_state.get(f'{BIND}_generation', 0)}"
+
+
 def _on_bind_submit(console: Console) -> None:
-    """Check the pasted key; save it when nothing needs confirming (submit callback)."""
+    """Check the pasted key for a new account (submit callback)."""
     state = st.session_state
-    credentials = take_credentials(BIND)
-    previous: KeyCheck | None = state.pop(f"{BIND}_check", None)
-    if previous is not None:
-        binding.discard(previous.token)
-    state.pop(f"{BIND}_saved", None)
-    state.pop(f"{BIND}_accept", None)
-    label = state.get(f"{BIND}_label") or ""
-    scopes = list(state.get(f"{BIND}_scopes") or [])
-    check = binding.check_key(console, label=label, scopes=scopes, **credentials)
+    fields = _bind_fields()
+    credentials = take_credentials(fields)
+    label = state.get(f"{fields}_label") or ""
+    scopes = list(state.get(f"{fields}_scopes") or [])
+    check = _check_typed_key(console, BIND, credentials, label=label, scopes=scopes)
     del credentials
-    if check.decision is Decision.READY and check.token:
-        try:
-            account_id = binding.save(console, check.token)
-        except binding.BindingError as error:
-            _flash(BIND, "error", str(error))
-            return
-        _saved(BIND, check, account_id, unverified=False)
-        state[f"{BIND}_label"] = ""
-        state[f"{BIND}_scopes"] = list(DEFAULT_SCOPES)
-        return
-    state[f"{BIND}_check"] = check
-    # Keep what is not secret, so that only the flagged fields need typing again.
-    state[f"{BIND}_label"] = check.label or label
-    state[f"{BIND}_scopes"] = scopes
+    # The next run renders the form's widgets afresh (new keys), so their defaults show in
+    # the browser too, where clear_on_submit has emptied every field: keep the label and the
+    # scopes (not secret) unless the key was saved, so only the flagged fields need typing.
+    state[f"{BIND}_generation"] = state.get(f"{BIND}_generation", 0) + 1
+    if f"{BIND}_saved" in state:
+        state[f"{BIND}_keep"] = {"label": "", "scopes": list(DEFAULT_SCOPES)}
+    else:
+        state[f"{BIND}_keep"] = {"label": check.label or label, "scopes": scopes}
 
 
 def render_bind(console: Console) -> None:
     """Render the Bind page: the form, then what KuCoin said and what may be saved."""
     state = st.session_state
-    state.setdefault(f"{BIND}_label", "")
-    state.setdefault(f"{BIND}_scopes", list(DEFAULT_SCOPES))
+    keep = state.get(f"{BIND}_keep") or {"label": "", "scopes": list(DEFAULT_SCOPES)}
+    fields = _bind_fields()
     check: KeyCheck | None = state.get(f"{BIND}_check")
     errors = check.errors if check is not None else {}
 
@@ -373,17 +419,19 @@ def render_bind(console: Console) -> None:
     with st.form(f"{BIND}_form", clear_on_submit=True):
         st.text_input(
             "Label",
-            key=f"{BIND}_label",
+            value=keep["label"],
+            key=f"{fields}_label",
             placeholder="e.g. mm-bot-01",
             help="How this account appears in the fleet.",
         )
         _field_error(errors, "label")
-        credential_inputs(BIND, errors)
+        credential_inputs(fields, errors)
         st.multiselect(
             "Scopes this account needs",
             options=list(SCOPES),
+            default=keep["scopes"],
             format_func=scope_name,
-            key=f"{BIND}_scopes",
+            key=f"{fields}_scopes",
             help="The permissions the platform will use; General is always needed.",
         )
         _field_error(errors, "scopes")
@@ -393,9 +441,6 @@ def render_bind(console: Console) -> None:
 
     _show_flash(BIND)
     _show_saved(BIND)
-    if check is not None:
-        render_check(check)
-        render_confirmation(console, BIND, check)
     saved = state.get(f"{BIND}_saved")
     if saved:
         state[SELECTED_ACCOUNT] = saved["account_id"]
@@ -405,6 +450,10 @@ def render_bind(console: Console) -> None:
             icon=":material/manage_accounts:",
             query_params={"account": str(saved["account_id"])},
         )
+    if check is not None:
+        render_check(check)
+        if saved is None:
+            render_confirmation(console, BIND, check)
 
 
 # --- An account's lifecycle ------------------------------------------------------------------
@@ -417,26 +466,14 @@ def _prefix(account_id: int) -> str:
 def _on_rotate_submit(console: Console, account: store.AccountView) -> None:
     """Check the new credential for an account; rotate when nothing needs confirming."""
     prefix = f"{_prefix(account.id)}_rotate"
-    state = st.session_state
-    credentials = take_credentials(prefix)
-    previous: KeyCheck | None = state.pop(f"{prefix}_check", None)
-    if previous is not None:
-        binding.discard(previous.token)
-    state.pop(f"{prefix}_saved", None)
-    state.pop(f"{prefix}_accept", None)
-    check = binding.check_key(
-        console, label=account.label, scopes=account.scopes, account_id=account.id, **credentials
+    _check_typed_key(
+        console,
+        prefix,
+        take_credentials(prefix),
+        label=account.label,
+        scopes=account.scopes,
+        account_id=account.id,
     )
-    del credentials
-    if check.decision is Decision.READY and check.token:
-        try:
-            binding.save(console, check.token)
-        except binding.BindingError as error:
-            _flash(prefix, "error", str(error))
-            return
-        _saved(prefix, check, account.id, unverified=False)
-        return
-    state[f"{prefix}_check"] = check
 
 
 def _run_action(key: str, action: Callable[[], bool], done: str, unchanged: str) -> None:
@@ -504,7 +541,8 @@ def _render_rotation(console: Console, account: store.AccountView) -> None:
     _show_saved(prefix)
     if check is not None:
         render_check(check)
-        render_confirmation(console, prefix, check)
+        if f"{prefix}_saved" not in st.session_state:
+            render_confirmation(console, prefix, check)
 
 
 def _render_scopes(console: Console, account: store.AccountView) -> None:

@@ -1,8 +1,8 @@
 """A KuCoin simulator on loopback and a console over a fresh data directory, for app tests.
 
-Import the fixture into a test module (`from app_fixtures import sim_env`); it sets the
-BINDWATCH_* variables so that `lib.ui.console()`, the CLI and AppTest all find the same
-database and simulator.
+Import the fixture into a test module (`from app_fixtures import sim_env_fixture`; pytest
+registers it as `sim_env`). It sets the BINDWATCH_* variables so that `lib.ui.console()`, the
+CLI and AppTest all find the same database and simulator.
 """
 
 from __future__ import annotations
@@ -85,8 +85,8 @@ class SimEnv:
         return list(self.simulator.paths)
 
 
-@pytest.fixture
-def sim_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimEnv]:
+@pytest.fixture(name="sim_env")
+def sim_env_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimEnv]:
     """Start a simulator on 127.0.0.1 and point BINDWATCH_* at it and at tmp_path."""
     simulator = RecordingSimulator(TEST_ACCOUNTS)
     with SimulatorServer(simulator) as server:
