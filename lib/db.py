@@ -123,6 +123,17 @@ def sqlite_path(engine: Engine) -> Path | None:
     return Path(engine.url.database)
 
 
+def checkpoint(engine: Engine) -> None:
+    """Copy the SQLite WAL into the database file and truncate it; nothing on other backends."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as connection:
+        # On the driver connection: a checkpoint cannot run inside the BEGIN the engine adds.
+        connection.connection.driver_connection.execute(
+            "PRAGMA wal_checkpoint(TRUNCATE)"
+        ).fetchall()
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """Yield a session in one write transaction: committed on success, rolled back on error."""
@@ -136,8 +147,6 @@ def read_session(engine: Engine) -> Iterator[Session]:
     options = {_READ_ONLY: True}
     if engine.dialect.name == "postgresql":
         options["postgresql_readonly"] = True
+    # Closing ends the transaction without expiring what was read, so results stay usable.
     with Session(engine.execution_options(**options), expire_on_commit=False) as session:
-        try:
-            yield session
-        finally:
-            session.rollback()
+        yield session

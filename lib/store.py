@@ -824,20 +824,19 @@ def _ts_sql(dialect: str, column: str) -> str:
     return column
 
 
-def _ts_values(dialect: str, values: tuple) -> pd.Series:
+def _ts_values(dialect: str, values: np.ndarray) -> pd.Series:
     if dialect == "postgresql":
-        micros = np.array(values, dtype="datetime64[us]")
+        micros = values.astype("datetime64[us]")  # None becomes NaT
         return pd.Series(micros).dt.tz_localize("UTC").astype("datetime64[ns, UTC]")
-    text_values = np.array(values, dtype=object)
-    return pd.Series(pd.to_datetime(text_values, format=_TS_FORMAT, utc=True))
+    return pd.Series(pd.to_datetime(values, format=_TS_FORMAT, utc=True))
 
 
-def _by_unique(values: tuple, parse: Callable[[Any], Any]) -> pd.Series:
+def _by_unique(values: np.ndarray, parse: Callable[[Any], Any]) -> pd.Series:
     """Return values parsed once per distinct value (scopes and permissions repeat a lot)."""
-    cache = {v: parse(v) for v in set(values)}
-    out = np.empty(len(values), dtype=object)
-    out[:] = [cache[v] for v in values]
-    return pd.Series(out, dtype=object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    parsed = np.empty(len(uniques), dtype=object)
+    parsed[:] = [parse(v) for v in uniques]
+    return pd.Series(parsed[codes], dtype=object)
 
 
 def _json_tuple(value: Any) -> tuple[str, ...]:
@@ -850,25 +849,23 @@ def _permission_tuple(value: str | None) -> tuple[str, ...]:
     return tuple(p for p in (value or "").split(",") if p)
 
 
-def _column(dialect: str, kind: str, values: tuple) -> pd.Series:
-    """Return one typed column from the raw values the driver returned."""
+def _column(dialect: str, kind: str, values: np.ndarray) -> pd.Series:
+    """Return one typed column from an object array of the values the driver returned."""
     if kind == "ts":
         return _ts_values(dialect, values)
     if kind == "int":
-        return pd.Series(np.fromiter(values, dtype=np.int64, count=len(values)))
+        return pd.Series(values.astype(np.int64))
     if kind == "Int64":
         return pd.Series(pd.array(values, dtype="Int64"))
     if kind == "bool":
-        return pd.Series(np.array(values, dtype=bool))
+        return pd.Series(values.astype(bool))
     if kind == "boolean":
         return pd.Series(pd.array(values, dtype="boolean"))
     if kind == "perms":
         return _by_unique(values, _permission_tuple)
     if kind == "tuple":
         return _by_unique(values, _json_tuple)
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return pd.Series(out, dtype=object)
+    return pd.Series(values, dtype=object)
 
 
 # Frame column -> (SQL column, kind). Kinds: ts (UTC datetime), int, Int64 (nullable), bool,
@@ -939,12 +936,15 @@ def _read_frame(
         rows = cursor.fetchall()
     finally:
         cursor.close()
-    values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    table = np.empty((len(rows), len(columns)), dtype=object)
+    if rows:
+        table[:] = rows
     return pd.DataFrame(
         {
-            name: _column(dialect, kind, column_values)
-            for (name, (_, kind)), column_values in zip(columns.items(), values, strict=True)
-        }
+            name: _column(dialect, kind, table[:, j])
+            for j, (name, (_, kind)) in enumerate(columns.items())
+        },
+        copy=False,
     )
 
 
@@ -1011,10 +1011,17 @@ def probe_history_frame(
 
 def latest_probes_frame(session: Session, *, columns: Iterable[str] | None = None) -> pd.DataFrame:
     """Return each account's newest check, one row per account ever checked; columns as above."""
-    source = (
-        "probe_results p WHERE p.id IN (SELECT (SELECT q.id FROM probe_results q "
-        "WHERE q.account_id = a.id ORDER BY q.checked_at DESC, q.id DESC LIMIT 1) FROM accounts a)"
-    )
+    if session.get_bind().dialect.name == "postgresql":
+        source = (
+            "accounts a CROSS JOIN LATERAL (SELECT q.* FROM probe_results q "
+            "WHERE q.account_id = a.id ORDER BY q.checked_at DESC, q.id DESC LIMIT 1) p"
+        )
+    else:
+        # One index seek per account on (account_id, checked_at).
+        source = (
+            "probe_results p WHERE p.id IN (SELECT (SELECT q.id FROM probe_results q WHERE "
+            "q.account_id = a.id ORDER BY q.checked_at DESC, q.id DESC LIMIT 1) FROM accounts a)"
+        )
     return _sorted(
         _read_frame(session, _probe_columns(columns), source, alias="p."), ["account_id"]
     )
