@@ -1,30 +1,342 @@
-"""The fleet: check accounts live, record what was seen, and build the tables pages show."""
+"""The fleet: check accounts live, record what was seen, and build the tables pages show.
+
+The Fleet page, `python -m lib status` and a notebook all read the same frame:
+
+    from lib.console import Console
+    from lib.fleet import fleet_table
+    fleet = fleet_table(Console.open())     # one row per account, worst first
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
+import numpy as np
 import pandas as pd
+from sqlalchemy import String, and_, func, not_, or_, select, type_coerce, union
+from sqlalchemy.orm import aliased
+from sqlmodel import Session
 
 from lib import health, store
 from lib.console import Console, policy_from_settings
+from lib.health import FleetIncident, HealthPolicy, Status
 from lib.kucoin.probe import probe
-from lib.kucoin.probe_result import ProbeResult
+from lib.kucoin.probe_result import Outcome, ProbeResult
+from lib.models import Account, AuditEvent, ProbeRecord, Settings
 from lib.refresh import RefreshTarget, refresh
+
+# --- Reading the fleet ---------------------------------------------------------------------
+
+
+def _latest_id(condition: Any = None) -> Any:
+    """Return a scalar subquery: the id of the account's newest check meeting `condition`."""
+    q = aliased(ProbeRecord)
+    query = select(q.id).where(q.account_id == Account.id)
+    if condition is not None:
+        query = query.where(condition(q))
+    return query.order_by(q.checked_at.desc(), q.id.desc()).limit(1).scalar_subquery()
+
+
+def _is_ok(q: Any) -> Any:
+    return q.outcome == Outcome.OK.value
+
+
+def _is_transient(q: Any) -> Any:
+    # The SQL form of health.is_transient: unreachable, or 429000 / 5xxxxx from KuCoin.
+    code = func.coalesce(q.code, "")
+    return or_(
+        q.outcome == Outcome.UNREACHABLE.value,
+        and_(
+            q.outcome == Outcome.REJECTED.value,
+            or_(code.in_(sorted(health.TRANSIENT_CODES)), code.like("5%")),
+        ),
+    )
+
+
+def _shows_ip(q: Any) -> Any:
+    # What says whether our IP passes: a success, or KuCoin's 400006.
+    return or_(_is_ok(q), and_(q.outcome == Outcome.REJECTED.value, q.code == "400006"))
+
+
+def deciding_checks_frame(session: Session) -> pd.DataFrame:
+    """Return, per bound account, the checks the health rules decide on (health.PROBE_COLUMNS).
+
+    Those are the newest check, the newest non-transient one (the key's verdict), the newest
+    success (key info) and the newest that shows whether our IP passes: at most four rows per
+    account, found through the (account_id, checked_at) index instead of reading the history.
+    """
+    per_account = [
+        select(_latest_id(condition)).where(Account.unbound_at.is_(None))
+        for condition in (None, lambda q: not_(_is_transient(q)), _is_ok, _shows_ip)
+    ]
+    ids = union(*per_account).subquery()
+    wanted = [
+        # Times as the driver returns them, parsed below in one vectorised call per column.
+        type_coerce(getattr(ProbeRecord, name), String)
+        if name in _TIMES
+        else getattr(ProbeRecord, name)
+        for name in health.PROBE_COLUMNS
+    ]
+    query = select(*wanted).where(ProbeRecord.id.in_(select(ids.c[0])))
+    rows = session.connection().execute(query).all()
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(wanted)
+    data = dict(zip(health.PROBE_COLUMNS, values, strict=True))
+    frame = pd.DataFrame({name: _objects(column) for name, column in data.items()})
+    for name in _TIMES:
+        frame[name] = _utc_times(data[name])
+    frame["account_id"] = frame["account_id"].astype("int64")
+    parsed = {v: tuple(p for p in (v or "").split(",") if p) for v in set(data["permissions"])}
+    frame["permissions"] = _objects([parsed[v] for v in data["permissions"]])
+    frame["is_master"] = frame["is_master"].astype("boolean")
+    frame["clock_offset_ms"] = frame["clock_offset_ms"].astype("Int64")
+    frame["futures_permission_missing"] = frame["futures_permission_missing"].astype(bool)
+    return frame.sort_values(["account_id", "checked_at"], kind="stable", ignore_index=True)
+
+
+_TIMES = ("checked_at", "key_created_at")
+
+
+def _objects(values: Sequence[Any]) -> pd.Series:
+    """Return the values as an object Series, kept as they are (tuples included)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return pd.Series(out, dtype=object)
+
+
+def _utc_times(values: Sequence[Any]) -> pd.Series:
+    """Return SQLite's UTC text or PostgreSQL's aware datetimes as datetime64[ns, UTC]."""
+    sample = next((v for v in values if v is not None), None)
+    parsed = pd.to_datetime(
+        pd.Series(list(values), dtype=object),
+        utc=True,
+        format="ISO8601" if isinstance(sample, str) else None,
+    )
+    return parsed.astype("datetime64[ns, UTC]")
+
+
+def fleet_inputs(console: Console) -> tuple[pd.DataFrame, pd.DataFrame, HealthPolicy]:
+    """Return what the health rules read: bound accounts, their deciding checks, the policy."""
+    with console.reading() as session:
+        accounts = store.accounts_frame(session)
+        probes = deciding_checks_frame(session)
+        settings = store.get_settings(session)
+    return accounts, probes, policy_from_settings(settings)
 
 
 def fleet_table(console: Console, now: datetime | None = None) -> pd.DataFrame:
-    """Return one row per bound account, worst status first (health.FLEET_COLUMNS)."""
-    with console.reading() as session:
-        accounts = store.accounts_frame(session)
-        probes = store.probe_history_frame(session)
-        policy = store.get_settings(session)
-    return health.fleet_health(
-        accounts, probes, policy_from_settings(policy), now or datetime.now(UTC)
+    """Return one row per bound account, worst status first (health.FLEET_COLUMNS + scopes)."""
+    accounts, probes, policy = fleet_inputs(console)
+    return _with_scopes(
+        health.fleet_health(accounts, probes, policy, now or datetime.now(UTC)), accounts
     )
+
+
+def _with_scopes(fleet: pd.DataFrame, accounts: pd.DataFrame) -> pd.DataFrame:
+    """Return the fleet with `scopes`: what the platform needs from each key ("spot, futures")."""
+    needed = dict(
+        zip(accounts["account_id"], (", ".join(s) for s in accounts["scopes"]), strict=True)
+    )
+    scopes = fleet["account_id"].map(needed).astype("string")
+    return fleet.assign(scopes=scopes)[[*fleet.columns[:3], "scopes", *fleet.columns[3:]]]
+
+
+def data_version(console: Console) -> tuple[int, int]:
+    """Return a cheap token that changes whenever a check, a binding or a setting is recorded."""
+    # Every change writes an audit event and every check a probe row: their newest ids move.
+    with console.reading() as session:
+        audit = session.execute(select(func.max(AuditEvent.id))).scalar()
+        probes = session.execute(select(func.max(ProbeRecord.id))).scalar()
+    return int(audit or 0), int(probes or 0)
+
+
+@dataclass(frozen=True)
+class FleetSnapshot:
+    """The fleet table, the policy it was judged by and when: what the Fleet page draws."""
+
+    fleet: pd.DataFrame
+    policy: HealthPolicy
+    as_of: datetime
+
+    @property
+    def incident(self) -> FleetIncident | None:
+        """Return the shared failure of most recently checked accounts, if any."""
+        return health.fleet_incident(self.fleet, self.policy, self.as_of)
+
+    @property
+    def counts(self) -> pd.DataFrame:
+        """Return the number of accounts per status, worst first."""
+        return health.status_counts(self.fleet)
+
+
+def fleet_snapshot(console: Console, now: datetime | None = None) -> FleetSnapshot:
+    """Return the fleet table with its policy and time."""
+    now = now or datetime.now(UTC)
+    accounts, probes, policy = fleet_inputs(console)
+    fleet = _with_scopes(health.fleet_health(accounts, probes, policy, now), accounts)
+    return FleetSnapshot(fleet, policy, now)
+
+
+# --- Filtering, display and export -----------------------------------------------------------
+
+KINDS = ("master", "sub-account", "unknown")
+
+
+def account_kind(fleet: pd.DataFrame) -> pd.Series:
+    """Return "master", "sub-account" or "unknown" (key info not read yet) per account."""
+    master = fleet["is_master"].astype("boolean")
+    kind = pd.Series("unknown", index=fleet.index, dtype="string")
+    kind[master.fillna(False).to_numpy(dtype=bool)] = "master"
+    kind[(~master).fillna(False).to_numpy(dtype=bool)] = "sub-account"
+    return kind
+
+
+def filter_fleet(
+    fleet: pd.DataFrame,
+    *,
+    statuses: Iterable[str] = (),
+    scopes: Iterable[str] = (),
+    kinds: Iterable[str] = (),
+    search: str = "",
+) -> pd.DataFrame:
+    """Return the accounts matching every filter given, worst first (an empty filter keeps all).
+
+    statuses: Status names; scopes: accounts that need any of these ("spot", "futures",
+    "margin"); kinds: "master", "sub-account", "unknown"; search: part of the label, the
+    sub-account name or the UID, case-insensitive.
+    """
+    keep = pd.Series(True, index=fleet.index)
+    statuses = [str(s) for s in statuses]
+    if statuses:
+        keep &= fleet["status"].astype(str).isin(statuses)
+    scopes = [s.strip().lower() for s in scopes]
+    if scopes:
+        needed = fleet["scopes"].fillna("").astype(str).str.split(", ")
+        keep &= needed.map(lambda names: any(s in names for s in scopes)).astype(bool)
+    kinds = list(kinds)
+    if kinds:
+        keep &= account_kind(fleet).isin(kinds).to_numpy(dtype=bool)
+    text = (search or "").strip()
+    if text:
+        pattern = re.escape(text)
+        hit = pd.Series(False, index=fleet.index)
+        for name in ("label", "uid", "sub_name"):
+            hit |= fleet[name].astype("string").str.contains(pattern, case=False).fillna(False)
+        keep &= hit
+    return fleet[keep.to_numpy(dtype=bool)]
+
+
+_SCOPE_MARKS = {"granted": "✓", "missing": "✗", "not needed": "–"}
+LEVEL_ICONS = {"error": "🔴", "warning": "🟠", "info": "🔵", "ok": "🟢"}
+
+
+def status_label(status: str) -> str:
+    """Return a status with its colour dot ("🔴 WRONG_PASSPHRASE")."""
+    return f"{LEVEL_ICONS[Status(status).level]} {status}"
+
+
+def format_age(age: pd.Timedelta | None) -> str | None:
+    """Return an age as "2 d 4 h", "3 h 20 min" or "45 s"; None when unknown."""
+    if age is None or pd.isna(age):
+        return None
+    seconds = max(int(age.total_seconds()), 0)
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else f"{secs} s"
+
+
+def fleet_view(fleet: pd.DataFrame) -> pd.DataFrame:
+    """Return the table the Fleet page shows: one row per account, worst first, no secret."""
+    kind = account_kind(fleet).replace({"unknown": pd.NA})
+    sub = fleet["sub_name"].astype("string")
+    return pd.DataFrame(
+        {
+            "account_id": fleet["account_id"].astype("Int64"),
+            "label": fleet["label"].astype("string"),
+            "status": [status_label(s) for s in fleet["status"].astype(str)],
+            "diagnosis": fleet["diagnosis"].astype("string"),
+            "spot": fleet["spot"].astype(object).map(_SCOPE_MARKS).fillna("?"),
+            "futures": fleet["futures"].astype(object).map(_SCOPE_MARKS).fillna("?"),
+            "margin": fleet["margin"].astype(object).map(_SCOPE_MARKS).fillna("?"),
+            "whitelist": fleet["whitelist"].astype("string"),
+            "last_sync_at": fleet["last_sync_at"],
+            "sync_age": [format_age(a) for a in fleet["sync_age"]],
+            "going_stale_at": fleet["going_stale_at"],
+            "key_age_days": fleet["key_age_days"].astype("Int64"),
+            "expires_at": fleet["expires_at"],
+            "hint": fleet["hint"].astype("string"),
+            "account": kind.where(sub.isna(), kind + " " + sub.fillna("")).astype("string"),
+            "uid": fleet["uid"].astype("string"),
+        }
+    ).reset_index(drop=True)
+
+
+# Everything an operator may share: the key itself, its secret and passphrase are never in
+# the fleet table, so none can leak into the file.
+CSV_COLUMNS = (
+    "account_id",
+    "label",
+    "status",
+    "diagnosis",
+    "hint",
+    "risks",
+    "scopes",
+    "spot",
+    "futures",
+    "margin",
+    "permissions",
+    "dangerous_permissions",
+    "whitelist",
+    "seen_ip",
+    "last_sync_at",
+    "sync_age_s",
+    "going_stale_at",
+    "freshness",
+    "key_created_at",
+    "key_age_days",
+    "expires_at",
+    "is_master",
+    "uid",
+    "sub_name",
+    "last_outcome",
+    "last_code",
+    "last_message",
+    "last_checked_at",
+    "clock_offset_ms",
+    "paused",
+    "unverified",
+)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_column(values: pd.Series) -> pd.Series:
+    """Return one CSV column as text: ISO 8601 UTC times, "" for missing, no formulas."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ").fillna("")
+    text = values.astype("string").fillna("")
+    # Labels and KuCoin messages are outside text: a spreadsheet must not run them.
+    formula = text.str.startswith(_FORMULA_START)
+    return text.where(~formula, "'" + text)
+
+
+def fleet_csv(fleet: pd.DataFrame) -> bytes:
+    """Return the fleet table as UTF-8 CSV (CSV_COLUMNS, worst first); never a secret."""
+    seconds = fleet["sync_age"].dt.total_seconds().round().astype("Int64")
+    frame = fleet.assign(sync_age_s=seconds)[list(CSV_COLUMNS)]
+    text = pd.DataFrame({name: _csv_column(frame[name]) for name in CSV_COLUMNS})
+    return text.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+# --- Checking accounts ---------------------------------------------------------------------
 
 
 def check_account(console: Console, account_id: int) -> ProbeResult:
@@ -55,7 +367,7 @@ def refresh_fleet(
     """Probe every bound, non-paused account (or the given ones) concurrently; record each."""
     with console.reading() as session:
         accounts = store.accounts_frame(session)
-        latest = store.latest_probes_frame(session)
+        latest = store.latest_probes_frame(session, columns=["uid"])
         settings = store.get_settings(session)
     if account_ids is not None:
         accounts = accounts[accounts["account_id"].isin(list(account_ids))]
@@ -91,6 +403,16 @@ def refresh_fleet(
     )
 
 
+def refreshable_count(console: Console) -> int:
+    """Return how many accounts "Refresh all" would check (bound and not paused)."""
+    with console.reading() as session:
+        accounts = store.accounts_frame(session)
+    return int((~accounts["paused"]).sum())
+
+
+# --- One account ---------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class AccountDetail:
     """Everything the account page shows about one account; no secret."""
@@ -104,52 +426,66 @@ class AccountDetail:
     history: pd.DataFrame
     latest: ProbeResult | None
     audit: list[store.AuditEntry]
+    whitelist_entries: tuple[str, ...] = ()  # as KuCoin shows them (masked), last success
+    balances_at: datetime | None = None  # when the balances shown were read
+
+
+def check_kind(outcome: object, code: object) -> str:
+    """Return "ok", "retrying" (transient failure) or "rejected" for one check."""
+    if outcome == Outcome.OK:
+        return "ok"
+    text = code if isinstance(code, str) else None
+    return "retrying" if health.is_transient(str(outcome), text) else "rejected"
 
 
 def account_detail(console: Console, account_id: int, now: datetime | None = None) -> AccountDetail:
-    """Return the account page's data for one account."""
+    """Return the account page's data for one account (bound or unbound)."""
     now = now or datetime.now(UTC)
     with console.reading() as session:
         account = store.get_account(session, account_id)
         accounts = store.accounts_frame(session, include_unbound=True)
-        probes = store.probe_history_frame(session)
+        mine = store.probe_history_frame(session, account_id=account_id)
         latest = store.latest_probe(session, account_id)
         settings = store.get_settings(session)
-        audit = store.audit_log(session, account_id=account_id)
+        audit = store.audit_log(session, account_id=account_id, limit=200)
     policy = policy_from_settings(settings)
-    mine = probes[probes["account_id"] == account_id].sort_values("checked_at")
     row = accounts[accounts["account_id"] == account_id].iloc[0]
-    last_ok = latest if latest is not None and latest.ok else _last_ok(console, account_id)
+    ok_rows = mine[mine["outcome"] == Outcome.OK.value]
+    last_ok = ok_rows.iloc[-1] if len(ok_rows) else None
+    spot, futures = store.decode_balances(last_ok["balances_json"] if last_ok is not None else None)
+    history = mine[
+        ["checked_at", "outcome", "code", "message", "http_status", "endpoint", "latency_ms"]
+    ].reset_index(drop=True)
+    history.insert(
+        1,
+        "result",
+        [check_kind(o, c) for o, c in zip(history["outcome"], history["code"], strict=True)],
+    )
+    whitelist_text = last_ok["ip_whitelist"] if last_ok is not None else None
     return AccountDetail(
         account=account,
         health=health.account_health(row, mine, policy, now),
         permissions=health.permission_coverage(
             account.scopes,
-            last_ok.permissions if last_ok else None,
-            last_ok.futures_permission_missing if last_ok else False,
+            last_ok["permissions"] if last_ok is not None else None,
+            bool(last_ok["futures_permission_missing"]) if last_ok is not None else False,
         ),
         whitelist=health.whitelist_coverage(mine, policy),
-        spot_balances=spot_frame(last_ok),
-        futures_balances=futures_frame(last_ok),
-        history=mine[
-            ["checked_at", "outcome", "code", "message", "http_status", "latency_ms"]
-        ].reset_index(drop=True),
+        spot_balances=spot_frame(spot),
+        futures_balances=futures_frame(futures),
+        history=history,
         latest=latest,
         audit=audit,
+        whitelist_entries=tuple(
+            e.strip() for e in (whitelist_text or "").split(",") if e and e.strip()
+        ),
+        balances_at=last_ok["checked_at"].to_pydatetime() if last_ok is not None else None,
     )
 
 
-def _last_ok(console: Console, account_id: int) -> ProbeResult | None:
-    """Return the account's latest passing check, if any."""
-    with console.reading() as session:
-        for result in store.probe_history(session, account_id):
-            if result.ok:
-                return result
-    return None
-
-
-def spot_frame(result: ProbeResult | None) -> pd.DataFrame:
+def spot_frame(balances: ProbeResult | Sequence[Any] | None) -> pd.DataFrame:
     """Return spot balances by account type and currency (non-zero rows)."""
+    rows_in = balances.spot_balances if isinstance(balances, ProbeResult) else balances or ()
     rows = [
         {
             "account_type": b.account_type,
@@ -158,24 +494,52 @@ def spot_frame(result: ProbeResult | None) -> pd.DataFrame:
             "available": float(b.available),
             "holds": float(b.holds),
         }
-        for b in (result.spot_balances if result else ())
+        for b in rows_in
         if b.balance != 0
     ]
     columns = ["account_type", "currency", "balance", "available", "holds"]
-    return pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.sort_values(["account_type", "currency"], ignore_index=True)
 
 
-def futures_frame(result: ProbeResult | None) -> pd.DataFrame:
+FUTURES_FIELDS = ("accountEquity", "availableBalance", "unrealisedPNL", "marginBalance")
+
+
+def futures_frame(
+    futures: ProbeResult | dict[str, dict[str, Decimal]] | None,
+) -> pd.DataFrame:
     """Return the futures overview per currency."""
+    overviews = futures.futures if isinstance(futures, ProbeResult) else futures or {}
     rows = [
         {
             "currency": currency,
-            **{
-                name: float(overview.get(name, Decimal(0)))
-                for name in ("accountEquity", "availableBalance", "unrealisedPNL", "marginBalance")
-            },
+            **{name: float(overview.get(name, Decimal(0))) for name in FUTURES_FIELDS},
         }
-        for currency, overview in (result.futures if result else {}).items()
+        for currency, overview in overviews.items()
     ]
-    columns = ["currency", "accountEquity", "availableBalance", "unrealisedPNL", "marginBalance"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=["currency", *FUTURES_FIELDS])
+
+
+# --- Settings ------------------------------------------------------------------------------
+
+
+def parse_ip_list(text: str) -> list[str]:
+    """Return the entries of a list typed one per line or separated by commas or spaces."""
+    return [item for item in re.split(r"[\s,;]+", text or "") if item]
+
+
+def latest_seen_ip(console: Console) -> tuple[str, datetime] | None:
+    """Return the IP KuCoin most recently reported seeing, and when; None before any check."""
+    with console.reading() as session:
+        latest = store.latest_probes_frame(session, columns=["seen_ip"])
+    seen = latest[latest["seen_ip"].notna()]
+    if seen.empty:
+        return None
+    newest = seen.sort_values("checked_at").iloc[-1]
+    return str(newest["seen_ip"]), newest["checked_at"].to_pydatetime()
+
+
+def save_settings(console: Console, **changes: Any) -> Settings:
+    """Validate, store and audit settings changes; raise store.InvalidInput with the reason."""
+    with console.transaction() as session:
+        return store.update_settings(session, actor=console.actor, **changes)
