@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sqlalchemy import insert
+from sqlmodel import Session
 
 from bench.bench_health import ACCOUNTS, CHECKS, EGRESS, synthetic_fleet
 from lib import store
@@ -37,6 +38,7 @@ BALANCES = {
     ],
     "futures": {"USDT": {"accountEquity": "394.43", "availableBalance": "290.32"}},
 }
+BALANCES_JSON = json.dumps(BALANCES)
 
 
 def _aware(value: object) -> datetime | None:
@@ -86,40 +88,55 @@ def seed(console: Console, accounts: pd.DataFrame, probes: pd.DataFrame) -> None
         }
         for a in accounts.itertuples()
     ]
-    balances = json.loads(json.dumps(BALANCES))
-    probe_rows = [
-        {
-            "account_id": int(p.account_id),
-            "checked_at": _aware(p.checked_at),
-            "outcome": p.outcome,
-            "latency_ms": int(p.latency_ms),
-            "code": _none(p.code),
-            "message": _none(p.message),
-            "http_status": int(p.http_status),
-            "endpoint": _none(p.endpoint),
-            "permissions": ",".join(p.permissions),
-            "ip_whitelist": _none(p.ip_whitelist),
-            "is_master": _none(p.is_master),
-            "sub_name": _none(p.sub_name),
-            "uid": p.uid,
-            "remark": p.remark,
-            "api_version": int(p.api_version),
-            "key_created_at": _aware(p.key_created_at),
-            "clock_offset_ms": int(p.clock_offset_ms),
-            "seen_ip": _none(p.seen_ip),
-            "rate_limit_remaining": int(p.rate_limit_remaining),
-            "balances": balances if p.outcome == "ok" else {},
-            "futures_permission_missing": bool(p.futures_permission_missing),
-            "vip_level": int(p.vip_level),
-        }
-        for p in probes.itertuples()
-    ]
     with console.transaction() as session:
         session.execute(insert(Account), account_rows)
         session.execute(insert(Credential), credential_rows)
-        for start in range(0, len(probe_rows), BATCH):
-            session.execute(insert(ProbeRecord), probe_rows[start : start + BATCH])
+        _insert_probes(session, probes)
         store.update_settings(session, actor="bench", egress_ips=list(EGRESS))
+
+
+def _sqlite_times(values: pd.Series) -> list[str | None]:
+    """Return UTC times as SQLite stores them for the models' UTCDateTime (naive UTC text)."""
+    text = values.dt.tz_convert("UTC").dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return [None if pd.isna(v) else v for v in text]
+
+
+def _insert_probes(session: Session, probes: pd.DataFrame) -> None:
+    """Insert the checks with the driver's executemany: 300,000 rows in seconds, not minutes."""
+    ok = probes["outcome"] == "ok"
+    columns = {
+        "account_id": probes["account_id"].astype(int).tolist(),
+        "checked_at": _sqlite_times(probes["checked_at"]),
+        "outcome": probes["outcome"].tolist(),
+        "latency_ms": probes["latency_ms"].astype(int).tolist(),
+        "code": [_none(v) for v in probes["code"]],
+        "message": [_none(v) for v in probes["message"]],
+        "http_status": probes["http_status"].astype(int).tolist(),
+        "endpoint": [_none(v) for v in probes["endpoint"]],
+        "permissions": [",".join(v) for v in probes["permissions"]],
+        "ip_whitelist": [_none(v) for v in probes["ip_whitelist"]],
+        "is_master": [_none(v) for v in probes["is_master"]],
+        "sub_name": [_none(v) for v in probes["sub_name"]],
+        "uid": probes["uid"].tolist(),
+        "remark": probes["remark"].tolist(),
+        "api_version": probes["api_version"].astype(int).tolist(),
+        "key_created_at": _sqlite_times(probes["key_created_at"]),
+        "clock_offset_ms": probes["clock_offset_ms"].astype(int).tolist(),
+        "seen_ip": [_none(v) for v in probes["seen_ip"]],
+        "rate_limit_remaining": probes["rate_limit_remaining"].astype(int).tolist(),
+        "balances": [BALANCES_JSON if o else "{}" for o in ok],
+        "futures_permission_missing": probes["futures_permission_missing"].astype(bool).tolist(),
+        "vip_level": probes["vip_level"].astype(int).tolist(),
+    }
+    table = ProbeRecord.__table__.name
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+    rows = list(zip(*columns.values(), strict=True))
+    cursor = session.connection().connection.driver_connection.cursor()
+    try:
+        for start in range(0, len(rows), BATCH):
+            cursor.executemany(sql, rows[start : start + BATCH])
+    finally:
+        cursor.close()
 
 
 def _times(run, repeats: int = REPEATS) -> list[float]:
@@ -142,7 +159,11 @@ def _phase_times(console: Console, now: datetime) -> dict[str, float]:
     read_s = statistics.median(_times(lambda: fleet_inputs(console), 3))
     accounts, probes, policy = fleet_inputs(console)
     rules_s = statistics.median(_times(lambda: fleet_health(accounts, probes, policy, now), 3))
-    return {"accounts frame": accounts_s, "read (accounts + history)": read_s, "rules": rules_s}
+    return {
+        "accounts frame": accounts_s,
+        "read (accounts + deciding checks)": read_s,
+        "rules": rules_s,
+    }
 
 
 def main() -> bool:
