@@ -11,6 +11,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("lib.kucoin.simulator_cli", "run a local KuCoin simulator over HTTP"),
     "check": ("lib.check_cli", "check one key from KUCOIN_API_* environment variables"),
     "rotate-master-key": ("lib.vault_cli", "re-encrypt every stored secret under a new master key"),
+    "bind": ("lib.bind_cli", "check a key live and bind it to a new account"),
+    "accounts": ("lib.accounts_cli", "list the bound accounts (no secrets)"),
+    "unbind": ("lib.unbind_cli", "destroy an account's credentials, keeping its history"),
 }
 
 
