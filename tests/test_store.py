@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -540,3 +542,51 @@ def test_master_key_rotation_leaves_no_row_on_the_old_key(engine, vault, key_fil
         fresh.decrypt(stale, credential_place(ids[0], "api_secret"))
     # Binding after rotation uses the new key.
     assert credential_row(engine, bind(engine, vault, 50)).master_key_id == report.new_key_id
+
+
+def test_rotation_while_another_process_binds_leaves_nothing_on_the_old_key(
+    engine, vault, key_file
+):
+    ids = [bind(engine, vault, n) for n in range(30)]
+    writer_vault = open_vault(engine, key_file)  # loaded before the rotation, like another process
+    old_key = vault.active_key_id
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def keep_binding() -> None:
+        n = 100
+        try:
+            while not done.is_set() or n < 140:
+                with db.transaction(engine) as session:
+                    ids.append(
+                        store.create_account_with_credentials(
+                            session,
+                            writer_vault,
+                            label=f"late-{n}",
+                            credentials=credentials(n),
+                            scopes=[],
+                            actor="writer",
+                        )
+                    )
+                n += 1
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    thread = threading.Thread(target=keep_binding)
+    thread.start()
+    try:
+        while len(ids) < 35:  # the writer is under way before the rotation starts
+            time.sleep(0.001)
+        report = rotate_master_key(engine, vault, actor="ops", batch_size=3)
+    finally:
+        done.set()
+        thread.join(timeout=60)
+    assert errors == []
+    assert len(ids) >= 70
+    with db.read_session(engine) as session:
+        rows = session.exec(select(Credential)).all()
+        assert old_key not in {r.master_key_id for r in rows}
+        fresh = open_vault(engine, key_file)
+        for account_id in ids:
+            assert store.load_credentials(session, fresh, account_id).api_key
+    assert report.retired_key_ids == (old_key,)
