@@ -147,7 +147,8 @@ def _account_kind(check: KeyCheck) -> str:
     assert result is not None
     if result.is_master:
         return f"Master account, UID {result.uid}"
-    return f"Sub-account {result.sub_name or ''}, UID {result.uid}".replace("  ", " ")
+    name = f" {result.sub_name}" if result.sub_name else ""
+    return f"Sub-account{name}, UID {result.uid}"
 
 
 def _show_failure(check: KeyCheck) -> None:
@@ -168,9 +169,10 @@ def _show_failure(check: KeyCheck) -> None:
             f"**Clock offset measured:** {result.clock_offset_ms:+d} ms (KuCoin minus this "
             "machine)."
         )
+    kept = " The account keeps its current credential." if check.account_id else ""
     st.caption(
         f"KuCoin said: {result.message or '-'} (HTTP {result.http_status or '-'}"
-        f"{', ' + result.endpoint if result.endpoint else ''}). Nothing was saved."
+        f"{', ' + result.endpoint if result.endpoint else ''}). Nothing was saved.{kept}"
     )
 
 
@@ -193,7 +195,7 @@ def _show_connected(check: KeyCheck, now: datetime) -> None:
     )
 
     st.markdown("**Permissions** (against the scopes this account needs)")
-    st.dataframe(_permissions_table(check), hide_index=True, key=None)
+    st.dataframe(_permissions_table(check), hide_index=True)
 
     if result.ip_whitelist:
         st.markdown(f"**IP whitelist:** `{result.ip_whitelist}` (KuCoin masks the middle)")
@@ -332,6 +334,8 @@ def _saved(prefix: str, check: KeyCheck, account_id: int, *, unverified: bool) -
         "unverified": unverified,
         "rotated": check.account_id is not None,
     }
+    if prefix == BIND:
+        _renew_bind_form(label="", scopes=list(DEFAULT_SCOPES))
 
 
 def _check_typed_key(
@@ -393,14 +397,18 @@ def _on_bind_submit(console: Console) -> None:
     scopes = list(state.get(f"{fields}_scopes") or [])
     check = _check_typed_key(console, BIND, credentials, label=label, scopes=scopes)
     del credentials
-    # The next run renders the form's widgets afresh (new keys), so their defaults show in
-    # the browser too, where clear_on_submit has emptied every field: keep the label and the
-    # scopes (not secret) unless the key was saved, so only the flagged fields need typing.
+    if f"{BIND}_saved" not in state:
+        # Keep what is not secret, so that only the flagged fields need typing again.
+        _renew_bind_form(label=check.label or label, scopes=scopes)
+
+
+def _renew_bind_form(*, label: str, scopes: list[str]) -> None:
+    """Render the Bind form's widgets afresh next run, starting from these values."""
+    # New keys make new widgets, so their defaults show in the browser too, where
+    # clear_on_submit has emptied every field of the form just submitted.
+    state = st.session_state
     state[f"{BIND}_generation"] = state.get(f"{BIND}_generation", 0) + 1
-    if f"{BIND}_saved" in state:
-        state[f"{BIND}_keep"] = {"label": "", "scopes": list(DEFAULT_SCOPES)}
-    else:
-        state[f"{BIND}_keep"] = {"label": check.label or label, "scopes": scopes}
+    state[f"{BIND}_keep"] = {"label": label, "scopes": scopes}
 
 
 def render_bind(console: Console) -> None:

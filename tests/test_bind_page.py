@@ -309,6 +309,7 @@ def test_warnings_are_shown_and_the_key_is_saved_only_once_confirmed(sim_env, ac
     [saved] = accounts(sim_env)
     assert saved.label == "risky" and not saved.unverified
     assert "Bound 'risky': verified and saved." in messages(at, "success")
+    assert field(at, "Label").value == ""  # ready for the next key
 
 
 def test_a_chosen_scope_the_key_lacks_is_a_warning_with_a_cross(sim_env):
