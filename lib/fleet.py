@@ -27,7 +27,7 @@ from lib.console import Console, policy_from_settings
 from lib.health import FleetIncident, HealthPolicy, Status
 from lib.kucoin.probe import probe
 from lib.kucoin.probe_result import Outcome, ProbeResult
-from lib.models import Account, AuditEvent, ProbeRecord, Settings
+from lib.models import Account, AuditAction, AuditEvent, ProbeRecord, Settings
 from lib.refresh import RefreshTarget, refresh
 
 # --- Reading the fleet ---------------------------------------------------------------------
@@ -543,3 +543,36 @@ def save_settings(console: Console, **changes: Any) -> Settings:
     """Validate, store and audit settings changes; raise store.InvalidInput with the reason."""
     with console.transaction() as session:
         return store.update_settings(session, actor=console.actor, **changes)
+
+
+def coverage_summary(fleet: pd.DataFrame) -> pd.DataFrame:
+    """Return how many accounts show each whitelist coverage, most common first."""
+    summary = fleet["whitelist"].astype("string").fillna("key info not read yet")
+    counts = summary.value_counts()
+    return pd.DataFrame({"whitelist": counts.index.astype(str), "accounts": counts.to_numpy()})
+
+
+def settings_changes(console: Console, limit: int = 20) -> pd.DataFrame:
+    """Return the latest settings changes, newest first: when, who, what from and to."""
+    with console.reading() as session:
+        events = store.audit_log(session, action=AuditAction.CHANGE_SETTINGS, limit=limit)
+    rows = [
+        {
+            "at": event.at,
+            "actor": event.actor,
+            "setting": name,
+            "from": _plain(change.get("from")),
+            "to": _plain(change.get("to")),
+        }
+        for event in events
+        for name, change in event.details.items()
+        if isinstance(change, dict)
+    ]
+    return pd.DataFrame(rows, columns=["at", "actor", "setting", "from", "to"])
+
+
+def _plain(value: Any) -> str:
+    """Return a setting's value as text ("a, b" for lists)."""
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "(none)"
+    return "" if value is None else str(value)

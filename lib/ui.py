@@ -1,17 +1,30 @@
-"""Streamlit glue shared by the pages: which console a session uses, and the demo switch.
+"""Streamlit glue shared by the pages: the session's console, the demo switch, cached tables.
 
 Pages call these and lib functions only; they never open sessions or decrypt anything.
 """
 
 from __future__ import annotations
 
+import html
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
 import streamlit as st
 
 from lib.config import Config
 from lib.console import Console, KucoinTarget
+from lib.fleet import FleetSnapshot, data_version, fleet_snapshot
+from lib.health import Status
 from lib.vault import VaultError
 
 DEMO_FLAG = "demo_mode"
+SELECTED_ACCOUNT = "selected_account"  # the account the Account page shows when no link says
+BIND_PAGE = "pages/bind.py"
+FLEET_PAGE = "pages/fleet.py"
+ACCOUNT_PAGE = "pages/account.py"
+FLEET_TTL_S = 30  # statuses move with time (STALE arrives unannounced): recompute this often
+_FLASH = "_page_flash"
 
 
 @st.cache_resource(show_spinner=False)
@@ -39,15 +52,125 @@ def console() -> Console:
     raise AssertionError("unreachable")
 
 
+def enter_demo() -> bool:
+    """Start the demo fleet (simulator + database) and switch this session to it."""
+    from lib.demo import DEMO_ACCOUNTS, DemoError, start_demo
+
+    with st.spinner(
+        f"Starting the KuCoin simulator and binding {len(DEMO_ACCOUNTS)} simulated accounts…"
+    ):
+        try:
+            start_demo()
+        except (DemoError, OSError) as error:
+            st.error(f"The demo fleet could not start: {error}")
+            return False
+    st.session_state[DEMO_FLAG] = True
+    st.session_state.pop(SELECTED_ACCOUNT, None)
+    return True
+
+
+def leave_demo() -> None:
+    """Switch this session back to the real fleet (the demo keeps running for others)."""
+    st.session_state[DEMO_FLAG] = False
+    st.session_state.pop(SELECTED_ACCOUNT, None)
+
+
 def demo_banner() -> None:
     """Show that the session is in demo mode, with the way out."""
+    if not in_demo():
+        return
+    left, right = st.columns([5, 1], vertical_alignment="center")
+    left.info(
+        "Demo fleet: simulated KuCoin accounts served by a local simulator, in a separate "
+        "database. Nothing here touches real keys.",
+        icon=":material/science:",
+    )
+    if right.button("Leave demo", key="leave_demo", width="stretch"):
+        leave_demo()
+        st.query_params.clear()
+        st.rerun()
+
+
+def empty_fleet() -> None:
+    """Say what to do with no account bound: bind a key, or look around the demo fleet."""
+    st.info(
+        "No KuCoin account is bound yet. Bind an API key to start watching it, or load the "
+        "demo fleet to see how bindwatch reports each kind of problem and what to do about it.",
+        icon=":material/info:",
+    )
+    left, right, _ = st.columns([1, 1, 2])
+    left.page_link(BIND_PAGE, label="Bind a KuCoin key", icon=":material/key:")
     if in_demo():
-        left, right = st.columns([5, 1])
-        left.info(
-            "Demo fleet: simulated KuCoin accounts in a separate database. Nothing here "
-            "touches real keys.",
-            icon=":material/science:",
+        return
+    if right.button("Load demo fleet", key="load_demo", icon=":material/science:") and enter_demo():
+        st.rerun()
+
+
+def flash(kind: str, text: str) -> None:
+    """Keep a message for the next run (shown by show_flash after st.rerun)."""
+    st.session_state[_FLASH] = (kind, text)
+
+
+def show_flash() -> None:
+    """Show and forget the message an action left."""
+    message = st.session_state.pop(_FLASH, None)
+    if message:
+        kind, text = message
+        alert(kind)(text)
+
+
+def alert(level: str) -> Callable[..., Any]:
+    """Return the Streamlit call that shows a message of this level."""
+    return {
+        "error": st.error,
+        "warning": st.warning,
+        "info": st.info,
+        "ok": st.success,
+        "success": st.success,
+    }[level]
+
+
+# --- The fleet table, cached ---------------------------------------------------------------
+
+
+@st.cache_data(ttl=FLEET_TTL_S, max_entries=8, show_spinner=False)
+def _cached_snapshot(database: str, version: tuple[int, int], _console: Console) -> FleetSnapshot:
+    """Return the fleet snapshot of one database at one data version (cached briefly)."""
+    return fleet_snapshot(_console)
+
+
+def cached_fleet(console: Console) -> FleetSnapshot:
+    """Return the fleet snapshot, rebuilt when a check or change is recorded or after 30 s."""
+    # The key is the database and its data version: a new check or setting shows at once.
+    return _cached_snapshot(str(console.engine.url), data_version(console), console)
+
+
+# --- The heartbeat bar -----------------------------------------------------------------------
+
+BEAT_COLOURS = {"ok": "#2e9e5b", "retrying": "#e0a030", "rejected": "#d64545"}
+BEAT_WORDS = {"ok": "passed", "retrying": "failed (transient)", "rejected": "rejected"}
+
+
+def heartbeat_html(history: pd.DataFrame, limit: int = 48) -> str:
+    """Return the last `limit` checks as a row of coloured cells, oldest left (Uptime Kuma)."""
+    recent = history.tail(limit)
+    cells = []
+    for row in recent.itertuples(index=False):
+        code = f" {row.code}" if isinstance(row.code, str) and row.code else ""
+        message = f": {row.message}" if isinstance(row.message, str) and row.message else ""
+        when = pd.Timestamp(row.checked_at).strftime("%Y-%m-%d %H:%M UTC")
+        title = html.escape(f"{when} {BEAT_WORDS[row.result]}{code}{message}", quote=True)
+        cells.append(
+            f'<span class="beat beat-{row.result}" title="{title}" style="display:inline-block;'
+            f"width:10px;height:26px;margin-right:3px;border-radius:3px;"
+            f'background:{BEAT_COLOURS[row.result]}"></span>'
         )
-        if right.button("Leave demo", key="leave_demo", use_container_width=True):
-            st.session_state[DEMO_FLAG] = False
-            st.rerun()
+    return f'<div class="heartbeat" style="white-space:nowrap">{"".join(cells)}</div>'
+
+
+def status_badge(status: str) -> str:
+    """Return a status as a coloured Markdown badge."""
+    colour = {"error": "red", "warning": "orange", "info": "blue", "ok": "green"}[
+        Status(status).level
+    ]
+    return f":{colour}-badge[{status}]"
