@@ -38,6 +38,11 @@ class Config:
         )
         return cls(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file)
 
+    def ensure_data_dir(self) -> Path:
+        """Create the data directory with mode 0700, or tighten it to 0700 if it is ours."""
+        ensure_private_dir(self.data_dir)
+        return self.data_dir
+
     def __repr__(self) -> str:
         # A PostgreSQL URL may carry a password: never print it.
         url = redact_url(self.database_url)
@@ -47,6 +52,14 @@ class Config:
         )
 
     __str__ = __repr__
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create `path` with mode 0700, or remove group and other access if this user owns it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+        path.chmod(0o700)
 
 
 def redact_url(url: str | URL) -> str:

@@ -21,7 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlmodel import Session
 
-from lib.config import Config, redact_url
+from lib.config import Config, ensure_private_dir, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,10 @@ def _prepare_sqlite_file(url: URL) -> None:
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return
-    path = Path(database)
-    if not path.parent.exists():
+    path = Path(database).absolute()
+    if path.parent == Config.from_env().data_dir:
+        ensure_private_dir(path.parent)
+    elif not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     os.close(fd)

@@ -50,6 +50,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from lib import db
+from lib.config import Config, ensure_private_dir
 from lib.models import AuditAction, AuditEvent, Credential, KeyState, VaultKey
 from lib.secret import Secret
 
@@ -589,6 +590,8 @@ def open_vault(engine: Engine, key_file: Path) -> Vault:
 
 def _create_key_file(key_file: Path) -> Keyring:
     """Create the key file with one new key (0600, exclusive), or read the one a racer created."""
+    if key_file.parent.absolute() == Config.from_env().data_dir:
+        ensure_private_dir(key_file.parent)
     key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     keyring = Keyring((new_master_key(),))
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -590,3 +591,21 @@ def test_rotation_while_another_process_binds_leaves_nothing_on_the_old_key(
         for account_id in ids:
             assert store.load_credentials(session, fresh, account_id).api_key
     assert report.retired_key_ids == (old_key,)
+
+
+def test_replaced_and_unbound_ciphertext_is_gone_from_the_sqlite_file(engine, vault):
+    path = db.sqlite_path(engine)
+    if path is None:
+        pytest.skip("about SQLite's own files")
+    one, two = bind(engine, vault, 1), bind(engine, vault, 2)
+    replaced = credential_row(engine, one)
+    removed = credential_row(engine, two)
+    with db.transaction(engine) as session:
+        store.rotate_credentials(session, vault, one, credentials(3), actor=ACTOR)
+        store.unbind(session, two, actor=ACTOR)
+    db.checkpoint(engine)
+    content = b"".join(Path(f"{path}{suffix}").read_bytes() for suffix in ("", "-wal"))
+    for row in (replaced, removed):
+        for token in (row.api_key_enc, row.api_secret_enc, row.passphrase_enc):
+            assert token.split(":")[2].encode()[:24] not in content
+    assert credential_row(engine, one).api_secret_enc.split(":")[2].encode()[:24] in content

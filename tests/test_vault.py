@@ -403,3 +403,21 @@ def test_cli_with_a_wrong_key_file_says_what_to_do(
     assert result.returncode == 2
     assert "BINDWATCH_MASTER_KEY_FILE" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_first_run_with_defaults_makes_the_data_directory_private(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    monkeypatch.setenv("BINDWATCH_DATA_DIR", str(data))
+    monkeypatch.delenv("BINDWATCH_DATABASE_URL", raising=False)
+    monkeypatch.delenv("BINDWATCH_MASTER_KEY_FILE", raising=False)
+    config = Config.from_env()
+    engine = db.open_database()
+    try:
+        open_vault(engine, config.master_key_file)
+    finally:
+        engine.dispose()
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "master.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((data / "bindwatch.db").stat().st_mode) == 0o600
