@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bind": ("lib.bind_cli", "check a key live and bind it to a new account"),
     "accounts": ("lib.accounts_cli", "list the bound accounts (no secrets)"),
     "unbind": ("lib.unbind_cli", "destroy an account's credentials, keeping its history"),
+    "status": ("lib.status_cli", "print the fleet table, worst first (--json for JSON)"),
+    "demo": ("lib.demo_cli", "build the demo fleet on a local simulator and print it"),
 }
 
 

@@ -1,0 +1,128 @@
+"""`python -m lib status`: print the fleet table, worst first: the Fleet page in a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+from datetime import UTC, datetime
+
+import pandas as pd
+from sqlalchemy.exc import SQLAlchemyError
+
+from lib.console import Console
+from lib.fleet import CSV_COLUMNS, FleetSnapshot, fleet_snapshot, format_age
+from lib.health import Status
+from lib.kucoin.diagnosis import diagnose
+from lib.vault import VaultError
+
+EXIT_HEALTHY = 0  # no account needs action (OK, AT_RISK, DEGRADED, NEW, PAUSED)
+EXIT_FAILING = 1  # at least one account is at error level: the table says what to do
+EXIT_CANNOT_READ = 2  # the database or the master key could not be opened
+
+_WIDTHS = {"status": 20, "label": 22, "diagnosis": 46, "sync": 15, "key": 7}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the command's options."""
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object per account instead"
+    )
+    parser.epilog = (
+        "Reads the database named by BINDWATCH_DATA_DIR / BINDWATCH_DATABASE_URL. Exit status: "
+        "0 when no account is failing, 1 when at least one is, 2 when the database or master "
+        "key cannot be opened."
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the fleet table (or JSON) and return the exit status."""
+    try:
+        console = Console.open()
+    except (VaultError, SQLAlchemyError, OSError) as error:
+        print(f"error: cannot open bindwatch's database: {error}", file=sys.stderr)
+        return EXIT_CANNOT_READ
+    try:
+        snapshot = fleet_snapshot(console)
+    finally:
+        console.close()
+    try:
+        print(fleet_json(snapshot.fleet) if args.json else render_fleet(snapshot), flush=True)
+    except BrokenPipeError:
+        # Piped into `head` or similar: stop quietly, the reader has what it wanted.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return exit_status(snapshot.fleet)
+
+
+def exit_status(fleet: pd.DataFrame) -> int:
+    """Return 1 when any account is at error level, else 0."""
+    failing = any(Status(s).level == "error" for s in fleet["status"].astype(str))
+    return EXIT_FAILING if failing else EXIT_HEALTHY
+
+
+def _clip(text: object, width: int) -> str:
+    """Return text cut to width with an ellipsis, "-" when missing."""
+    value = "-" if text is None or pd.isna(text) else str(text)
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
+def render_fleet(snapshot: FleetSnapshot) -> str:
+    """Return the fleet as a text table, worst first, each failing account with its next step."""
+    fleet = snapshot.fleet
+    if fleet.empty:
+        return (
+            "No account is bound yet. Bind a key in the app (make run → Bind a key), or try "
+            "the demo fleet: python -m lib demo"
+        )
+    counts = ", ".join(f"{int(r.count)} {r.status}" for r in snapshot.counts.itertuples())
+    lines = [f"{len(fleet)} accounts, as of {snapshot.as_of:%Y-%m-%d %H:%M:%S} UTC: {counts}"]
+    incident = snapshot.incident
+    if incident is not None:
+        lines.append(f"FLEET INCIDENT: {incident.summary}. {diagnose(incident.code).fix}")
+    w = _WIDTHS
+    lines.append("")
+    lines.append(
+        f"{'STATUS':<{w['status']}} {'ACCOUNT':<{w['label']}} {'DIAGNOSIS':<{w['diagnosis']}} "
+        f"{'LAST SYNC':<{w['sync']}} {'KEY AGE':>{w['key']}}"
+    )
+    for row in fleet.itertuples(index=False):
+        age = format_age(row.sync_age)
+        key_age = f"{row.key_age_days} d" if pd.notna(row.key_age_days) else "-"
+        lines.append(
+            f"{_clip(row.status, w['status']):<{w['status']}} "
+            f"{_clip(row.label, w['label']):<{w['label']}} "
+            f"{_clip(row.diagnosis, w['diagnosis']):<{w['diagnosis']}} "
+            f"{_clip(f'{age} ago' if age else 'never', w['sync']):<{w['sync']}} "
+            f"{key_age:>{w['key']}}"
+        )
+        if Status(str(row.status)) not in (Status.OK, Status.PAUSED):
+            hint = textwrap.wrap(str(row.hint), width=96)
+            lines.extend(
+                f"{' ' * 4}{'→ ' if i == 0 else '  '}{part}" for i, part in enumerate(hint)
+            )
+    return "\n".join(lines)
+
+
+def _json_value(value: object) -> object:
+    """Return a cell as JSON: ISO 8601 UTC times, null for missing, plain numbers."""
+    if value is None or (not isinstance(value, list | tuple) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp | datetime):
+        return pd.Timestamp(value).tz_convert(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, pd.Timedelta):
+        return round(value.total_seconds())
+    if hasattr(value, "item"):
+        return value.item()  # numpy scalars
+    return value if isinstance(value, bool | int | float) else str(value)
+
+
+def fleet_json(fleet: pd.DataFrame) -> str:
+    """Return the fleet as a JSON list, worst first, with the CSV export's fields."""
+    frame = fleet.assign(sync_age_s=fleet["sync_age"])
+    records = [
+        {name: _json_value(value) for name, value in zip(CSV_COLUMNS, row, strict=True)}
+        for row in frame[list(CSV_COLUMNS)].itertuples(index=False, name=None)
+    ]
+    return json.dumps(records, indent=2, ensure_ascii=False)
