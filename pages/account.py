@@ -238,10 +238,7 @@ with futures_col:
 # --- Lifecycle and audit ---------------------------------------------------------------------
 
 st.subheader("Actions")
-if account.bound:
-    render_lifecycle(console, account)
-else:
-    st.info(f"Unbound on {account.unbound_at:%Y-%m-%d %H:%M} UTC: its credentials are gone.")
+render_lifecycle(console, account)
 
 with st.expander(f"Audit log ({len(detail.audit)} events)"):
     if detail.audit:

@@ -24,10 +24,10 @@ if ui.cached_fleet(console).fleet.empty:
 
 
 def refresh_all() -> None:
-    """Check every non-paused account now, with a progress bar, then redraw."""
+    """Check every non-paused account now with a progress bar; the table below is then fresh."""
     total = fleet_lib.refreshable_count(console)
     if not total:
-        ui.flash("info", "Every account is paused: resume one to check it.")
+        st.info("Every account is paused: resume one to check it.")
         return
     bar = st.progress(0, text=f"Checking {total} accounts with KuCoin…")
     outcomes: list[bool] = []
@@ -38,10 +38,8 @@ def refresh_all() -> None:
 
     fleet_lib.refresh_fleet(console, on_result=progress)
     failed = outcomes.count(False)
-    ui.flash(
-        "warning" if failed else "success",
-        f"Checked {len(outcomes)} accounts: {len(outcomes) - failed} passed, {failed} failed.",
-    )
+    summary = f"Checked {len(outcomes)} accounts: {len(outcomes) - failed} passed, {failed} failed."
+    (st.warning if failed else st.success)(summary)
 
 
 def clear_filters() -> None:
@@ -54,8 +52,7 @@ top_left, top_mid, top_right = st.columns([3, 1, 1], vertical_alignment="center"
 top_left.caption("Worst first. Select a row to open the account.")
 auto = top_mid.toggle("Auto-refresh", key="fleet_auto", help="Redraw the table every 30 s.")
 if top_right.button("Refresh all", key="refresh_all", icon=":material/refresh:", width="stretch"):
-    refresh_all()
-    st.rerun()
+    refresh_all()  # before the table is drawn, so it shows the new results
 
 
 def incident_banner(snapshot: FleetSnapshot) -> None:
