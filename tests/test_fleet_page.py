@@ -1,0 +1,195 @@
+"""The Fleet page on the demo fleet: every status with its hint, filters, search, selection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from app_fixtures import APP, OPEN_TRADER, TRADER, TRADER_NEW, SimEnv, sim_env_fixture  # noqa: F401
+from streamlit.testing.v1 import AppTest
+
+from lib import binding
+from lib.config import DATA_DIR_ENV, DATABASE_URL_ENV, MASTER_KEY_FILE_ENV
+from lib.demo import DEMO_ACCOUNTS, Demo, demo_uid, start_demo, stop_demo
+from lib.health import Status
+from lib.ui import DEMO_FLAG, SELECTED_ACCOUNT
+
+EVERY_STATUS = {s.value for s in Status} - {"REJECTED"}  # no KuCoin code left for REJECTED
+
+
+@pytest.fixture(scope="module", name="demo")
+def demo_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """Build one demo fleet for the module; the real data directory is an empty tmp one."""
+    root: Path = tmp_path_factory.mktemp("fleet_page")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(DATA_DIR_ENV, str(root / "real"))
+        env.delenv(DATABASE_URL_ENV, raising=False)
+        env.delenv(MASTER_KEY_FILE_ENV, raising=False)
+        stop_demo()
+        yield start_demo(root / "demo")
+        stop_demo()
+
+
+def open_demo(demo: Demo) -> AppTest:
+    """Return the app on the Fleet page in demo mode, run once."""
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state[DEMO_FLAG] = True
+    return at.run()
+
+
+def table(at: AppTest) -> pd.DataFrame:
+    """Return the fleet table as shown, its status column without the colour dot."""
+    frame = at.dataframe[0].value
+    return frame.assign(status=frame["status"].str.split(" ").str[-1])
+
+
+def test_every_status_shows_with_its_hint_worst_first(demo: Demo) -> None:
+    at = open_demo(demo)
+    shown = table(at)
+
+    assert not at.exception
+    assert len(shown) == len(DEMO_ACCOUNTS)
+    assert set(shown["status"]) == EVERY_STATUS
+    ranks = [Status(s).rank for s in shown["status"]]
+    assert ranks == sorted(ranks), "failures first"
+    assert shown["status"].iloc[0] == "FROZEN"
+    assert shown["status"].iloc[-1] == "OK"
+    assert shown["hint"].notna().all() and (shown["hint"].str.len() > 10).all()
+    hints = dict(zip(shown["label"], shown["hint"], strict=True))
+    assert "not the login or trading password" in hints["scalper-03"]
+    assert "add 203.0.113.154 (the IP KuCoin saw)" in hints["office-bot"]
+    assert "30-day rule has likely deleted it" in hints["swing-trader"]
+    assert "Enable Futures" in hints["futures-grid"]
+    at_risk = shown[shown["status"] == "AT_RISK"]["diagnosis"]
+    assert at_risk.nunique() >= 4, "several AT_RISK reasons"
+
+
+def test_tiles_count_each_status_worst_first(demo: Demo) -> None:
+    at = open_demo(demo)
+    tiles = [(m.label.split(" ")[-1], int(m.value)) for m in at.metric]
+
+    assert [s for s, _ in tiles] == sorted((s for s, _ in tiles), key=lambda s: Status(s).rank)
+    assert sum(n for _, n in tiles) == len(DEMO_ACCOUNTS)
+    assert dict(tiles)["OK"] == 7
+
+
+def test_the_table_shows_scopes_whitelist_sync_and_forecasts(demo: Demo) -> None:
+    shown = table(open_demo(demo)).set_index("label")
+
+    assert shown.loc["treasury", ["spot", "futures", "margin"]].tolist() == ["✓", "✓", "✓"]
+    assert shown.loc["futures-grid", "futures"] == "✗"
+    assert shown.loc["half-listed", "whitelist"] == "1/2 platform IPs covered"
+    assert shown.loc["dca-eth", "sync_age"].startswith("3 h")
+    assert pd.notna(shown.loc["open-spot", "expires_at"])  # KuCoin's 30-day rule
+    assert shown.loc["veteran-bot", "key_age_days"] == 214
+    assert shown.loc["mm-bot-01", "account"] == "sub-account mmbot01"
+
+
+def test_status_filter_keeps_only_the_chosen_statuses(demo: Demo) -> None:
+    at = open_demo(demo)
+    at.multiselect(key="fleet_status").select("AT_RISK").select("STALE").run()
+
+    shown = table(at)
+    assert set(shown["status"]) == {"AT_RISK", "STALE"}
+    assert len(shown) == 7
+    assert at.download_button(key="export_csv").label == "Export CSV (7 accounts)"
+
+
+def test_scope_and_kind_filters(demo: Demo) -> None:
+    at = open_demo(demo)
+    at.multiselect(key="fleet_scopes").select("margin").run()
+    assert list(table(at)["label"]) == ["treasury"]
+
+    at.multiselect(key="fleet_scopes").unselect("margin").run()
+    at.selectbox(key="fleet_kind").select("master").run()
+    masters = table(at)
+    assert "treasury" in set(masters["label"])
+    assert set(masters["account"]) == {"master"}
+
+
+def test_search_finds_by_label_or_uid(demo: Demo) -> None:
+    at = open_demo(demo)
+    at.text_input(key="fleet_search").input("MM-BOT").run()
+    assert list(table(at)["label"]) == ["mm-bot-01", "mm-bot-02"]
+
+    at.text_input(key="fleet_search").input(str(demo_uid(0))).run()
+    assert list(table(at)["label"]) == ["treasury"]
+
+
+def test_no_match_says_so_and_clear_filters_brings_everyone_back(demo: Demo) -> None:
+    at = open_demo(demo)
+    at.text_input(key="fleet_search").input("no-such-account").run()
+
+    assert not at.dataframe
+    assert any("No account matches" in i.value for i in at.info)
+    at.button(key="clear_filters").click().run()
+    assert len(table(at)) == len(DEMO_ACCOUNTS)
+
+
+def test_selecting_a_row_opens_that_account(demo: Demo) -> None:
+    at = open_demo(demo)
+    shown = at.dataframe[0].value
+    row = int(shown.index[shown["label"] == "scalper-03"][0])
+    account_id = int(shown.loc[row, "account_id"])
+
+    at.session_state["fleet_table"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
+
+    assert not at.exception
+    assert at.session_state[SELECTED_ACCOUNT] == account_id
+    assert at.query_params["account"] == str(account_id)
+    assert at.subheader[0].value.startswith("scalper-03")
+
+
+def test_leaving_the_demo_shows_the_empty_fleet_with_what_to_do(demo: Demo) -> None:
+    at = open_demo(demo)
+    at.button(key="leave_demo").click().run()
+
+    assert not at.session_state[DEMO_FLAG]
+    assert any("No KuCoin account is bound yet" in i.value for i in at.info)
+    assert [link.label for link in at.get("page_link")] == ["Bind a KuCoin key"]
+    assert at.button(key="load_demo").label == "Load demo fleet"
+
+
+def test_load_demo_fleet_from_the_empty_fleet(demo: Demo) -> None:
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.dataframe
+
+    at.button(key="load_demo").click().run()
+
+    assert at.session_state[DEMO_FLAG]
+    assert len(table(at)) == len(DEMO_ACCOUNTS)
+
+
+def _bind(env: SimEnv, label: str, account: object) -> None:
+    outcome = binding.bind(
+        env.console,
+        label=label,
+        api_key=account.api_key,  # type: ignore[attr-defined]
+        api_secret=account.api_secret.reveal(),  # type: ignore[attr-defined]
+        passphrase=account.passphrase.reveal(),  # type: ignore[attr-defined]
+        accept_warnings=True,
+    )
+    assert outcome.account_id is not None
+
+
+def test_refresh_all_checks_every_account_and_one_banner_tells_the_shared_failure(
+    sim_env: SimEnv,
+) -> None:
+    for label, account in (("one", TRADER), ("two", TRADER_NEW), ("three", OPEN_TRADER)):
+        _bind(sim_env, label, account)
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.error, "no incident while the keys work"
+
+    sim_env.simulator.fail_next(-1, status=503)  # KuCoin in maintenance for everyone
+    at.button(key="refresh_all").click().run()
+
+    assert not at.exception
+    assert at.progress[0].value == 100
+    assert "Checked 3 accounts: 0 passed, 3 failed." in [w.value for w in at.warning]
+    banner = [e.value for e in at.error if "Fleet incident" in e.value]
+    assert len(banner) == 1
+    assert "on 3 of 3 accounts" in banner[0]
+    assert set(table(at)["status"]) == {"DEGRADED"}
