@@ -1,0 +1,230 @@
+"""The Account page on the demo fleet: diagnosis, history, balances, grids, actions, Check now."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from app_fixtures import APP
+from streamlit.testing.v1 import AppTest
+
+from lib.config import DATA_DIR_ENV, DATABASE_URL_ENV, MASTER_KEY_FILE_ENV
+from lib.demo import DEMO_ACCOUNTS, Demo, demo_credentials, start_demo, stop_demo
+from lib.ui import DEMO_FLAG, SELECTED_ACCOUNT
+
+ACCOUNT_PAGE = "pages/account.py"
+
+
+@pytest.fixture(scope="module", name="demo")
+def demo_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """Build one demo fleet for the module; the real data directory is an empty tmp one."""
+    root: Path = tmp_path_factory.mktemp("account_page")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(DATA_DIR_ENV, str(root / "real"))
+        env.delenv(DATABASE_URL_ENV, raising=False)
+        env.delenv(MASTER_KEY_FILE_ENV, raising=False)
+        stop_demo()
+        yield start_demo(root / "demo")
+        stop_demo()
+
+
+@pytest.fixture(name="ids", scope="module")
+def ids_fixture(demo: Demo) -> dict[str, int]:
+    """Return the demo's account ids by label."""
+    fleet = demo.console.fleet()
+    return dict(zip(fleet["label"], fleet["account_id"].astype(int), strict=True))
+
+
+def open_account(account: str | None = None, selected: int | None = None) -> AppTest:
+    """Return the app on the Account page in demo mode, linked to an account (or not)."""
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state[DEMO_FLAG] = True
+    if selected is not None:
+        at.session_state[SELECTED_ACCOUNT] = selected
+    at.run()
+    at.switch_page(ACCOUNT_PAGE)
+    if account is not None:
+        at.query_params["account"] = account
+    return at.run()
+
+
+def heading(at: AppTest) -> str:
+    """Return the account heading (label and status badge)."""
+    return at.subheader[0].value
+
+
+def frame_with(at: AppTest, column: str):
+    """Return the first table on the page that has this column."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def test_the_link_names_the_account_and_its_diagnosis_and_hint_show(
+    demo: Demo, ids: dict[str, int]
+) -> None:
+    at = open_account(str(ids["scalper-03"]))
+
+    assert not at.exception
+    assert heading(at) == "scalper-03 :red-badge[WRONG_PASSPHRASE]"
+    diagnosis = at.error[0].value
+    assert "Wrong API passphrase (400004)" in diagnosis
+    assert "not the login or trading password" in diagnosis
+    assert "sub-account scalper03" in at.caption[0].value
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Last sync"] == "12 min ago"
+    assert metrics["Key age"] == "45 d"
+
+
+def test_without_a_link_the_selected_account_shows(demo: Demo, ids: dict[str, int]) -> None:
+    at = open_account(selected=ids["treasury"])
+
+    assert heading(at).startswith("treasury ")
+    assert at.query_params["account"] == str(ids["treasury"])
+
+
+def test_without_link_or_selection_the_worst_account_shows(demo: Demo) -> None:
+    at = open_account()
+
+    assert heading(at) == "frozen-sub :red-badge[FROZEN]"
+
+
+def test_the_picker_opens_another_account_and_updates_the_link(
+    demo: Demo, ids: dict[str, int]
+) -> None:
+    at = open_account(str(ids["treasury"]))
+    at.selectbox(key="account_picker").select(ids["grid-eth"]).run()
+
+    assert heading(at).startswith("grid-eth ")
+    assert at.query_params["account"] == str(ids["grid-eth"])
+    assert at.session_state[SELECTED_ACCOUNT] == ids["grid-eth"]
+
+
+@pytest.mark.parametrize(
+    ("link", "message"),
+    [("abc", "“abc” is not an account id"), ("99999", "No bound account has id 99999")],
+)
+def test_a_bad_link_says_so_and_offers_the_picker(demo: Demo, link: str, message: str) -> None:
+    at = open_account(link)
+
+    assert not at.exception
+    assert message in at.warning[0].value
+    assert at.selectbox(key="account_picker").value is not None
+
+
+def test_history_is_a_heartbeat_bar_of_every_check_and_the_last_raw_answer(
+    demo: Demo, ids: dict[str, int]
+) -> None:
+    at = open_account(str(ids["mm-bot-02"]))
+    bar = at.get("html")[0].proto.body
+
+    assert bar.count('class="beat ') == 25
+    assert bar.count("beat-retrying") == 2  # KuCoin's bad hour earlier today
+    assert bar.count("beat-ok") == 23
+    assert "failed (transient) 503" in bar
+
+    at = open_account(str(ids["scalper-03"]))
+    bar = at.get("html")[0].proto.body
+    assert bar.rsplit('class="beat ', 1)[1].startswith("beat-rejected")
+    answer = frame_with(at, "endpoint").iloc[0]
+    assert (answer["result"], answer["code"]) == ("rejected", "400004")
+    assert at.code[0].value == "Invalid KC-API-PASSPHRASE."
+
+
+def test_an_account_never_checked_says_to_check_it(demo: Demo, ids: dict[str, int]) -> None:
+    at = open_account(str(ids["new-import"]))
+
+    assert not at.get("html")
+    assert any("Not checked yet: press **Check now**" in i.value for i in at.info)
+    assert any("No spot balance read yet" in c.value for c in at.caption)
+
+
+def test_balances_spot_by_account_type_and_futures_per_currency(
+    demo: Demo, ids: dict[str, int]
+) -> None:
+    at = open_account(str(ids["treasury"]))
+    spot = frame_with(at, "account_type")
+    futures = frame_with(at, "accountEquity")
+
+    assert list(zip(spot["account_type"], spot["currency"], strict=True)) == [
+        ("main", "USDT"),
+        ("margin", "USDT"),
+        ("trade", "BTC"),
+        ("trade_hf", "ETH"),
+    ]
+    assert spot.set_index("currency").loc["BTC", "balance"] == 1.85
+    assert futures.set_index("currency")["accountEquity"].to_dict() == {
+        "USDT": 48210.5,
+        "XBT": 0.42,
+    }
+
+
+def test_permission_grid_shows_the_missing_scope(demo: Demo, ids: dict[str, int]) -> None:
+    at = open_account(str(ids["futures-grid"]))
+    grid = frame_with(at, "permission").set_index("permission")
+
+    assert grid.loc["Futures", "state"] == "✗ missing"
+    assert grid.loc["Futures", "needed"] == "needed"
+    assert grid.loc["Spot", "state"] == "✓ granted"
+
+
+def test_whitelist_detail_compares_masked_entries_with_platform_ips(
+    demo: Demo, ids: dict[str, int]
+) -> None:
+    at = open_account(str(ids["half-listed"]))
+    coverage = frame_with(at, "coverage").set_index("ip")
+
+    assert "KuCoin shows the whitelist masked: `203.**.154`" in [m.value for m in at.markdown]
+    assert coverage.loc["198.51.100.20", "coverage"] == "not covered"
+    assert coverage.loc["203.0.113.154", "coverage"] == "covered"
+
+
+def test_lifecycle_actions_render_for_the_account(demo: Demo, ids: dict[str, int]) -> None:
+    at = open_account(str(ids["grid-eth"]))
+
+    assert "Actions" in [s.value for s in at.subheader]
+    assert {"Rotate credentials", "Unbind"} <= {t.label for t in at.tabs}
+
+
+def test_check_now_asks_kucoin_and_records_the_answer(demo: Demo, ids: dict[str, int]) -> None:
+    at = open_account(str(ids["hedge-02"]))
+    assert heading(at) == "hedge-02 :orange-badge[DEGRADED]"
+    checks = at.get("html")[0].proto.body.count('class="beat ')
+
+    at.button(key="check_now").click().run()
+
+    assert not at.exception
+    assert "Checked just now: the key works." in [s.value for s in at.success]
+    assert heading(at) == "hedge-02 :green-badge[OK]"
+    assert at.get("html")[0].proto.body.count('class="beat ') == checks + 1
+
+
+def test_no_secret_reaches_the_page_or_session_state(demo: Demo, ids: dict[str, int]) -> None:
+    secrets = []
+    for account in DEMO_ACCOUNTS:
+        creds = demo_credentials(account)
+        secrets += [creds.api_key, creds.api_secret.reveal(), creds.passphrase.reveal()]
+    for label in ("treasury", "scalper-03", "copy-trade", "office-bot"):
+        at = open_account(str(ids[label]))
+        shown = [
+            *(
+                e.value
+                for kind in ("markdown", "caption", "subheader", "code")
+                for e in at.get(kind)
+            ),
+            *(a.value for a in (*at.error, *at.warning, *at.info, *at.success)),
+            *(d.value.to_csv() for d in at.dataframe),
+            *(h.proto.body for h in at.get("html")),
+            *(str(v) for v in at.session_state.values()),
+        ]
+        page = "\n".join(str(v) for v in shown)
+        assert page, label
+        assert not [s for s in secrets if s in page], label
+
+
+def test_with_no_account_bound_the_page_says_what_to_do(demo: Demo) -> None:
+    # Outside demo mode the page reads the (empty) data directory the fixture set up.
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.switch_page(ACCOUNT_PAGE).run()
+
+    assert not at.exception
+    assert any("No KuCoin account is bound yet" in i.value for i in at.info)
