@@ -322,16 +322,6 @@ def split_token(token: str) -> tuple[str, str, bytes]:
     return parts[0], parts[1], blob
 
 
-def key_id_of(token: str) -> str:
-    """Return the master key id a stored value names."""
-    try:
-        return split_token(token)[1]
-    except ValueError:
-        raise DecryptionError(
-            "A stored value is malformed: it does not name a master key."
-        ) from None
-
-
 class Vault:
     """Encrypts and decrypts stored values with the keyring of one key file.
 
@@ -387,7 +377,9 @@ class Vault:
             signature = _file_signature(self._path)
         except OSError:
             # The file vanished while running: keep serving from memory rather than fail.
-            log.warning("master key file %s is gone; using the keyring already loaded", self._path)
+            if self._signature is not None:
+                log.warning("master key file %s is gone; using the keyring in memory", self._path)
+                self._signature = None
             return
         if force or signature != self._signature:
             with self._lock:

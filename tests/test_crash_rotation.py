@@ -90,8 +90,8 @@ class _Run:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.proc.stdout, selectors.EVENT_READ)
 
-    def read_until(self, prefix: str | None, deadline: float) -> bool:
-        """Collect output until a line starts with `prefix` (or EOF, or the deadline)."""
+    def read_until(self, prefix: str | None, deadline: float, count: int = 1) -> bool:
+        """Collect output until `count` lines started with `prefix` (or EOF, or the deadline)."""
         fd = self.proc.stdout.fileno()
         while time.monotonic() < deadline:
             if not self._selector.select(timeout=max(0.0, deadline - time.monotonic())):
@@ -102,11 +102,14 @@ class _Run:
             self._buffer += chunk
             *complete, self._buffer = self._buffer.split(b"\n")
             for raw in complete:
-                line = raw.decode().strip()
-                self.lines.append((time.monotonic() - self.started, line))
-                if prefix is not None and line.startswith(prefix):
-                    return True
+                self.lines.append((time.monotonic() - self.started, raw.decode().strip()))
+            if prefix is not None and self.count(prefix) >= count:
+                return True
         return False
+
+    def count(self, prefix: str) -> int:
+        """Return how many lines printed so far start with `prefix`."""
+        return sum(line.startswith(prefix) for _, line in self.lines)
 
     def kill(self) -> None:
         """SIGKILL the process if it still runs, and collect the rest of its output."""
@@ -124,10 +127,14 @@ class _Run:
 
     @property
     def phase(self) -> str:
+        """Return how far the rotation got: before, starting, during, retiring or after."""
         text = [line for _, line in self.lines]
+        progress = [line.split()[1] for line in text if line.startswith("re-encrypted")]
         if any(line.startswith("done") for line in text):
             return "after"
-        if any(line.startswith("re-encrypted") for line in text):
+        if progress and progress[-1].split("/")[0] == progress[-1].split("/")[1]:
+            return "retiring"
+        if progress:
             return "during"
         if any(line.startswith("master key file") for line in text):
             return "starting"
@@ -149,16 +156,30 @@ def test_sigkill_at_random_points_of_rotation_never_loses_a_secret(sqlite_url, k
     opened = next(t for t, line in full.lines if line.startswith("master key file"))
     finished = next(t for t, line in full.lines if line.startswith("done"))
     rotation_s = finished - opened
+    batches = full.count("re-encrypted")
 
     phases = []
     for attempt in range(KILLS):
         run = _Run(env)
+        deadline = time.monotonic() + 60
         if attempt % 4 == 0:
             # Anywhere from start-up to the end.
             time.sleep(rng.uniform(0, finished))
-        elif run.read_until("master key file", time.monotonic() + 30):
-            # Inside the rotation: keyring write, batches, retiring, final keyring write.
-            run.read_until(None, time.monotonic() + rng.uniform(0, rotation_s * 0.9))
+        elif rng.random() < 0.1:
+            # Writing the new keyring and registering the new key.
+            run.read_until("master key file", deadline)
+            time.sleep(rng.uniform(0, 0.05))
+        elif run.read_until("re-encrypted", deadline):
+            # This run's share: all rows, or what an interrupted run left ("re-encrypted 4/612").
+            first = next(line for _, line in run.lines if line.startswith("re-encrypted"))
+            total = int(first.split()[1].split("/")[1])
+            own_batches = -(-total // BATCH)
+            target = rng.randint(1, own_batches + 1)
+            run.read_until("re-encrypted", deadline, count=min(target, own_batches))
+            if target <= own_batches:
+                time.sleep(rng.uniform(0, rotation_s / batches))  # inside the next batch
+            else:
+                time.sleep(rng.uniform(0, 0.01))  # retiring the old key, then the key file
         run.kill()
         phases.append(run.phase)
         _check_every_row_decrypts(engine, key_file, ids)
@@ -182,10 +203,12 @@ def test_sigkill_at_random_points_of_rotation_never_loses_a_secret(sqlite_url, k
     assert not list(key_file.parent.glob(".*.tmp"))
     engine.dispose()
 
-    during = phases.count("during") + phases.count("starting")
+    during = sum(phases.count(p) for p in ("starting", "during", "retiring"))
     print(
         f"\n{KILLS} kills ({ROWS} rows, batch {BATCH}, rotation {rotation_s:.2f}s): "
-        + ", ".join(f"{p} {phases.count(p)}" for p in ("before", "starting", "during", "after"))
+        + ", ".join(
+            f"{p} {phases.count(p)}" for p in ("before", "starting", "during", "retiring", "after")
+        )
     )
     assert during >= KILLS // 4, phases
 
