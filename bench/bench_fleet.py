@@ -174,7 +174,9 @@ def page_times(data_dir: Path) -> tuple[float, float]:
     from streamlit.testing.v1 import AppTest
 
     # AppTest outside a server: Streamlit warns once about a missing script context.
-    logging.getLogger("streamlit.runtime.scriptrunner_utils").setLevel(logging.ERROR)
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").setLevel(
+        logging.ERROR
+    )
     saved = {name: os.environ.get(name) for name in (DATA_DIR_ENV, DATABASE_URL_ENV)}
     os.environ[DATA_DIR_ENV] = str(data_dir)
     os.environ.pop(DATABASE_URL_ENV, None)
