@@ -32,7 +32,9 @@ _PG_MIGRATION_LOCK = 0x62696E6477617463  # "bindwatc"
 _READ_ONLY = "bindwatch_read_only"
 
 
-def create_engine(url: str | URL, *, echo: bool = False, hide_parameters: bool = True) -> Engine:
+def create_engine(
+    url: str | URL, *, echo: bool | str = False, hide_parameters: bool = True
+) -> Engine:
     """Return an engine with bindwatch's per-backend settings; no migrations are run."""
     url = make_url(url)
     if url.get_backend_name() == "sqlite":
@@ -42,7 +44,7 @@ def create_engine(url: str | URL, *, echo: bool = False, hide_parameters: bool =
     )
 
 
-def _sqlite_engine(url: URL, *, echo: bool, hide_parameters: bool) -> Engine:
+def _sqlite_engine(url: URL, *, echo: bool | str, hide_parameters: bool) -> Engine:
     """Return a SQLite engine: WAL, FULL sync, busy timeout, and BEGIN IMMEDIATE for writers."""
     _prepare_sqlite_file(url)
     engine = sa.create_engine(
@@ -108,7 +110,7 @@ def upgrade(engine: Engine) -> None:
 
 
 def open_database(
-    url: str | URL | None = None, *, echo: bool = False, hide_parameters: bool = True
+    url: str | URL | None = None, *, echo: bool | str = False, hide_parameters: bool = True
 ) -> Engine:
     """Return an engine for the configured database, migrated to the newest schema."""
     url = url or Config.from_env().database_url
