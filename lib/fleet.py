@@ -231,12 +231,20 @@ def filter_fleet(
 
 
 _SCOPE_MARKS = {"granted": "✓", "missing": "✗", "not needed": "–"}
-LEVEL_ICONS = {"error": "🔴", "warning": "🟠", "info": "🔵", "ok": "🟢"}
+# Colours and icons by Status.level: red act now, orange needs attention, blue for information.
+LEVEL_COLOURS = {"error": "red", "warning": "orange", "info": "blue", "ok": "green"}
+LEVEL_ICONS = {"error": "error", "warning": "warning", "info": "info", "ok": "check_circle"}
+
+
+def status_colour(status: str) -> str:
+    """Return the colour a status is drawn in ("red", "orange", "blue" or "green")."""
+    return LEVEL_COLOURS[Status(status).level]
 
 
 def status_label(status: str) -> str:
-    """Return a status with its colour dot ("🔴 WRONG_PASSPHRASE")."""
-    return f"{LEVEL_ICONS[Status(status).level]} {status}"
+    """Return a status as Markdown with its coloured icon (":red[:material/error:] FROZEN")."""
+    level = Status(status).level
+    return f":{LEVEL_COLOURS[level]}[:material/{LEVEL_ICONS[level]}:] {status}"
 
 
 def format_age(age: pd.Timedelta | None) -> str | None:
@@ -262,12 +270,13 @@ def fleet_view(fleet: pd.DataFrame) -> pd.DataFrame:
         {
             "account_id": fleet["account_id"].astype("Int64"),
             "label": fleet["label"].astype("string"),
-            "status": [status_label(s) for s in fleet["status"].astype(str)],
+            # One-item lists: the page draws them as coloured labels (MultiselectColumn).
+            "status": [[s] for s in fleet["status"].astype(str)],
             "diagnosis": fleet["diagnosis"].astype("string"),
             "spot": fleet["spot"].astype(object).map(_SCOPE_MARKS).fillna("?"),
             "futures": fleet["futures"].astype(object).map(_SCOPE_MARKS).fillna("?"),
             "margin": fleet["margin"].astype(object).map(_SCOPE_MARKS).fillna("?"),
-            "whitelist": fleet["whitelist"].astype("string"),
+            "whitelist": fleet["whitelist"].astype("string").fillna("key info not read yet"),
             "last_sync_at": fleet["last_sync_at"],
             "sync_age": [format_age(a) for a in fleet["sync_age"]],
             "going_stale_at": fleet["going_stale_at"],

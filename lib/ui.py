@@ -19,6 +19,7 @@ from lib.health import Status
 from lib.vault import VaultError
 
 DEMO_FLAG = "demo_mode"
+DEMO_PARAM = "demo"  # ?demo=1 in the address while the session shows the demo fleet
 SELECTED_ACCOUNT = "selected_account"  # the account the Account page shows when no link says
 BIND_PAGE = "pages/bind.py"
 FLEET_PAGE = "pages/fleet.py"
@@ -35,6 +36,8 @@ def _open_console(config: Config, kucoin: KucoinTarget) -> Console:
 
 def in_demo() -> bool:
     """Return whether this browser session is looking at the demo fleet."""
+    if DEMO_FLAG not in st.session_state and st.query_params.get(DEMO_PARAM) == "1":
+        st.session_state[DEMO_FLAG] = True  # a reload or a bookmark stays in the demo
     return bool(st.session_state.get(DEMO_FLAG))
 
 
@@ -73,12 +76,14 @@ def leave_demo() -> None:
     """Switch this session back to the real fleet (the demo keeps running for others)."""
     st.session_state[DEMO_FLAG] = False
     st.session_state.pop(SELECTED_ACCOUNT, None)
+    st.query_params.pop(DEMO_PARAM, None)
 
 
 def demo_banner() -> None:
     """Show that the session is in demo mode, with the way out."""
     if not in_demo():
         return
+    st.query_params[DEMO_PARAM] = "1"
     left, right = st.columns([5, 1], vertical_alignment="center")
     left.info(
         "Demo fleet: simulated KuCoin accounts served by a local simulator, in a separate "
@@ -87,7 +92,7 @@ def demo_banner() -> None:
     )
     if right.button("Leave demo", key="leave_demo", width="stretch"):
         leave_demo()
-        st.query_params.clear()
+        st.query_params.clear()  # the account shown belongs to the demo
         st.rerun()
 
 

@@ -5,7 +5,7 @@ import streamlit as st
 
 from lib import fleet as fleet_lib
 from lib import store, ui
-from lib.fleet import format_age, status_label
+from lib.fleet import format_age
 from lib.health import Status
 from lib.ui_actions import render_lifecycle
 
@@ -61,7 +61,7 @@ account_id = st.selectbox(
     "Account",
     ids,
     key=PICKER,
-    format_func=lambda i: f"{labels[i]} · {status_label(statuses[i])}",
+    format_func=lambda i: f"{labels[i]} · {statuses[i]}",
     on_change=picked,
 )
 st.session_state[ui.SELECTED_ACCOUNT] = account_id
@@ -120,7 +120,8 @@ sync.metric(
 )
 stale.metric(
     "Goes stale at",
-    f"{row['going_stale_at']:%Y-%m-%d %H:%M} UTC" if pd.notna(row["going_stale_at"]) else "—",
+    f"{row['going_stale_at']:%d %b %H:%M}" if pd.notna(row["going_stale_at"]) else "—",
+    help="UTC. Without another successful check the account turns STALE then.",
 )
 key_age.metric("Key age", f"{row['key_age_days']} d" if pd.notna(row["key_age_days"]) else "—")
 expires.metric(

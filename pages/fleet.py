@@ -6,13 +6,22 @@ import streamlit as st
 
 from lib import fleet as fleet_lib
 from lib import ui
-from lib.fleet import FleetSnapshot, filter_fleet, fleet_csv, fleet_view, status_label
+from lib.fleet import (
+    FleetSnapshot,
+    filter_fleet,
+    fleet_csv,
+    fleet_view,
+    status_colour,
+    status_label,
+)
+from lib.health import SEVERITY
 from lib.kucoin.diagnosis import diagnose
 from lib.kucoin.probe_result import ProbeResult
 
 SCOPE_OPTIONS = {"spot": "Spot", "futures": "Futures", "margin": "Margin"}
 KIND_OPTIONS = {"all": "All accounts", "master": "Master accounts", "sub-account": "Sub-accounts"}
 FILTER_KEYS = ("fleet_status", "fleet_scopes", "fleet_kind", "fleet_search")
+STATUSES = [s.value for s in SEVERITY]
 
 ui.demo_banner()
 st.title("Fleet")
@@ -84,7 +93,7 @@ def table(snapshot: FleetSnapshot) -> None:
         "Status",
         list(counts),
         key="fleet_status",
-        format_func=lambda s: f"{status_label(s)} ({counts[s]})",
+        format_func=lambda s: f"{s} ({counts[s]})",
         placeholder="All statuses",
     )
     scopes = f_scope.multiselect(
@@ -122,7 +131,12 @@ def table(snapshot: FleetSnapshot) -> None:
         column_order=[c for c in view.columns if c != "account_id"],
         column_config={
             "label": st.column_config.TextColumn("Account", pinned=True),
-            "status": st.column_config.TextColumn("Status"),
+            "status": st.column_config.MultiselectColumn(
+                "Status",
+                options=STATUSES,
+                color=[status_colour(s) for s in STATUSES],
+                width="medium",
+            ),
             "diagnosis": st.column_config.TextColumn("Diagnosis", width="large"),
             "spot": st.column_config.TextColumn(
                 "Spot", width="small", help="✓ granted · ✗ needed but missing · – not needed"

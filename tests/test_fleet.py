@@ -274,10 +274,11 @@ def test_fleet_view_shows_scopes_as_marks_and_ages_as_words(
     assert view.loc["alpha-desk", "futures"] == "✓"
     assert view.loc["alpha-desk", "margin"] == "–"
     assert view.loc["gamma-margin", "margin"] == "?"  # key info never read
-    assert view.loc["beta-bot", "status"] == "🔴 WRONG_PASSPHRASE"
+    assert view.loc["beta-bot", "status"] == ["WRONG_PASSPHRASE"]
     assert view.loc["alpha-desk", "sync_age"] == "5 min"
     assert view.loc["beta-bot", "account"] == "sub-account beta"
     assert view.loc["alpha-desk", "account"] == "master"
+    assert view.loc["gamma-margin", "whitelist"] == "key info not read yet"
     assert "Passphrase" in view.loc["beta-bot", "hint"]
 
 

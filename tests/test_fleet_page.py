@@ -40,9 +40,9 @@ def open_demo(demo: Demo) -> AppTest:
 
 
 def table(at: AppTest) -> pd.DataFrame:
-    """Return the fleet table as shown, its status column without the colour dot."""
+    """Return the fleet table as shown, the status as text (the page draws a coloured label)."""
     frame = at.dataframe[0].value
-    return frame.assign(status=frame["status"].str.split(" ").str[-1])
+    return frame.assign(status=[next(iter(v)) for v in frame["status"]])
 
 
 def test_every_status_shows_with_its_hint_worst_first(demo: Demo) -> None:
@@ -193,3 +193,17 @@ def test_refresh_all_checks_every_account_and_one_banner_tells_the_shared_failur
     assert len(banner) == 1
     assert "on 3 of 3 accounts" in banner[0]
     assert set(table(at)["status"]) == {"DEGRADED"}
+
+
+def test_the_address_keeps_the_demo_across_a_reload(demo: Demo) -> None:
+    at = open_demo(demo)
+    assert at.query_params["demo"] == "1"
+
+    reloaded = AppTest.from_file(APP, default_timeout=30)
+    reloaded.query_params["demo"] = "1"  # a new browser session on the same address
+    reloaded.run()
+
+    assert reloaded.session_state[DEMO_FLAG]
+    assert len(table(reloaded)) == len(DEMO_ACCOUNTS)
+    reloaded.button(key="leave_demo").click().run()
+    assert "demo" not in reloaded.query_params
