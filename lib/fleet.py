@@ -172,6 +172,40 @@ class FleetSnapshot:
         """Return the number of accounts per status, worst first."""
         return health.status_counts(self.fleet)
 
+    def incident_accounts(self) -> pd.Series:
+        """Return, per account, whether its latest check is part of the incident."""
+        incident = self.incident
+        fleet = self.fleet
+        if incident is None:
+            return pd.Series(False, index=fleet.index)
+        # The same accounts fleet_incident counted: not paused, checked within the window,
+        # failing the incident's way (any transient failure, or KuCoin's same code).
+        as_of = pd.Timestamp(self.as_of)
+        checked = fleet["last_checked_at"]
+        recent = (
+            ~fleet["paused"].astype("boolean").fillna(False)
+            & (checked > as_of - self.policy.incident_window).fillna(False)
+            & (checked <= as_of).fillna(False)
+        )
+        kinds = pd.Series(
+            [
+                check_kind(o, c)
+                for o, c in zip(
+                    fleet["last_outcome"].astype(object),
+                    fleet["last_code"].astype(object),
+                    strict=True,
+                )
+            ],
+            index=fleet.index,
+        )
+        if incident.status is Status.DEGRADED:
+            same = kinds == "retrying"
+        elif incident.code is None:
+            same = (kinds == "rejected") & fleet["last_code"].isna()
+        else:
+            same = (kinds == "rejected") & (fleet["last_code"] == incident.code).fillna(False)
+        return (recent & same).astype(bool)
+
 
 def fleet_snapshot(console: Console, now: datetime | None = None) -> FleetSnapshot:
     """Return the fleet table with its policy and time."""

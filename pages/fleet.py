@@ -116,7 +116,19 @@ def table(snapshot: FleetSnapshot) -> None:
         kinds=[] if kind == "all" else [kind],
         search=search,
     )
+    in_incident = snapshot.incident_accounts()
+    if in_incident.any():
+        # The banner already says it once: list the rest unless the operator asks for them.
+        count = int(in_incident.sum())
+        if not st.toggle(f"Show the {count} accounts in the incident", key="fleet_incident"):
+            shown = shown[~in_incident.loc[shown.index].to_numpy(dtype=bool)]
     if shown.empty:
+        if in_incident.any() and not st.session_state.get("fleet_incident"):
+            st.info(
+                "Every account shown is failing the same way: the banner above says what to do.",
+                icon=":material/crisis_alert:",
+            )
+            return
         st.info("No account matches these filters.", icon=":material/filter_alt_off:")
         st.button("Clear filters", key="clear_filters", on_click=clear_filters)
         return

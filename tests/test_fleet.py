@@ -25,6 +25,7 @@ from lib.fleet import (
     data_version,
     filter_fleet,
     fleet_csv,
+    fleet_snapshot,
     fleet_table,
     fleet_view,
     latest_seen_ip,
@@ -421,3 +422,27 @@ def test_check_account_and_account_detail_read_the_key_over_http(sim_env: SimEnv
     assert granted["Futures"] == "granted"
     assert detail.balances_at is not None
     assert [e.action for e in detail.audit][:2] == ["verify", "bind"]
+
+
+def test_incident_accounts_are_those_failing_the_shared_way_lately(console: Console) -> None:
+    ids = {f"desk-{n}": bind_offline(console, 200 + n, f"desk-{n}", ("spot",)) for n in range(6)}
+    for n in range(4):  # most checked just now say 400004: one incident
+        record(console, ids[f"desk-{n}"], result(NOW - timedelta(minutes=2), "rejected", "400004"))
+    record(console, ids["desk-4"], result(NOW - timedelta(minutes=1)))
+    record(console, ids["desk-5"], result(NOW - timedelta(hours=2), "rejected", "400004"))
+
+    snapshot = fleet_snapshot(console, NOW)
+    members = snapshot.fleet.loc[snapshot.incident_accounts(), "label"]
+
+    assert snapshot.incident is not None
+    assert snapshot.incident.summary.startswith("Wrong API passphrase (400004) on 4 of 5 accounts")
+    assert sorted(members) == ["desk-0", "desk-1", "desk-2", "desk-3"]
+
+
+def test_no_incident_means_no_incident_accounts(
+    console: Console, small_fleet: dict[str, int]
+) -> None:
+    snapshot = fleet_snapshot(console, NOW)
+
+    assert snapshot.incident is None
+    assert not snapshot.incident_accounts().any()

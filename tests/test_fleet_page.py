@@ -192,6 +192,9 @@ def test_refresh_all_checks_every_account_and_one_banner_tells_the_shared_failur
     banner = [e.value for e in at.error if "Fleet incident" in e.value]
     assert len(banner) == 1
     assert "on 3 of 3 accounts" in banner[0]
+    # One banner instead of a wall of red rows; the rows are a toggle away.
+    assert not at.dataframe
+    at.toggle(key="fleet_incident").set_value(True).run()
     assert set(table(at)["status"]) == {"DEGRADED"}
 
 
