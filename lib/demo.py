@@ -266,6 +266,7 @@ class _HeaderDroppingProxy(httpx.AsyncBaseTransport):
     """An outbound proxy that strips KC-API-PASSPHRASE, as some corporate proxies do."""
 
     def __init__(self) -> None:
+        """Forward over a plain HTTP transport."""
         self._inner = httpx.AsyncHTTPTransport()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -362,85 +363,91 @@ class _Builder:
             session.get(Account, account_id).unverified = False
 
 
-def _scenarios() -> dict[str, Callable[[_Builder, DemoAccount], None]]:
-    """Return what each scenario does, after binding where it binds."""
-
-    def key(account: DemoAccount) -> str:
-        return demo_credentials(account).api_key
-
-    def bound(account: DemoAccount, builder: _Builder) -> int:
-        account_id = builder.bind(account)
-        builder.seed_history(account_id, account)
-        return account_id
-
-    def ok(b: _Builder, a: DemoAccount) -> None:
-        bound(a, b)
-
-    def stale(b: _Builder, a: DemoAccount) -> None:
-        bound(a, b)  # no check since: scheduled checks stopped
-
-    def broken(change: Callable[[_Builder, DemoAccount], None]) -> Callable:
-        def run(b: _Builder, a: DemoAccount) -> None:
-            account_id = bound(a, b)
-            change(b, a)
-            check_account(b.console, account_id)
-
-        return run
-
-    def headers_dropped(b: _Builder, a: DemoAccount) -> None:
-        account_id = bound(a, b)
-        proxied = dataclasses.replace(b.console.kucoin, transport=_HeaderDroppingProxy())
-        check_account(
-            Console(b.console.engine, b.console.vault, proxied, b.console.actor), account_id
-        )
-
-    def ip_blocked(b: _Builder, a: DemoAccount) -> None:
-        account_id = b.bind(a, accept_unverified=True)
-        b.seed_history(account_id, a)
-
-    def clock_drift(b: _Builder, a: DemoAccount) -> None:
-        # KuCoin's clock 3.4 s ahead while this key is bound: close to the 5 s limit.
-        b.simulator.set_clock_offset(3_400)
-        try:
-            bound(a, b)
-        finally:
-            b.simulator.set_clock_offset(0)
-
-    def paused(b: _Builder, a: DemoAccount) -> None:
-        binding.pause(b.console, bound(a, b))
-
-    def unverified(b: _Builder, a: DemoAccount) -> None:
-        b.simulator.drop_next(1)  # KuCoin unreachable while the key was saved
-        account_id = b.save_unchecked(a, b.probe_only(a))
-        b.seed_history(account_id, a)
-
-    def new(b: _Builder, a: DemoAccount) -> None:
-        b.mark_imported(b.save_unchecked(a, None))  # bound just now, first check not run yet
-
-    return {
-        "ok": ok,
-        "stale": stale,
-        "degraded": broken(lambda b, a: b.simulator.fail_next(1, status=503, api_key=key(a))),
-        "stale_unreachable": broken(lambda b, a: b.simulator.drop_next(1, api_key=key(a))),
-        "key_deleted": broken(lambda b, a: b.simulator.remove_account(key(a))),
-        "passphrase_changed": broken(
-            lambda b, a: b.simulator.update_account(key(a), passphrase=f"{a.label}-new")
-        ),
-        "secret_changed": broken(
-            lambda b, a: b.simulator.update_account(key(a), api_secret=str(uuid.uuid4()))
-        ),
-        "clock_skew": broken(lambda b, a: b.simulator.set_clock_offset(9_000, api_key=key(a))),
-        "frozen": broken(lambda b, a: b.simulator.update_account(key(a), frozen=True)),
-        "headers_dropped": headers_dropped,
-        "ip_blocked": ip_blocked,
-        "clock_drift": clock_drift,
-        "paused": paused,
-        "unverified": unverified,
-        "new": new,
-    }
+def _key(account: DemoAccount) -> str:
+    """Return the demo account's API key (what the simulator knows it by)."""
+    return demo_credentials(account).api_key
 
 
-SCENARIOS = _scenarios()
+def _bound(b: _Builder, a: DemoAccount) -> int:
+    """Bind the account and seed its history; return its id."""
+    account_id = b.bind(a)
+    b.seed_history(account_id, a)
+    return account_id
+
+
+def _broken(change: Callable[[_Builder, DemoAccount], object]) -> Scenario:
+    """Return a scenario: bind, change the account on KuCoin's side, then check it now."""
+
+    def run(b: _Builder, a: DemoAccount) -> None:
+        """Bind, break, check."""
+        account_id = _bound(b, a)
+        change(b, a)
+        check_account(b.console, account_id)
+
+    return run
+
+
+def _headers_dropped(b: _Builder, a: DemoAccount) -> None:
+    """Bind, then check through a proxy that strips the passphrase header (400001)."""
+    account_id = _bound(b, a)
+    proxied = dataclasses.replace(b.console.kucoin, transport=_HeaderDroppingProxy())
+    check_account(Console(b.console.engine, b.console.vault, proxied, b.console.actor), account_id)
+
+
+def _ip_blocked(b: _Builder, a: DemoAccount) -> None:
+    """Save the key unverified after KuCoin refused this platform's IP (400006)."""
+    b.seed_history(b.bind(a, accept_unverified=True), a)
+
+
+def _clock_drift(b: _Builder, a: DemoAccount) -> None:
+    """Bind while KuCoin's clock runs 3.4 s ahead: close to the 5 s limit."""
+    b.simulator.set_clock_offset(3_400)
+    try:
+        _bound(b, a)
+    finally:
+        b.simulator.set_clock_offset(0)
+
+
+def _paused(b: _Builder, a: DemoAccount) -> None:
+    """Bind, then pause monitoring."""
+    binding.pause(b.console, _bound(b, a))
+
+
+def _unverified(b: _Builder, a: DemoAccount) -> None:
+    """Save the key while KuCoin was unreachable, as an import script would."""
+    b.simulator.drop_next(1)
+    b.seed_history(b.save_unchecked(a, b.probe_only(a)), a)
+
+
+def _new(b: _Builder, a: DemoAccount) -> None:
+    """Save the key just now; its first check has not run yet."""
+    b.mark_imported(b.save_unchecked(a, None))
+
+
+Scenario = Callable[[_Builder, DemoAccount], None]
+# What the demo does to each account; "ok" and "stale" only bind (a stale account's checks
+# simply stopped, its last success seeded hours ago).
+SCENARIOS: dict[str, Scenario] = {
+    "ok": _bound,
+    "stale": _bound,
+    "degraded": _broken(lambda b, a: b.simulator.fail_next(1, status=503, api_key=_key(a))),
+    "stale_unreachable": _broken(lambda b, a: b.simulator.drop_next(1, api_key=_key(a))),
+    "key_deleted": _broken(lambda b, a: b.simulator.remove_account(_key(a))),
+    "passphrase_changed": _broken(
+        lambda b, a: b.simulator.update_account(_key(a), passphrase=f"{a.label}-new")
+    ),
+    "secret_changed": _broken(
+        lambda b, a: b.simulator.update_account(_key(a), api_secret=str(uuid.uuid4()))
+    ),
+    "clock_skew": _broken(lambda b, a: b.simulator.set_clock_offset(9_000, api_key=_key(a))),
+    "frozen": _broken(lambda b, a: b.simulator.update_account(_key(a), frozen=True)),
+    "headers_dropped": _headers_dropped,
+    "ip_blocked": _ip_blocked,
+    "clock_drift": _clock_drift,
+    "paused": _paused,
+    "unverified": _unverified,
+    "new": _new,
+}
 SERVER_WIDE = frozenset({"clock_drift", "unverified"})  # they fault every caller for a moment
 BUILD_WORKERS = 8
 
@@ -448,10 +455,7 @@ BUILD_WORKERS = 8
 def build_demo(
     data_dir: Path, *, host: str = "127.0.0.1", spot_port: int = 0, futures_port: int = 0
 ) -> tuple[Console, SimulatorServer]:
-    """Start the simulator on loopback and (re)build the demo database in data_dir.
-
-    The caller owns both: stop the server and close the console when done.
-    """
+    """Start the simulator on loopback and (re)build the demo database; the caller stops both."""
     data_dir = Path(data_dir).absolute()
     _reset_dir(data_dir)
     now = datetime.now(UTC)

@@ -43,11 +43,12 @@ def _latest_id(condition: Any = None) -> Any:
 
 
 def _is_ok(q: Any) -> Any:
+    """Return the SQL condition: the check passed."""
     return q.outcome == Outcome.OK.value
 
 
 def _is_transient(q: Any) -> Any:
-    # The SQL form of health.is_transient: unreachable, or 429000 / 5xxxxx from KuCoin.
+    """Return the SQL form of health.is_transient: unreachable, or 429000 / 5xxxxx."""
     code = func.coalesce(q.code, "")
     return or_(
         q.outcome == Outcome.UNREACHABLE.value,
@@ -59,17 +60,15 @@ def _is_transient(q: Any) -> Any:
 
 
 def _shows_ip(q: Any) -> Any:
-    # What says whether our IP passes: a success, or KuCoin's 400006.
+    """Return the SQL condition: the check says whether our IP passes (success or 400006)."""
     return or_(_is_ok(q), and_(q.outcome == Outcome.REJECTED.value, q.code == "400006"))
 
 
 def deciding_checks_frame(session: Session) -> pd.DataFrame:
-    """Return, per bound account, the checks the health rules decide on (health.PROBE_COLUMNS).
-
-    Those are the newest check, the newest non-transient one (the key's verdict), the newest
-    success (key info) and the newest that shows whether our IP passes: at most four rows per
-    account, found through the (account_id, checked_at) index instead of reading the history.
-    """
+    """Return, per bound account, the checks the health rules decide on (health.PROBE_COLUMNS)."""
+    # The newest check, the newest non-transient one (the key's verdict), the newest success
+    # (key info) and the newest that shows whether our IP passes: at most four rows per
+    # account, found through the (account_id, checked_at) index instead of reading history.
     per_account = [
         select(_latest_id(condition)).where(Account.unbound_at.is_(None))
         for condition in (None, lambda q: not_(_is_transient(q)), _is_ok, _shows_ip)
@@ -237,12 +236,9 @@ def filter_fleet(
     kinds: Iterable[str] = (),
     search: str = "",
 ) -> pd.DataFrame:
-    """Return the accounts matching every filter given, worst first (an empty filter keeps all).
-
-    statuses: Status names; scopes: accounts that need any of these ("spot", "futures",
-    "margin"); kinds: "master", "sub-account", "unknown"; search: part of the label, the
-    sub-account name or the UID, case-insensitive.
-    """
+    """Return the accounts matching every filter given, worst first (an empty filter keeps all)."""
+    # statuses: Status names; scopes: accounts that need any of them; kinds: "master",
+    # "sub-account", "unknown"; search: part of the label, sub-account name or UID, any case.
     keep = pd.Series(True, index=fleet.index)
     statuses = [str(s) for s in statuses]
     if statuses:
@@ -419,7 +415,10 @@ def refresh_fleet(
     uids = dict(zip(latest["account_id"], latest["uid"], strict=True)) if len(latest) else {}
 
     def loader(account_id: int) -> Callable:
+        """Return what decrypts this account's credentials when its turn comes."""
+
         def load():
+            """Return the credentials, decrypted now."""
             with console.reading() as session:
                 return store.load_credentials(session, console.vault, account_id)
 
@@ -431,6 +430,7 @@ def refresh_fleet(
     ]
 
     def record(account_id: int, result: ProbeResult) -> None:
+        """Store one result as it arrives."""
         # One transaction per result: a crash mid-refresh loses nothing already checked.
         with console.transaction() as session:
             store.mark_verified(session, account_id, result, actor=console.actor)

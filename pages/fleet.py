@@ -42,6 +42,7 @@ def refresh_all() -> None:
     outcomes: list[bool] = []
 
     def progress(account_id: int, result: ProbeResult) -> None:
+        """Move the bar by one account."""
         outcomes.append(result.ok)
         bar.progress(len(outcomes) / total, text=f"Checked {len(outcomes)} of {total}")
 
