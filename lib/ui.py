@@ -11,8 +11,9 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
-from lib.config import Config
+from lib.config import Config, redact_url
 from lib.console import Console, KucoinTarget
 from lib.fleet import FleetSnapshot, data_version, fleet_snapshot
 from lib.health import Status
@@ -44,14 +45,24 @@ def in_demo() -> bool:
 def console() -> Console:
     """Return this session's console (the demo's while in demo mode); stop with help if none."""
     if in_demo():
-        from lib.demo import demo_console
+        from lib.demo import DemoError, demo_console
 
-        return demo_console()
+        try:
+            return demo_console()
+        except (DemoError, OSError) as error:
+            leave_demo()
+            st.error(f"The demo fleet could not start: {error}")
+            st.stop()
     try:
         return _open_console(Config.from_env(), KucoinTarget.from_env())
     except VaultError as error:
         st.error(f"bindwatch cannot open its credential store: {error}")
-        st.stop()
+    except (SQLAlchemyError, OSError) as error:
+        st.error(
+            f"bindwatch cannot open its database ({redact_url(Config.from_env().database_url)}): "
+            f"{type(error).__name__}. Check BINDWATCH_DATABASE_URL / BINDWATCH_DATA_DIR."
+        )
+    st.stop()
     raise AssertionError("unreachable")
 
 

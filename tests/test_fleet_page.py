@@ -210,3 +210,16 @@ def test_the_address_keeps_the_demo_across_a_reload(demo: Demo) -> None:
     assert len(table(reloaded)) == len(DEMO_ACCOUNTS)
     reloaded.button(key="leave_demo").click().run()
     assert "demo" not in reloaded.query_params
+
+
+def test_an_unreachable_database_is_an_error_message_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(DATABASE_URL_ENV, "postgresql+psycopg://ops:hunter2@127.0.0.1:1/bindwatch")
+    at = AppTest.from_file(APP, default_timeout=30).run()
+
+    assert not at.exception
+    message = at.error[0].value
+    assert message.startswith("bindwatch cannot open its database (postgresql+psycopg://ops:***@")
+    assert "hunter2" not in message
