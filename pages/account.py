@@ -8,6 +8,7 @@ from lib import store, ui
 from lib.fleet import format_age
 from lib.health import Status
 from lib.ui_actions import render_lifecycle
+from lib.vault import VaultError
 
 PICKER = "account_picker"
 PERMISSION_MARKS = {
@@ -101,7 +102,7 @@ if action.button(
     with st.spinner("Checking with KuCoin…"):
         try:
             result = fleet_lib.check_account(console, account_id)
-        except store.StoreError as error:
+        except (store.StoreError, VaultError) as error:
             ui.flash("error", str(error))
         else:
             verdict = "the key works" if result.ok else f"{result.code or 'no answer'}"

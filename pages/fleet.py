@@ -17,6 +17,8 @@ from lib.fleet import (
 from lib.health import SEVERITY
 from lib.kucoin.diagnosis import diagnose
 from lib.kucoin.probe_result import ProbeResult
+from lib.store import StoreError
+from lib.vault import VaultError
 
 SCOPE_OPTIONS = {"spot": "Spot", "futures": "Futures", "margin": "Margin"}
 KIND_OPTIONS = {"all": "All accounts", "master": "Master accounts", "sub-account": "Sub-accounts"}
@@ -46,7 +48,11 @@ def refresh_all() -> None:
         outcomes.append(result.ok)
         bar.progress(len(outcomes) / total, text=f"Checked {len(outcomes)} of {total}")
 
-    fleet_lib.refresh_fleet(console, on_result=progress)
+    try:
+        fleet_lib.refresh_fleet(console, on_result=progress)
+    except (StoreError, VaultError) as error:
+        st.error(f"The refresh stopped: {error}")
+        return
     failed = outcomes.count(False)
     summary = f"Checked {len(outcomes)} accounts: {len(outcomes) - failed} passed, {failed} failed."
     (st.warning if failed else st.success)(summary)
