@@ -1,30 +1,19 @@
-"""bindwatch: the frame. Page config, then st.navigation on every run (never st.stop before it).
+"""bindwatch: the frame. Page config and sidebar, then st.navigation on every run.
 
-Page files live in pages/; because st.navigation runs on every run, Streamlit's legacy
-auto-discovery of pages/ never serves a page that is not listed here.
+Never st.stop before st.navigation: page files live in pages/, and Streamlit's legacy
+auto-discovery of that folder stays live until a session has run st.navigation. For the same
+reason its own sidebar list is off (.streamlit/config.toml, client.showSidebarNavigation) and
+each page starts with `ui.require_frame()`, which draws this frame when Streamlit ran the page
+file on its own (a deep link on a fresh server, and every AppTest run).
 """
 
 from pathlib import Path
 
 import streamlit as st
 
-HERE = Path(__file__).parent
-PAGES = HERE / "pages"
+from lib import ui
 
-st.set_page_config(page_title="bindwatch", page_icon=":material/key:", layout="wide")
-
-navigation = st.navigation(
-    {
-        "Fleet": [
-            st.Page(PAGES / "fleet.py", title="Fleet", icon=":material/monitoring:", default=True),
-            st.Page(PAGES / "account.py", title="Account", icon=":material/manage_accounts:"),
-        ],
-        "Keys": [
-            st.Page(PAGES / "bind.py", title="Bind a key", icon=":material/key:"),
-        ],
-        "Admin": [
-            st.Page(PAGES / "settings.py", title="Settings", icon=":material/settings:"),
-        ],
-    }
-)
-navigation.run()
+ui.frame()
+navigation = st.navigation(ui.navigation_pages(Path(__file__).parent), position="hidden")
+with ui.framed():
+    navigation.run()

@@ -6,7 +6,10 @@ Pages call these and lib functions only; they never open sessions or decrypt any
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -27,6 +30,56 @@ FLEET_PAGE = "pages/fleet.py"
 ACCOUNT_PAGE = "pages/account.py"
 FLEET_TTL_S = 30  # statuses move with time (STALE arrives unannounced): recompute this often
 _FLASH = "_page_flash"
+# The app's pages, one place for the navigation and the sidebar: (section, file, title, icon).
+PAGES = (
+    ("Fleet", FLEET_PAGE, "Fleet", ":material/monitoring:"),
+    ("Fleet", ACCOUNT_PAGE, "Account", ":material/manage_accounts:"),
+    ("Keys", BIND_PAGE, "Bind a key", ":material/key:"),
+    ("Admin", "pages/settings.py", "Settings", ":material/settings:"),
+)
+_run = threading.local()
+
+
+def navigation_pages(root: Path) -> list[Any]:
+    """Return the st.Page list for st.navigation, the first page the default."""
+    return [
+        st.Page(root / path, title=title, icon=icon, default=index == 0)
+        for index, (_, path, title, icon) in enumerate(PAGES)
+    ]
+
+
+def frame() -> None:
+    """Draw what every page shares: page config and the sidebar's page links."""
+    st.set_page_config(page_title="bindwatch", page_icon=":material/key:", layout="wide")
+    with st.sidebar:
+        st.markdown("### :material/key: bindwatch")
+        section = None
+        for name, path, title, icon in PAGES:
+            if name != section:
+                st.caption(name)
+                section = name
+            st.page_link(path, label=title, icon=icon)
+
+
+@contextmanager
+def framed() -> Iterator[None]:
+    """Mark the page run inside it as one that went through app.py's frame."""
+    _run.framed = True
+    try:
+        yield
+    finally:
+        _run.framed = False
+
+
+def require_frame() -> None:
+    """Draw the frame for a page that Streamlit ran without app.py.
+
+    Until a fresh server's first session has run st.navigation (and in every AppTest run),
+    Streamlit's legacy pages/ discovery runs a deep-linked page file on its own. The page then
+    draws the same frame itself, so no page is ever served without it.
+    """
+    if not getattr(_run, "framed", False):
+        frame()
 
 
 @st.cache_resource(show_spinner=False)

@@ -10,6 +10,8 @@ from lib.health import Status
 from lib.ui_actions import render_lifecycle
 from lib.vault import VaultError
 
+ui.require_frame()
+
 PICKER = "account_picker"
 PERMISSION_MARKS = {
     "granted": "✓ granted",

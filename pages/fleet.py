@@ -20,6 +20,8 @@ from lib.kucoin.probe_result import ProbeResult
 from lib.store import StoreError
 from lib.vault import VaultError
 
+ui.require_frame()
+
 SCOPE_OPTIONS = {"spot": "Spot", "futures": "Futures", "margin": "Margin"}
 KIND_OPTIONS = {"all": "All accounts", "master": "Master accounts", "sub-account": "Sub-accounts"}
 FILTER_KEYS = ("fleet_status", "fleet_scopes", "fleet_kind", "fleet_search")

@@ -8,6 +8,8 @@ from lib import fleet as fleet_lib
 from lib import store, ui
 from lib.kucoin.constants import ACCEPTED_KEY_VERSIONS
 
+ui.require_frame()
+
 ui.demo_banner()
 st.title("Settings")
 ui.show_flash()

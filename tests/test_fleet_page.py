@@ -149,7 +149,7 @@ def test_leaving_the_demo_shows_the_empty_fleet_with_what_to_do(demo: Demo) -> N
 
     assert not at.session_state[DEMO_FLAG]
     assert any("No KuCoin account is bound yet" in i.value for i in at.info)
-    assert [link.label for link in at.get("page_link")] == ["Bind a KuCoin key"]
+    assert [link.label for link in at.main.get("page_link")] == ["Bind a KuCoin key"]
     assert at.button(key="load_demo").label == "Load demo fleet"
 
 

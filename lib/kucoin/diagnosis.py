@@ -78,8 +78,7 @@ _TABLE: dict[str, Diagnosis] = {
             "400008",
             "Old API key version",
             "KuCoin no longer accepts V1/V2 keys on this API.",
-            f"Create a new (V3) API key in {API_MANAGEMENT} and rotate this account's "
-            "credentials.",
+            f"Create a new (V3) API key in {API_MANAGEMENT} and rotate this account's credentials.",
         ),
         Diagnosis(
             "400009",
