@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from lib import binding
 from lib.binding import BindingError, Decision, KeyCheck
+from lib.binding_input import FIELD_NAMES
 from lib.check_cli import ENV_KEY, ENV_PASSPHRASE, ENV_SECRET, render_report
 from lib.console import FUTURES_URL_ENV, SPOT_URL_ENV, Console, KucoinTarget
 from lib.kucoin.probe_result import Outcome
@@ -31,14 +32,6 @@ PROMPTS = {
     "api_key": (ENV_KEY, "API Key: "),
     "api_secret": (ENV_SECRET, "Secret: "),
     "passphrase": (ENV_PASSPHRASE, "Passphrase: "),
-}
-FIELD_NAMES = {
-    "label": "Label",
-    "api_key": "API Key",
-    "api_secret": "Secret",
-    "passphrase": "Passphrase",
-    "scopes": "Scopes",
-    "account": "Account",
 }
 
 

@@ -17,6 +17,15 @@ SECRET_SHAPE = re.compile(
 # Characters copy-paste drags along: zero-width space/joiners, word joiner, BOM, soft hyphen.
 INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 SCOPES = ("spot", "futures", "margin")
+# How each checked field is named to the operator, in the page and on the command line.
+FIELD_NAMES = {
+    "label": "Label",
+    "api_key": "API Key",
+    "api_secret": "Secret",
+    "passphrase": "Passphrase",
+    "scopes": "Scopes",
+    "account": "Account",
+}
 
 
 @dataclass

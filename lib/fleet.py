@@ -24,7 +24,7 @@ from sqlmodel import Session
 
 from lib import health, store
 from lib.console import Console, policy_from_settings
-from lib.health import FleetIncident, HealthPolicy, Status
+from lib.health import FleetIncident, HealthPolicy, Status, format_age
 from lib.kucoin.probe import probe
 from lib.kucoin.probe_result import Outcome, ProbeResult
 from lib.models import Account, AuditAction, AuditEvent, ProbeRecord, Settings
@@ -275,21 +275,6 @@ def status_label(status: str) -> str:
     """Return a status as Markdown with its coloured icon (":red[:material/error:] FROZEN")."""
     level = Status(status).level
     return f":{LEVEL_COLOURS[level]}[:material/{LEVEL_ICONS[level]}:] {status}"
-
-
-def format_age(age: pd.Timedelta | None) -> str | None:
-    """Return an age as "2 d 4 h", "3 h 20 min" or "45 s"; None when unknown."""
-    if age is None or pd.isna(age):
-        return None
-    seconds = max(int(age.total_seconds()), 0)
-    days, rest = divmod(seconds, 86_400)
-    hours, rest = divmod(rest, 3_600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {minutes} min"
-    return f"{minutes} min" if minutes else f"{secs} s"
 
 
 def fleet_view(fleet: pd.DataFrame) -> pd.DataFrame:

@@ -277,10 +277,12 @@ def _has_scope(scope: str, permissions: frozenset[str], futures_missing: bool) -
     return SCOPE_PERMISSIONS[scope] in permissions
 
 
-def _format_age(age: timedelta) -> str:
-    """Return an age as "2 d 4 h", "3 h 20 min" or "45 s"."""
-    seconds = int(age.total_seconds())
-    days, rest = divmod(max(seconds, 0), 86_400)
+def format_age(age: timedelta | pd.Timedelta | None) -> str | None:
+    """Return an age as "2 d 4 h", "3 h 20 min" or "45 s"; None when unknown."""
+    if age is None or pd.isna(age):
+        return None
+    seconds = max(int(age.total_seconds()), 0)
+    days, rest = divmod(seconds, 86_400)
     hours, rest = divmod(rest, 3_600)
     minutes, secs = divmod(rest, 60)
     if days:
@@ -912,14 +914,14 @@ class _Explainer:
         """Return (diagnosis, hint) for an account without a recent successful sync."""
         run = "Run a check now, and make sure scheduled checks are running."
         if row.never_checked:
-            age = _format_age(self.now - _timestamp(row.created_at))
+            age = format_age(self.now - _timestamp(row.created_at))
             return f"Never checked since it was bound {age} ago", run
         fix = _transient_diagnosis(row.latest_code).fix if row.latest_transient else run
         last_sync_at = _timestamp(row.last_sync_at)
         if last_sync_at is None:
-            age = _format_age(self.now - _timestamp(row.created_at))
+            age = format_age(self.now - _timestamp(row.created_at))
             return f"Never synced since it was bound {age} ago", fix
-        return f"No successful sync for {_format_age(self.now - last_sync_at)}", fix
+        return f"No successful sync for {format_age(self.now - last_sync_at)}", fix
 
     def rejection_words(self, row: Any) -> tuple[str, str]:
         """Return (diagnosis, hint) for a key KuCoin rejected."""

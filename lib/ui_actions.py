@@ -18,7 +18,7 @@ import streamlit as st
 
 from lib import binding, fleet, store
 from lib.binding import Decision, KeyCheck
-from lib.binding_input import SCOPES
+from lib.binding_input import FIELD_NAMES, SCOPES
 from lib.console import Console
 from lib.kucoin.probe_result import Outcome
 
@@ -229,7 +229,7 @@ def render_check(check: KeyCheck, now: datetime | None = None) -> None:
     for notice in check.notices:
         st.info(notice, icon=":material/cleaning_services:")
     if check.decision is Decision.INVALID:
-        fields = ", ".join(_FIELD_NAMES.get(name, name) for name in check.errors)
+        fields = ", ".join(FIELD_NAMES.get(name, name) for name in check.errors)
         st.error(f"Nothing was sent to KuCoin. Fix: {fields} (see the messages by each field).")
         if "account" in check.errors:  # the only error without a field of its own
             st.error(check.errors["account"])
@@ -248,16 +248,6 @@ def render_check(check: KeyCheck, now: datetime | None = None) -> None:
         st.caption("KuCoin could not be reached: nothing is wrong with the key yet. Retry.")
     else:
         _show_failure(check)
-
-
-_FIELD_NAMES = {
-    "label": "Label",
-    "api_key": "API Key",
-    "api_secret": "Secret",
-    "passphrase": "Passphrase",
-    "scopes": "Scopes",
-    "account": "Account",
-}
 
 
 def render_confirmation(console: Console, prefix: str, check: KeyCheck) -> None:
