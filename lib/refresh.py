@@ -3,7 +3,7 @@
 One refresh measures the clock and egress IP once (the public pool is per IP), then probes
 each key with a bounded number in flight. Keys are grouped by UID (KuCoin's private pools
 are per UID): a UID whose last figures leave too little quota waits for its window to
-reset, and a 429000 is retried once after the reset KuCoin announced (or shortly, when an
+reset, and a 429000 is retried after the reset KuCoin announced (or shortly, when an
 overloaded KuCoin sends no rate-limit headers).
 """
 
@@ -20,12 +20,13 @@ from lib.kucoin import constants as k
 from lib.kucoin.auth import Credentials
 from lib.kucoin.client import AsyncKucoinClient
 from lib.kucoin.errors import KucoinError
-from lib.kucoin.probe import DEFAULT_FUTURES_CURRENCIES, probe_async
+from lib.kucoin.probe import DEFAULT_FUTURES_CURRENCIES, plain_ip, probe_async
 from lib.kucoin.probe_result import ProbeResult
 
 # Management-pool weight of one probe: key info 20 + accounts 5 (reference §4), with room.
 PROBE_WEIGHT = 30
 OVERLOAD_RETRY_S = 1.0
+MAX_ATTEMPTS = 3  # keys of one UID not yet known to share it can meet 429000 more than once
 MAX_WAIT_S = 35.0
 
 
@@ -61,17 +62,18 @@ async def refresh_async(
         return results
     try:
         await client.sync_clock()
-        client.seen_ip = await client.my_ip()
+        client.seen_ip = plain_ip(await client.my_ip())
     except KucoinError:
         # Each probe then measures for itself and reports the failure per account.
         client.clock_offset_ms = None
     budgets: dict[str, _UidBudget] = {}
+    throttled = _UidBudget()
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def one(target: RefreshTarget) -> None:
         budget = budgets.setdefault(target.uid or f"account:{target.account_id}", _UidBudget())
         async with gate:
-            result = await _probe_with_budget(target, client, budget, futures_currencies)
+            result = await _probe_with_budget(target, client, budget, throttled, futures_currencies)
         results[target.account_id] = result
         if on_result:
             on_result(target.account_id, result)
@@ -84,11 +86,17 @@ async def _probe_with_budget(
     target: RefreshTarget,
     client: AsyncKucoinClient,
     budget: _UidBudget,
+    throttled: _UidBudget,
     futures_currencies: Sequence[str],
 ) -> ProbeResult:
-    """Probe one key, waiting for its UID's quota and retrying one 429000."""
+    """Probe one key, waiting for its UID's quota and retrying after a 429000.
+
+    A key refused with 429000 whose UID is not known yet most likely shares a UID with keys
+    checked alongside it: its retries queue behind `throttled`, one at a time, each waiting
+    for the window KuCoin announced when the last answer left too little quota.
+    """
     result: ProbeResult | None = None
-    for attempt in range(2):
+    for attempt in range(1, MAX_ATTEMPTS + 1):
         async with budget.lock:
             await _wait_for_quota(budget)
             keyed = client.for_key(target.load_credentials())
@@ -96,11 +104,14 @@ async def _probe_with_budget(
                 keyed, futures_currencies=futures_currencies, measure=client.clock_offset_ms is None
             )
             _remember(budget, keyed)
-        if result.code != "429000" or attempt:
+        if result.code != "429000" or attempt == MAX_ATTEMPTS:
             break
-        management = keyed.rate_limits.get("Management")
-        delay = (management.reset_ms or 0) / 1000 if management else OVERLOAD_RETRY_S
-        await asyncio.sleep(min(max(delay, OVERLOAD_RETRY_S), MAX_WAIT_S))
+        if keyed.rate_limits.get("Management") is None:
+            # Overload: KuCoin sent no personal figures; "try again later" (reference §4).
+            await asyncio.sleep(OVERLOAD_RETRY_S)
+        elif target.uid is None:
+            _remember(throttled, keyed)
+            budget = throttled
     assert result is not None
     return result
 

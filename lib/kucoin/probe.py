@@ -26,7 +26,7 @@ def _decimal(value: Any) -> Decimal:
         return Decimal(0)
 
 
-def _plain_ip(value: Any) -> str | None:
+def plain_ip(value: Any) -> str | None:
     """Return value if it is a full IP address (my-ip may be masked), else None."""
     try:
         return str(ipaddress.ip_address(str(value).strip()))
@@ -81,7 +81,7 @@ async def probe_async(
     try:
         if measure or client.clock_offset_ms is None:
             await client.sync_clock()
-            fields["seen_ip"] = client.seen_ip = _plain_ip(await client.my_ip())
+            fields["seen_ip"] = client.seen_ip = plain_ip(await client.my_ip())
     except KucoinError as error:
         fields.update(_failure(error))
     if "outcome" not in fields:
