@@ -118,11 +118,13 @@ def test_empty_fleet_says_what_to_do_next_and_lists_only_the_app_pages(app, brow
     # The first session of a fresh server follows a deep link, as a bookmark would: Streamlit's
     # legacy pages/ discovery must not serve the page without the app's frame.
     page = open_page(browser, url + "/settings")
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_role("link", name="Settings").wait_for(timeout=20_000)
     assert page.get_by_test_id("stSidebarNav").count() == 0  # no legacy pages/ list
-    nav = page.get_by_test_id("stSidebar").inner_text()
-    entries = {line.strip() for line in nav.split("\n") if line.strip()}
-    assert {"Fleet", "Account", "Bind a key", "Settings"} <= entries
-    assert not entries & {"app", "bind", "fleet"}  # no legacy pages/ auto-discovery entries
+    links = [text.strip() for text in sidebar.get_by_role("link").all_inner_texts()]
+    names = {text.split("\n")[-1].strip() for text in links}
+    assert {"Fleet", "Account", "Bind a key", "Settings"} <= names, links
+    assert not names & {"app", "bind", "fleet", "settings"}  # no raw pages/ file names
     page.get_by_role("link", name="Fleet").first.click()
     settle(page)
     assert page.get_by_text("No KuCoin account is bound yet").is_visible()
@@ -166,8 +168,10 @@ def test_fleet_csv_downloads_for_real_without_secrets(app, browser, tmp_path):
     page.get_by_text("30 days of inactivity").first.wait_for(timeout=20_000)
     page.goto(url + "/")
     settle(page)
+    export = page.get_by_role("button", name="Export CSV")
+    export.wait_for(timeout=20_000)
     with page.expect_download() as download:
-        page.get_by_role("button", name="Export CSV").click()
+        export.click()
     saved = tmp_path / download.value.suggested_filename
     download.value.save_as(saved)
     text = saved.read_text()
