@@ -939,7 +939,14 @@ class _Explainer:
                 diagnosis = f"{title}: {permission} ({code})"
                 hint = f"Enable {permission} in {API_RESTRICTIONS}."
         elif status is Status.CLOCK_SKEW and _present(row.verdict_offset_ms):
-            hint = f"{hint} Measured offset: {row.verdict_offset_ms / 1000:+.1f} s."
+            offset_s = row.verdict_offset_ms / 1000
+            hint = f"{hint} Measured offset: {offset_s:+.1f} s."
+            if abs(offset_s) < 1:
+                # The clocks agree, yet the timestamp arrived stale: the request was slow.
+                hint += (
+                    " The clocks agree, so the request took too long to reach KuCoin: check "
+                    "for a slow proxy or network path."
+                )
         elif status is Status.KEY_UNKNOWN:
             expires_at = _timestamp(row.expires_at)
             if expires_at is not None and expires_at <= self.now:

@@ -530,6 +530,11 @@ def test_key_age_and_identity_come_from_the_last_key_info() -> None:
         ),
         (
             {},
+            [rejected("400002", clock_offset_ms=120)],
+            "The clocks agree, so the request took too long to reach KuCoin",
+        ),
+        (
+            {},
             [probe(ip_whitelist="203.**.154")],
             f"In {API_MANAGEMENT} → Edit → IP Restriction, add {EGRESS_B}",
         ),
