@@ -15,7 +15,6 @@ import enum
 import secrets
 import threading
 import time
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
@@ -23,7 +22,7 @@ import pandas as pd
 from sqlmodel import Session
 
 from lib import health, store
-from lib.binding_input import clean_credentials, clean_scopes
+from lib.binding_input import clean_credentials, clean_scopes, label_problem
 from lib.console import Console
 from lib.kucoin import constants as k
 from lib.kucoin.auth import Credentials
@@ -32,7 +31,6 @@ from lib.kucoin.probe import probe
 from lib.kucoin.probe_result import Outcome, ProbeResult
 
 PENDING_TTL_S = 600  # a verified key waits this long for the operator's confirmation
-LABEL_MAX = 200  # the store's limit
 SCOPE_PERMISSION = {"spot": k.SPOT, "futures": k.FUTURES, "margin": k.MARGIN}
 
 
@@ -221,10 +219,9 @@ def check_key(
 
 def _label_error(session: Session, label: str) -> str | None:
     """Return what is wrong with a new account's label, or None."""
-    if not label:
-        return "Give the account a label, e.g. the trader or bot that uses the key."
-    if len(label) > LABEL_MAX or any(unicodedata.category(ch)[0] == "C" for ch in label):
-        return f"A label is 1 to {LABEL_MAX} printable characters."
+    problem = label_problem(label)
+    if problem:
+        return problem
     taken = store.list_accounts(session, include_unbound=True)
     if any(account.label == label for account in taken):
         return f"An account labelled {label!r} already exists: choose another label."

@@ -17,6 +17,28 @@ SECRET_SHAPE = re.compile(
 # Characters copy-paste drags along: zero-width space/joiners, word joiner, BOM, soft hyphen.
 INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 SCOPES = ("spot", "futures", "margin")
+LABEL_MAX = 200
+# Labels are shown in Markdown on every page: characters that format, link or typeset math
+# there (* [ ] ! < > ` # | ~ \ $) are refused rather than escaped at each place.
+LABEL_PUNCTUATION = set(" -_.:/@+()&,'")
+
+
+def label_problem(label: str) -> str | None:
+    """Return what is wrong with an account label, or None when it is fine."""
+    if not label:
+        return "Give the account a label, e.g. the trader or bot that uses the key."
+    if len(label) > LABEL_MAX:
+        return f"A label is at most {LABEL_MAX} characters."
+    odd = sorted({ch for ch in label if not ch.isalnum() and ch not in LABEL_PUNCTUATION})
+    if odd:
+        shown = " ".join(ch if ch.isprintable() else repr(ch) for ch in odd)
+        return (
+            f"A label may hold letters, digits, spaces and - _ . : / @ + ( ) & , ' only; "
+            f"remove: {shown}"
+        )
+    return None
+
+
 # How each checked field is named to the operator, in the page and on the command line.
 FIELD_NAMES = {
     "label": "Label",

@@ -30,6 +30,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from lib.binding_input import label_problem
 from lib.kucoin.auth import Credentials
 from lib.kucoin.constants import ACCEPTED_KEY_VERSIONS
 from lib.kucoin.probe_result import Outcome, ProbeResult, SpotBalance
@@ -125,8 +126,9 @@ def _has_control_chars(value: str) -> bool:
 
 def _clean_label(label: str) -> str:
     label = (label or "").strip()
-    if not label or len(label) > 200 or _has_control_chars(label):
-        raise InvalidInput("A label is 1 to 200 printable characters.")
+    problem = label_problem(label)
+    if problem:
+        raise InvalidInput(problem)
     return label
 
 

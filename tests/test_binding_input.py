@@ -2,7 +2,7 @@
 
 import pytest
 
-from lib.binding_input import clean_credentials, clean_scopes
+from lib.binding_input import clean_credentials, clean_scopes, label_problem
 
 KEY = "5c2db93503aa674c74a31734"
 SECRET = "f03a5284-5c39-4aaa-9b20-dea10bdcf8e3"
@@ -69,3 +69,22 @@ def test_scopes_are_normalised_and_checked():
         clean_scopes(["spot", "options"])
     with pytest.raises(ValueError, match="at least one"):
         clean_scopes([])
+
+
+@pytest.mark.parametrize("label", ["mm-bot-01", "Desk A (spot)", "ops@eu:2", "Händler_7"])
+def test_ordinary_labels_are_accepted(label):
+    assert label_problem(label) is None
+
+
+@pytest.mark.parametrize(
+    ("label", "named"),
+    [("**bold**", "*"), ("[x](http://e)", "[ ]"), ("$x$", "$"), ("a\x00b", "'\\x00'")],
+)
+def test_labels_that_would_format_on_a_page_are_refused_naming_the_characters(label, named):
+    problem = label_problem(label)
+    assert problem and problem.endswith(f"remove: {named}")
+
+
+def test_empty_and_overlong_labels_are_refused():
+    assert "Give the account a label" in label_problem("")
+    assert "at most 200" in label_problem("x" * 201)
