@@ -20,7 +20,7 @@ SCOPES = ("spot", "futures", "margin")
 LABEL_MAX = 200
 # Labels are shown in Markdown on every page: characters that format, link or typeset math
 # there (* [ ] ! < > ` # | ~ \ $) are refused rather than escaped at each place.
-LABEL_PUNCTUATION = set(" -_.:/@+()&,'")
+LABEL_PUNCTUATION = set(" -_.:/@+()&,'\"=%;")
 
 
 def label_problem(label: str) -> str | None:
@@ -33,8 +33,8 @@ def label_problem(label: str) -> str | None:
     if odd:
         shown = " ".join(ch if ch.isprintable() else repr(ch) for ch in odd)
         return (
-            f"A label may hold letters, digits, spaces and - _ . : / @ + ( ) & , ' only; "
-            f"remove: {shown}"
+            "A label may hold letters, digits, spaces and - _ . : / @ + ( ) & , ' \" = % ; "
+            f"only; remove: {shown}"
         )
     return None
 
