@@ -8,10 +8,13 @@ import os
 import sys
 import textwrap
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from lib.config import Config
 from lib.console import Console
 from lib.fleet import CSV_COLUMNS, FleetSnapshot, fleet_snapshot, format_age
 from lib.health import Status
@@ -22,6 +25,10 @@ EXIT_HEALTHY = 0  # no account needs action (OK, AT_RISK, DEGRADED, NEW, PAUSED)
 EXIT_FAILING = 1  # at least one account is at error level: the table says what to do
 EXIT_CANNOT_READ = 2  # the database or the master key could not be opened
 
+EMPTY_FLEET = (
+    "No account is bound yet. Bind a key in the app (make run → Bind a key), or try "
+    "the demo fleet: python -m lib demo"
+)
 _WIDTHS = {"status": 20, "label": 22, "diagnosis": 46, "sync": 15, "key": 7}
 
 
@@ -37,10 +44,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _missing_sqlite_file(config: Config) -> Path | None:
+    """Return the configured SQLite file when it does not exist yet, else None."""
+    url = make_url(config.database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    path = Path(url.database)
+    return None if path.exists() else path
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the fleet table (or JSON) and return the exit status."""
+    config = Config.from_env()
+    missing = _missing_sqlite_file(config)
+    if missing is not None:
+        # Reading must not create a database and a master key as a side effect.
+        print("[]" if args.json else f"{EMPTY_FLEET}\n(There is no database at {missing} yet.)")
+        return EXIT_HEALTHY
     try:
-        console = Console.open()
+        console = Console.open(config)
     except (VaultError, SQLAlchemyError, OSError) as error:
         print(f"error: cannot open bindwatch's database: {error}", file=sys.stderr)
         return EXIT_CANNOT_READ
@@ -72,10 +94,7 @@ def render_fleet(snapshot: FleetSnapshot) -> str:
     """Return the fleet as a text table, worst first, each failing account with its next step."""
     fleet = snapshot.fleet
     if fleet.empty:
-        return (
-            "No account is bound yet. Bind a key in the app (make run → Bind a key), or try "
-            "the demo fleet: python -m lib demo"
-        )
+        return EMPTY_FLEET
     counts = ", ".join(f"{int(r.count)} {r.status}" for r in snapshot.counts.itertuples())
     lines = [f"{len(fleet)} accounts, as of {snapshot.as_of:%Y-%m-%d %H:%M:%S} UTC: {counts}"]
     incident = snapshot.incident

@@ -135,6 +135,11 @@ def test_status_on_a_fresh_install_says_what_to_do(
     assert code == 0
     assert out.startswith("No account is bound yet.")
     assert "python -m lib demo" in out
+    # Reading the status creates nothing: no database, no master key.
+    assert not (data_dir / "bindwatch.db").exists()
+    assert not (data_dir / "master.key").exists()
+    code, out, _ = status(capsys, "--json")
+    assert (code, json.loads(out)) == (0, [])
 
 
 def test_status_with_the_wrong_master_key_says_so_without_a_traceback(
