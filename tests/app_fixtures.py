@@ -17,6 +17,7 @@ from simulator_fixtures import ALL_ACCOUNTS
 
 from lib.config import DATA_DIR_ENV, DATABASE_URL_ENV, MASTER_KEY_FILE_ENV, Config
 from lib.console import FUTURES_URL_ENV, SPOT_URL_ENV, Console, KucoinTarget
+from lib.demo import Demo, start_demo, stop_demo
 from lib.kucoin.simulator import SimAccount, SimRequest, SimResponse, Simulator, SimulatorServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,3 +104,15 @@ def sim_env_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
             yield SimEnv(simulator, server, console, data_dir)
         finally:
             console.close()
+
+
+def running_demo(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Demo]:
+    """Yield one demo fleet (for a module-scoped fixture); the real data directory is empty."""
+    root: Path = tmp_path_factory.mktemp(name)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(DATA_DIR_ENV, str(root / "real"))
+        env.delenv(DATABASE_URL_ENV, raising=False)
+        env.delenv(MASTER_KEY_FILE_ENV, raising=False)
+        stop_demo()
+        yield start_demo(root / "demo")
+        stop_demo()

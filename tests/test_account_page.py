@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from app_fixtures import APP
+from app_fixtures import APP, running_demo
 from streamlit.testing.v1 import AppTest
 
-from lib.config import DATA_DIR_ENV, DATABASE_URL_ENV, MASTER_KEY_FILE_ENV
-from lib.demo import DEMO_ACCOUNTS, Demo, demo_credentials, start_demo, stop_demo
+from lib.demo import DEMO_ACCOUNTS, Demo, demo_credentials
 from lib.ui import DEMO_FLAG, SELECTED_ACCOUNT
 
 ACCOUNT_PAGE = "pages/account.py"
@@ -19,14 +17,7 @@ ACCOUNT_PAGE = "pages/account.py"
 @pytest.fixture(scope="module", name="demo")
 def demo_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """Build one demo fleet for the module; the real data directory is an empty tmp one."""
-    root: Path = tmp_path_factory.mktemp("account_page")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv(DATA_DIR_ENV, str(root / "real"))
-        env.delenv(DATABASE_URL_ENV, raising=False)
-        env.delenv(MASTER_KEY_FILE_ENV, raising=False)
-        stop_demo()
-        yield start_demo(root / "demo")
-        stop_demo()
+    yield from running_demo(tmp_path_factory, "account_page")
 
 
 @pytest.fixture(name="ids", scope="module")

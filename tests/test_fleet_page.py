@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from app_fixtures import APP, OPEN_TRADER, TRADER, TRADER_NEW, SimEnv, sim_env_fixture  # noqa: F401
+from app_fixtures import APP, OPEN_TRADER, TRADER, TRADER_NEW, SimEnv, running_demo, sim_env_fixture  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
 from lib import binding
-from lib.config import DATA_DIR_ENV, DATABASE_URL_ENV, MASTER_KEY_FILE_ENV
-from lib.demo import DEMO_ACCOUNTS, Demo, demo_uid, start_demo, stop_demo
+from lib.config import DATA_DIR_ENV, DATABASE_URL_ENV
+from lib.demo import DEMO_ACCOUNTS, Demo, demo_uid
 from lib.health import Status
 from lib.ui import DEMO_FLAG, SELECTED_ACCOUNT
 
@@ -22,14 +22,7 @@ EVERY_STATUS = {s.value for s in Status} - {"REJECTED"}  # no KuCoin code left f
 @pytest.fixture(scope="module", name="demo")
 def demo_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """Build one demo fleet for the module; the real data directory is an empty tmp one."""
-    root: Path = tmp_path_factory.mktemp("fleet_page")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv(DATA_DIR_ENV, str(root / "real"))
-        env.delenv(DATABASE_URL_ENV, raising=False)
-        env.delenv(MASTER_KEY_FILE_ENV, raising=False)
-        stop_demo()
-        yield start_demo(root / "demo")
-        stop_demo()
+    yield from running_demo(tmp_path_factory, "fleet_page")
 
 
 def open_demo(demo: Demo) -> AppTest:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from app_fixtures import APP
+from app_fixtures import APP, running_demo
 from streamlit.testing.v1 import AppTest
 
-from lib.config import DATA_DIR_ENV, DATABASE_URL_ENV, MASTER_KEY_FILE_ENV
-from lib.demo import CALLER_IP, EGRESS_IPS, FUTURES_CURRENCIES, Demo, start_demo, stop_demo
+from lib.demo import CALLER_IP, EGRESS_IPS, FUTURES_CURRENCIES, Demo
 from lib.fleet import save_settings
 from lib.ui import DEMO_FLAG
 
@@ -24,14 +22,7 @@ SECOND = "198.51.100.20"  # the demo's other egress IP
 @pytest.fixture(scope="module", name="demo")
 def demo_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """Build one demo fleet for the module; the real data directory is an empty tmp one."""
-    root: Path = tmp_path_factory.mktemp("settings_page")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv(DATA_DIR_ENV, str(root / "real"))
-        env.delenv(DATABASE_URL_ENV, raising=False)
-        env.delenv(MASTER_KEY_FILE_ENV, raising=False)
-        stop_demo()
-        yield start_demo(root / "demo")
-        stop_demo()
+    yield from running_demo(tmp_path_factory, "settings_page")
 
 
 @pytest.fixture(autouse=True)
