@@ -6,111 +6,29 @@ Playwright (never a downloaded browser). Skipped where Chromium is not installed
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import httpx
 import pytest
 from app_fixtures import OPEN_TRADER, TEST_ACCOUNTS, TRADER
+from served_app import browser_fixture, goto, serve, settle
 
 from lib.kucoin.simulator import Simulator, SimulatorServer
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parent.parent
-if not shutil.which(CHROMIUM):
-    if os.environ.get("CI"):
-        raise RuntimeError(f"CI must install Debian's chromium ({CHROMIUM} not found)")
-    pytest.skip("Debian chromium not installed", allow_module_level=True)
-
-playwright = pytest.importorskip("playwright.sync_api")
-# Without the background-networking flags Chromium keeps calling Google hosts on a closed network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+__all__ = ["browser_fixture"]
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     """Serve the app over a fresh data directory, KuCoin pointed at a simulator; yield its URL."""
-    sim = Simulator(TEST_ACCOUNTS)
-    with SimulatorServer(sim) as server:
+    with SimulatorServer(Simulator(TEST_ACCOUNTS)) as server:
         data = tmp_path_factory.mktemp("browser") / "data"
-        log = data.parent / "streamlit.log"
-        port = _free_port()
-        env = {
-            **os.environ,
-            "BINDWATCH_DATA_DIR": str(data),
-            "BINDWATCH_KUCOIN_SPOT_URL": server.spot_url,
-            "BINDWATCH_KUCOIN_FUTURES_URL": server.futures_url,
-        }
-        for name in ("BINDWATCH_DATABASE_URL", "BINDWATCH_MASTER_KEY_FILE"):
-            env.pop(name, None)
-        with open(log, "w") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "streamlit", "run", "app.py", f"--server.port={port}"],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(150):
-                try:
-                    if httpx.get(f"{url}/_stcore/health", timeout=1).text == "ok":
-                        break
-                except httpx.HTTPError:
-                    pass
-                if process.poll() is not None:
-                    raise RuntimeError(log.read_text())
-                time.sleep(0.2)
-            yield url, data, log
-        finally:
-            process.terminate()
-            process.wait(timeout=15)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        with serve(data, spot_url=server.spot_url, futures_url=server.futures_url) as served:
+            yield served.url, served.data_dir, served.log
 
 
 def open_page(browser, url: str):
-    page = browser.new_page(accept_downloads=True, viewport={"width": 1400, "height": 1000})
-    page.goto(url)
-    settle(page)
+    """Open `url` in a page of its own (closed by the test)."""
+    page = browser.new_page(accept_downloads=True, viewport={"width": 1440, "height": 900})
+    goto(page, url)
     return page
-
-
-def settle(page) -> None:
-    """Wait until the app is connected and its script has finished running."""
-    app = "[data-testid='stApp']"
-    page.locator(f"{app}[data-test-connection-state='CONNECTED']").wait_for(
-        state="attached", timeout=30_000
-    )
-    page.wait_for_timeout(300)
-    page.locator(f"{app}[data-test-script-state='notRunning']").wait_for(
-        state="attached", timeout=30_000
-    )
 
 
 def test_empty_fleet_says_what_to_do_next_and_lists_only_the_app_pages(app, browser):

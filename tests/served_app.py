@@ -1,0 +1,184 @@
+"""A served console and a real browser, for the journeys only a browser shows.
+
+AppTest runs one fresh session per test: it cannot see a second browser session, widget state
+dropped on a page switch, or a rerun that moves the page to another account. These helpers
+serve `streamlit run app.py` as an operator would (`make run`), point it at a KuCoin simulator
+on loopback, and drive Debian's Chromium with Playwright (never a downloaded browser). Each
+`session()` is a fresh browser context: its own cookies, its own Streamlit session.
+
+Import what a module needs (`from served_app import browser_fixture, serve, session, settle`);
+pytest registers `browser_fixture` as `browser`. A module that imports this is skipped where
+Chromium is missing, and fails in CI, which must install it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
+if not shutil.which(CHROMIUM):
+    if os.environ.get("CI"):
+        raise RuntimeError(f"CI must install Debian's chromium ({CHROMIUM} not found)")
+    pytest.skip(
+        f"Debian's chromium is not installed ({CHROMIUM}): the real-browser journeys are skipped",
+        allow_module_level=True,
+    )
+
+playwright = pytest.importorskip("playwright.sync_api")
+expect = playwright.expect
+
+# Without the background-networking flags Chromium keeps calling Google hosts on a closed network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+VIEWPORT = {"width": 1440, "height": 900}  # the operator's screen the console is judged at
+# Variables a test's served app must not inherit from the shell that runs the tests.
+_INHERITED = (
+    "BINDWATCH_DATABASE_URL",
+    "BINDWATCH_MASTER_KEY_FILE",
+    "BINDWATCH_KUCOIN_SPOT_URL",
+    "BINDWATCH_KUCOIN_FUTURES_URL",
+)
+
+
+def free_port() -> int:
+    """Return a TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class ServedApp:
+    """A running `streamlit run app.py`: its URL, data directory and log file."""
+
+    url: str
+    data_dir: Path
+    log: Path
+    process: subprocess.Popen
+
+    def log_text(self) -> str:
+        """Return what the server printed so far."""
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def serve(
+    data_dir: Path,
+    *,
+    spot_url: str | None = None,
+    futures_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+    args: tuple[str, ...] = (),
+) -> Iterator[ServedApp]:
+    """Serve the app from the project root over `data_dir` until the block ends."""
+    log = data_dir.parent / f"streamlit-{data_dir.name}.log"
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if k not in _INHERITED}
+    environ["BINDWATCH_DATA_DIR"] = str(data_dir)
+    if spot_url:
+        environ["BINDWATCH_KUCOIN_SPOT_URL"] = spot_url
+    if futures_url:
+        environ["BINDWATCH_KUCOIN_FUTURES_URL"] = futures_url
+    environ.update(env or {})
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", f"--server.port={port}", *args],
+            cwd=ROOT,
+            env=environ,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process, log)
+        yield ServedApp(url, data_dir, log, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
+    """Return once the server answers its health check; raise with its log if it died."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/_stcore/health", timeout=1).text == "ok":
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited:\n{log.read_text(errors='replace')}")
+        time.sleep(0.2)
+    raise RuntimeError(f"streamlit did not become healthy:\n{log.read_text(errors='replace')}")
+
+
+@pytest.fixture(name="browser", scope="module")
+def browser_fixture():
+    """Yield Debian's Chromium, headless, for one test module."""
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@contextmanager
+def session(browser, url: str | None = None):
+    """Yield a page in a fresh browser context (a new Streamlit session), at `url` if given."""
+    context = browser.new_context(accept_downloads=True, viewport=VIEWPORT)
+    page = context.new_page()
+    try:
+        if url is not None:
+            goto(page, url)
+        yield page
+    finally:
+        context.close()
+
+
+def goto(page, url: str) -> None:
+    """Open `url` and wait for the app to finish its run."""
+    page.goto(url)
+    settle(page)
+
+
+def settle(page, timeout_ms: int = 30_000) -> None:
+    """Wait until the app is connected and its script has finished running."""
+    app = "[data-testid='stApp']"
+    page.locator(f"{app}[data-test-connection-state='CONNECTED']").wait_for(
+        state="attached", timeout=timeout_ms
+    )
+    page.wait_for_timeout(300)
+    page.locator(f"{app}[data-test-script-state='notRunning']").wait_for(
+        state="attached", timeout=timeout_ms
+    )
+
+
+def assert_no_exception(page) -> None:
+    """Fail with the text of any Streamlit exception box or error page on the page."""
+    boxes = page.get_by_test_id("stException")
+    assert boxes.count() == 0, boxes.first.inner_text()
+    body = page.locator("body").inner_text()
+    for marker in ("Traceback (most recent call last)", "StreamlitPageNotFoundError"):
+        assert marker not in body, body[:2000]
