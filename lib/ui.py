@@ -1,4 +1,4 @@
-"""Streamlit glue shared by the pages: the session's console, the demo switch, cached tables.
+"""Streamlit glue shared by the pages: the frame, page links, the session's console, the demo.
 
 Pages call these and lib functions only; they never open sessions or decrypt anything.
 """
@@ -6,80 +6,141 @@ Pages call these and lib functions only; they never open sessions or decrypt any
 from __future__ import annotations
 
 import html
+import logging
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
+from streamlit.navigation.page import StreamlitPage
 
 from lib.config import Config, redact_url
 from lib.console import Console, KucoinTarget
 from lib.fleet import FleetSnapshot, data_version, fleet_snapshot
 from lib.health import Status
+from lib.store import StoreError
 from lib.vault import VaultError
+
+log = logging.getLogger(__name__)
 
 DEMO_FLAG = "demo_mode"
 DEMO_PARAM = "demo"  # ?demo=1 in the address while the session shows the demo fleet
 SELECTED_ACCOUNT = "selected_account"  # the account the Account page shows when no link says
-BIND_PAGE = "pages/bind.py"
+ROOT = Path(__file__).resolve().parent.parent  # page files are found from here, whatever the cwd
 FLEET_PAGE = "pages/fleet.py"
 ACCOUNT_PAGE = "pages/account.py"
+BIND_PAGE = "pages/bind.py"
+SETTINGS_PAGE = "pages/settings.py"
 FLEET_TTL_S = 30  # statuses move with time (STALE arrives unannounced): recompute this often
 _FLASH = "_page_flash"
-# The app's pages, one place for the navigation and the sidebar: (section, file, title, icon).
+# The app's pages, one place for the navigation, the sidebar and every link:
+# (section, file, title, icon); the first is the default page, served at /.
 PAGES = (
     ("Fleet", FLEET_PAGE, "Fleet", ":material/monitoring:"),
     ("Fleet", ACCOUNT_PAGE, "Account", ":material/manage_accounts:"),
     ("Keys", BIND_PAGE, "Bind a key", ":material/key:"),
-    ("Admin", "pages/settings.py", "Settings", ":material/settings:"),
+    ("Admin", SETTINGS_PAGE, "Settings", ":material/settings:"),
 )
 _run = threading.local()
 
 
-def navigation_pages(root: Path) -> list[Any]:
-    """Return the st.Page list for st.navigation, the first page the default."""
-    return [
-        st.Page(root / path, title=title, icon=icon, default=index == 0)
-        for index, (_, path, title, icon) in enumerate(PAGES)
-    ]
+def app_page(path: str) -> StreamlitPage:
+    """Return the st.Page of one of the app's page files, e.g. app_page(FLEET_PAGE)."""
+    for index, (_, file, title, icon) in enumerate(PAGES):
+        if file == path:
+            return st.Page(ROOT / file, title=title, icon=icon, default=index == 0)
+    raise ValueError(f"{path} is not one of the app's pages: {', '.join(p[1] for p in PAGES)}")
+
+
+def navigation() -> StreamlitPage:
+    """Register the app's pages for this session (st.navigation) and return the page to run."""
+    return st.navigation([app_page(file) for _, file, _, _ in PAGES], position="hidden")
 
 
 def frame() -> None:
-    """Draw what every page shares: page config and the sidebar's page links."""
+    """Draw what every page shares: page config and the sidebar's page links.
+
+    Call it after navigation(): a link is drawn from its st.Page, which every session knows.
+    """
     st.set_page_config(page_title="bindwatch", page_icon=":material/key:", layout="wide")
     with st.sidebar:
         st.markdown("### :material/key: bindwatch")
         section = None
-        for name, path, title, icon in PAGES:
+        for name, path, _, _ in PAGES:
             if name != section:
                 st.caption(name)
                 section = name
-            st.page_link(path, label=title, icon=icon)
+            page_link(path)
 
 
-@contextmanager
-def framed() -> Iterator[None]:
-    """Mark the page run inside it as one that went through app.py's frame."""
+def page_link(
+    path: str,
+    *,
+    label: str | None = None,
+    icon: str | None = None,
+    query_params: dict[str, str] | None = None,
+) -> None:
+    """Draw a link to one of the app's pages (title and icon from PAGES unless given)."""
+    st.page_link(app_page(path), label=label, icon=icon, query_params=query_params)
+
+
+def switch_page(path: str, query_params: dict[str, str] | None = None) -> None:
+    """Open one of the app's pages now, e.g. switch_page(ACCOUNT_PAGE, {"account": "7"})."""
+    st.switch_page(app_page(path), query_params=query_params)
+
+
+def serve_page() -> None:
+    """Register the app's pages, draw the frame, and run the page the address names."""
+    page = navigation()
+    frame()
+    run(page)
+
+
+def run(page: StreamlitPage) -> None:
+    """Run the page inside the frame; a store or vault failure ends it with what to do."""
     _run.framed = True
     try:
-        yield
+        page.run()
+    except (StoreError, VaultError, SQLAlchemyError) as error:
+        failure(error)
     finally:
         _run.framed = False
 
 
-def require_frame() -> None:
-    """Draw the frame for a page that Streamlit ran without app.py.
+def failure(error: Exception) -> None:
+    """Show a store, vault or database failure as a message saying what to do; log it."""
+    # Store and vault messages say what to do and never hold a secret; SQL errors may hold values.
+    if isinstance(error, VaultError):
+        log.warning("credential store failure: %s: %s", type(error).__name__, error)
+        text = f"bindwatch cannot use its credential store: {error}"
+    elif isinstance(error, StoreError):
+        log.warning("store refused an action: %s: %s", type(error).__name__, error)
+        text = str(error)
+    else:
+        log.warning("database failure: %s", type(error).__name__)
+        url = redact_url(Config.from_env().database_url)
+        text = (
+            f"bindwatch cannot read or write its database ({url}): {type(error).__name__}. "
+            "Nothing was changed by the step that failed. Check that the database is reachable "
+            "and not full, then try again."
+        )
+    st.error(text, icon=":material/error:")
 
-    Until a fresh server's first session has run st.navigation (and in every AppTest run),
-    Streamlit's legacy pages/ discovery runs a deep-linked page file on its own. The page then
-    draws the same frame itself, so no page is ever served without it.
+
+def require_frame() -> None:
+    """Serve this page through the frame when Streamlit ran the page file on its own.
+
+    Until a session has run st.navigation on a fresh server (and in every AppTest run),
+    Streamlit's legacy pages/ discovery runs a deep-linked page file without app.py. The page
+    then registers the app's pages (ending that discovery for every session), draws the frame,
+    runs itself inside it, and stops the unframed run.
     """
     if not getattr(_run, "framed", False):
-        frame()
+        serve_page()
+        st.stop()
 
 
 @st.cache_resource(show_spinner=False)
@@ -168,7 +229,8 @@ def empty_fleet() -> None:
         icon=":material/info:",
     )
     left, right, _ = st.columns([1, 1, 2])
-    left.page_link(BIND_PAGE, label="Bind a KuCoin key", icon=":material/key:")
+    with left:
+        page_link(BIND_PAGE, label="Bind a KuCoin key", icon=":material/key:")
     if in_demo():
         return
     if right.button("Load demo fleet", key="load_demo", icon=":material/science:") and enter_demo():
