@@ -124,10 +124,13 @@ class Console:
 
 
 def policy_from_settings(settings: Settings) -> HealthPolicy:
-    """Return the health policy for the operator's settings."""
+    """Return the health policy for the operator's settings, each number held to its range."""
+    # A value stored before its range existed must not break the rules (or overflow a timedelta).
     return HealthPolicy(
         egress_ips=settings.egress_ips,
-        freshness_period=timedelta(seconds=settings.freshness_seconds),
-        freshness_grace=timedelta(seconds=settings.freshness_grace_seconds),
-        rotation_age=timedelta(days=settings.rotation_age_days),
+        freshness_period=timedelta(seconds=store.setting_in_range(settings, "freshness_seconds")),
+        freshness_grace=timedelta(
+            seconds=store.setting_in_range(settings, "freshness_grace_seconds")
+        ),
+        rotation_age=timedelta(days=store.setting_in_range(settings, "rotation_age_days")),
     )

@@ -551,8 +551,8 @@ def futures_frame(
 # --- Settings ------------------------------------------------------------------------------
 
 
-def parse_ip_list(text: str) -> list[str]:
-    """Return the entries of a list typed one per line or separated by commas or spaces."""
+def parse_list(text: str) -> list[str]:
+    """Return the entries of a list typed one per line or separated by , ; or spaces."""
     return [item for item in re.split(r"[\s,;]+", text or "") if item]
 
 

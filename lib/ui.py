@@ -5,12 +5,13 @@ Pages call these and lib functions only; they never open sessions or decrypt any
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 import pandas as pd
 import streamlit as st
@@ -25,6 +26,7 @@ from lib.store import StoreError
 from lib.vault import VaultError
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 DEMO_FLAG = "demo_mode"
 DEMO_PARAM = "demo"  # ?demo=1 in the address while the session shows the demo fleet
@@ -36,6 +38,9 @@ BIND_PAGE = "pages/bind.py"
 SETTINGS_PAGE = "pages/settings.py"
 FLEET_TTL_S = 30  # statuses move with time (STALE arrives unannounced): recompute this often
 _FLASH = "_page_flash"
+_FAILED_CALLBACK = "_failed_callback"  # a guarded callback's failure, shown by run()
+# What a page or callback may run into that the operator can act on: shown, never a crash.
+FAILURES = (StoreError, VaultError, SQLAlchemyError)
 # The app's pages, one place for the navigation, the sidebar and every link:
 # (section, file, title, icon); the first is the default page, served at /.
 PAGES = (
@@ -103,31 +108,48 @@ def run(page: StreamlitPage) -> None:
     """Run the page inside the frame; a store or vault failure ends it with what to do."""
     _run.framed = True
     try:
+        failed_callback = st.session_state.pop(_FAILED_CALLBACK, None)
+        if failed_callback:
+            st.error(failed_callback, icon=":material/error:")
         page.run()
-    except (StoreError, VaultError, SQLAlchemyError) as error:
-        failure(error)
+    except FAILURES as error:
+        st.error(failure_text(error), icon=":material/error:")
     finally:
         _run.framed = False
 
 
-def failure(error: Exception) -> None:
-    """Show a store, vault or database failure as a message saying what to do; log it."""
+def guarded(callback: Callable[P, object]) -> Callable[P, None]:
+    """Return a widget callback whose store or vault failure shows on the page, not as a crash.
+
+    Streamlit runs callbacks before the page, outside run(): wrap each one that writes,
+    e.g. `st.button("Pause", on_click=ui.guarded(pause), args=(console, account_id))`.
+    """
+
+    @functools.wraps(callback)
+    def guarded_callback(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            callback(*args, **kwargs)
+        except FAILURES as error:
+            st.session_state[_FAILED_CALLBACK] = failure_text(error)
+
+    return guarded_callback
+
+
+def failure_text(error: Exception) -> str:
+    """Return what to tell the operator about a store, vault or database failure; log it."""
     # Store and vault messages say what to do and never hold a secret; SQL errors may hold values.
     if isinstance(error, VaultError):
         log.warning("credential store failure: %s: %s", type(error).__name__, error)
-        text = f"bindwatch cannot use its credential store: {error}"
-    elif isinstance(error, StoreError):
+        return f"bindwatch cannot use its credential store: {error}"
+    if isinstance(error, StoreError):
         log.warning("store refused an action: %s: %s", type(error).__name__, error)
-        text = str(error)
-    else:
-        log.warning("database failure: %s", type(error).__name__)
-        url = redact_url(Config.from_env().database_url)
-        text = (
-            f"bindwatch cannot read or write its database ({url}): {type(error).__name__}. "
-            "Nothing was changed by the step that failed. Check that the database is reachable "
-            "and not full, then try again."
-        )
-    st.error(text, icon=":material/error:")
+        return str(error)
+    log.warning("database failure: %s", type(error).__name__)
+    return (
+        f"bindwatch could not read or write its database ({type(error).__name__}); the step "
+        "that failed saved nothing. Check that the database named by BINDWATCH_DATABASE_URL "
+        "(or BINDWATCH_DATA_DIR) is reachable and has space, then try again."
+    )
 
 
 def require_frame() -> None:

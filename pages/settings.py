@@ -7,6 +7,7 @@ import streamlit as st
 from lib import fleet as fleet_lib
 from lib import store, ui
 from lib.kucoin.constants import ACCEPTED_KEY_VERSIONS
+from lib.models import Settings
 
 ui.require_frame()
 
@@ -15,26 +16,24 @@ st.title("Settings")
 ui.show_flash()
 console = ui.console()
 settings = console.settings()
+problems = store.invalid_settings(settings)
+
+# Every widget shows the stored value on every run (no copy kept in session state): a visit to
+# another page, a save or another operator's change can never bring back a stale value.
 
 
-def sync(key: str, stored: Any) -> None:
-    """Show the stored value in a widget when it changed (a save, another operator)."""
-    # The widget keeps what the operator types across reruns; only a new stored value wins.
-    if st.session_state.get(f"{key}__stored") != stored:
-        st.session_state[key] = stored
-        st.session_state[f"{key}__stored"] = stored
-
-
-def save(done: str, **changes: Any) -> bool:
+def save(done: str, **changes: Any) -> None:
     """Save settings (the store validates and audits); say what went wrong, never raise."""
     try:
-        fleet_lib.save_settings(console, **changes)
+        saved = fleet_lib.save_settings(console, **changes)
     except store.InvalidInput as error:
         st.error(str(error), icon=":material/error:")
-        return False
+        return
+    if saved == settings:
+        st.info("Nothing to save: every field holds what is stored.", icon=":material/info:")
+        return
     ui.flash("success", done)
     st.rerun()
-    return True
 
 
 # --- Egress IPs -------------------------------------------------------------------------------
@@ -44,17 +43,20 @@ st.caption(
     "The public IPs this platform calls KuCoin from. Every key should whitelist all of them: "
     "the fleet shows which keys do."
 )
-sync("settings_egress", "\n".join(settings.egress_ips))
+stored_ips = "\n".join(settings.egress_ips)
 with st.form("egress_form"):
     text = st.text_area(
         "Egress IPs, one per line",
-        key="settings_egress",
+        value=stored_ips,
         placeholder="203.0.113.154\n2001:db8::7",
-        help="IPv4 or IPv6 addresses; commas and spaces separate them too.",
+        help=f"IPv4 or IPv6 addresses, at most {store.MAX_EGRESS_IPS}; commas and spaces "
+        "separate them too.",
     )
     if st.form_submit_button("Save IPs", icon=":material/save:"):
-        ips = fleet_lib.parse_ip_list(text)
-        save(f"Saved {len(ips)} egress IP{'s' if len(ips) != 1 else ''}.", egress_ips=ips)
+        ips = fleet_lib.parse_list(text)
+        changed = text != stored_ips or "egress_ips" in problems
+        done = f"Saved {len(ips)} egress IP{'s' if len(ips) != 1 else ''}."
+        save(done, **({"egress_ips": ips} if changed else {}))
 
 seen = fleet_lib.latest_seen_ip(console)
 if seen is None:
@@ -82,63 +84,72 @@ if not coverage.empty:
 # --- Thresholds -------------------------------------------------------------------------------
 
 st.subheader("Health policy")
-sync("settings_period", max(1, round(settings.freshness_seconds / 60)))
-sync("settings_grace", round(settings.freshness_grace_seconds / 60))
-sync("settings_rotation", settings.rotation_age_days)
-sync("settings_key_version", settings.key_version)
-sync("settings_futures", ", ".join(settings.futures_currencies))
+for problem in (text for name, text in problems.items() if name != "egress_ips"):
+    st.warning(
+        f"A stored setting is out of range: {problem} Until it is corrected the health rules "
+        "hold it to the range, as the form shows; save the policy to store what it shows.",
+        icon=":material/warning:",
+    )
+# What the form shows, in the operator's units: numbers as the rules apply them (in range).
+shown: dict[str, Any] = {
+    name: round(store.setting_in_range(settings, name) / rule.per_unit)
+    for name, rule in store.SETTING_RANGES.items()
+}
+shown["key_version"] = (
+    settings.key_version
+    if settings.key_version in ACCEPTED_KEY_VERSIONS
+    else Settings().key_version
+)
+shown["futures_currencies"] = ", ".join(settings.futures_currencies)
+HELP = {
+    "freshness_seconds": "A key's last successful check should be younger than this.",
+    "freshness_grace_seconds": "Slack after the period before the account turns STALE.",
+    "rotation_age_days": "Older keys are flagged AT_RISK with a rotation hint.",
+}
+STEPS = {"freshness_seconds": 5, "freshness_grace_seconds": 5, "rotation_age_days": 15}
+
 with st.form("policy_form"):
-    period_col, grace_col, rotation_col = st.columns(3)
-    period = period_col.number_input(
-        "Freshness period (minutes)",
-        min_value=1,
-        step=5,
-        key="settings_period",
-        help="A key's last successful check should be younger than this.",
-    )
-    grace = grace_col.number_input(
-        "Grace (minutes)",
-        min_value=0,
-        step=5,
-        key="settings_grace",
-        help="Slack after the period before the account turns STALE.",
-    )
-    rotation = rotation_col.number_input(
-        "Rotate keys after (days)",
-        min_value=1,
-        step=15,
-        key="settings_rotation",
-        help="Older keys are flagged AT_RISK with a rotation hint.",
-    )
+    typed: dict[str, Any] = {}
+    for column, (name, rule) in zip(st.columns(3), store.SETTING_RANGES.items(), strict=True):
+        typed[name] = column.number_input(
+            f"{rule.label} ({rule.unit})",
+            value=shown[name],
+            step=STEPS[name],
+            help=f"{HELP[name]} From {rule.describe()}.",
+        )
     version_col, futures_col = st.columns(2)
-    key_version = version_col.selectbox(
+    typed["key_version"] = version_col.selectbox(
         "KC-API-KEY-VERSION for new keys",
         ACCEPTED_KEY_VERSIONS,
-        key="settings_key_version",
+        index=ACCEPTED_KEY_VERSIONS.index(shown["key_version"]),
         help="KuCoin's current keys are version 3; version 2 still works.",
     )
-    futures = futures_col.text_input(
+    typed["futures_currencies"] = futures_col.text_input(
         "Futures currencies to read",
-        key="settings_futures",
-        help="Futures overviews each check reads, e.g. USDT, XBT.",
+        value=shown["futures_currencies"],
+        help="Futures overviews each check reads, e.g. USDT, XBT; at most "
+        f"{store.MAX_FUTURES_CURRENCIES}.",
     )
     if st.form_submit_button("Save policy", icon=":material/save:"):
-        save(
-            "Saved the health policy.",
-            freshness_seconds=int(period) * 60,
-            freshness_grace_seconds=int(grace) * 60,
-            rotation_age_days=int(rotation),
-            key_version=key_version,
-            futures_currencies=[c for c in futures.replace(",", " ").split() if c],
-        )
+        # Only what the operator changed, and what must be corrected: an untouched field is
+        # never rewritten, so the change log lists only what the operator did.
+        changes = {
+            name: value for name, value in typed.items() if value != shown[name] or name in problems
+        }
+        for name, rule in store.SETTING_RANGES.items():
+            if name in changes:
+                changes[name] = int(changes[name]) * rule.per_unit
+        if "futures_currencies" in changes:
+            changes["futures_currencies"] = fleet_lib.parse_list(changes["futures_currencies"])
+        save("Saved the health policy.", **changes)
 
-changes = fleet_lib.settings_changes(console)
-with st.expander(f"Recent changes ({len(changes)})"):
-    if changes.empty:
+history = fleet_lib.settings_changes(console)
+with st.expander(f"Recent changes ({len(history)})"):
+    if history.empty:
         st.caption("No setting was changed yet.")
     else:
         st.dataframe(
-            changes,
+            history,
             hide_index=True,
             key="settings_changes",
             column_config={

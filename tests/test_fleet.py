@@ -29,7 +29,7 @@ from lib.fleet import (
     fleet_table,
     fleet_view,
     latest_seen_ip,
-    parse_ip_list,
+    parse_list,
     refresh_fleet,
     save_settings,
     settings_changes,
@@ -320,13 +320,13 @@ def test_coverage_summary_counts_each_whitelist_state(
 # --- Settings helpers --------------------------------------------------------------------
 
 
-def test_parse_ip_list_accepts_lines_commas_and_spaces() -> None:
-    assert parse_ip_list(" 203.0.113.154\n2001:db8::7, 198.51.100.7 ;\n\n") == [
+def test_parse_list_accepts_lines_commas_semicolons_and_spaces() -> None:
+    assert parse_list(" 203.0.113.154\n2001:db8::7, 198.51.100.7 ;\n\n") == [
         "203.0.113.154",
         "2001:db8::7",
         "198.51.100.7",
     ]
-    assert parse_ip_list("") == []
+    assert parse_list("") == []
 
 
 def test_save_settings_refuses_a_bad_ip_and_audits_a_good_change(console: Console) -> None:

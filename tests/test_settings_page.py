@@ -10,7 +10,7 @@ from app_fixtures import APP, running_demo
 from streamlit.testing.v1 import AppTest
 
 from lib.demo import CALLER_IP, EGRESS_IPS, FUTURES_CURRENCIES, Demo
-from lib.fleet import save_settings
+from lib.fleet import save_settings, settings_changes
 from lib.ui import DEMO_FLAG
 
 SETTINGS_PAGE = "pages/settings.py"
@@ -47,6 +47,16 @@ def open_settings() -> AppTest:
     return at.switch_page(SETTINGS_PAGE).run()
 
 
+def egress_field(at: AppTest):
+    """Return the egress IPs text area (unkeyed: it always shows the stored list)."""
+    return next(w for w in at.text_area if w.label == "Egress IPs, one per line")
+
+
+def number_field(at: AppTest, label: str):
+    """Return the policy's number input with this label."""
+    return next(w for w in at.number_input if w.label == label)
+
+
 def coverage(at: AppTest) -> dict[str, int]:
     """Return the page's fleet coverage table as {summary: accounts}."""
     frame = next(d.value for d in at.dataframe if "whitelist" in d.value.columns)
@@ -64,7 +74,7 @@ def test_the_page_shows_the_stored_ips_and_their_coverage(demo: Demo) -> None:
     at = open_settings()
 
     assert not at.exception
-    assert at.text_area(key="settings_egress").value == "\n".join(EGRESS_IPS)
+    assert egress_field(at).value == "\n".join(EGRESS_IPS)
     assert coverage(at)["2/2 platform IPs covered"] == 21
     assert coverage(at)["1/2 platform IPs covered"] == 1
     assert any(f"KuCoin last saw this platform as {CALLER_IP}" in c.value for c in at.caption)
@@ -72,7 +82,7 @@ def test_the_page_shows_the_stored_ips_and_their_coverage(demo: Demo) -> None:
 
 def test_saving_egress_ips_changes_what_coverage_shows(demo: Demo) -> None:
     at = open_settings()
-    at.text_area(key="settings_egress").input(f"{CALLER_IP}, 192.0.2.10\n198.51.100.20")
+    egress_field(at).input(f"{CALLER_IP}, 192.0.2.10\n198.51.100.20")
     at.button(key=SAVE_IPS).click().run()
 
     assert "Saved 3 egress IPs." in [s.value for s in at.success]
@@ -83,14 +93,14 @@ def test_saving_egress_ips_changes_what_coverage_shows(demo: Demo) -> None:
 
 def test_a_bad_ip_is_refused_with_the_reason_and_nothing_is_saved(demo: Demo) -> None:
     at = open_settings()
-    at.text_area(key="settings_egress").input(f"{CALLER_IP}\n203.0.113.300")
+    egress_field(at).input(f"{CALLER_IP}\n203.0.113.300")
     at.button(key=SAVE_IPS).click().run()
 
     assert not at.exception
     assert "'203.0.113.300' is not an IP address." in [e.value for e in at.error]
     assert demo.console.settings().egress_ips == EGRESS_IPS
     # What the operator typed stays, to be corrected.
-    assert at.text_area(key="settings_egress").value == f"{CALLER_IP}\n203.0.113.300"
+    assert egress_field(at).value == f"{CALLER_IP}\n203.0.113.300"
 
 
 def test_the_ip_kucoin_saw_is_added_in_one_click(demo: Demo) -> None:
@@ -103,15 +113,15 @@ def test_the_ip_kucoin_saw_is_added_in_one_click(demo: Demo) -> None:
 
     assert f"Added {CALLER_IP}, the IP KuCoin saw." in [s.value for s in at.success]
     assert demo.console.settings().egress_ips == (SECOND, CALLER_IP)
-    assert at.text_area(key="settings_egress").value == f"{SECOND}\n{CALLER_IP}"
+    assert egress_field(at).value == f"{SECOND}\n{CALLER_IP}"
     assert "add_seen_ip" not in [b.key for b in at.button]
     assert coverage(at)["1/2 platform IPs covered"] == 1
 
 
 def test_the_policy_moves_statuses_rotation_age_and_freshness_period(demo: Demo) -> None:
     at = open_settings()
-    at.number_input(key="settings_rotation").set_value(30)
-    at.number_input(key="settings_period").set_value(240)
+    number_field(at, "Rotate keys after (days)").set_value(30)
+    number_field(at, "Freshness period (minutes)").set_value(240)
     at.button(key=SAVE_POLICY).click().run()
 
     assert "Saved the health policy." in [s.value for s in at.success]
@@ -129,10 +139,44 @@ def test_the_policy_moves_statuses_rotation_age_and_freshness_period(demo: Demo)
 
 def test_recent_changes_list_who_changed_what(demo: Demo) -> None:
     at = open_settings()
-    at.text_area(key="settings_egress").input(CALLER_IP)
+    egress_field(at).input(CALLER_IP)
     at.button(key=SAVE_IPS).click().run()
 
     changes = next(d.value for d in at.dataframe if "setting" in d.value.columns)
     newest = changes.iloc[0]
     assert (newest["actor"], newest["setting"], newest["to"]) == ("demo", "egress_ips", CALLER_IP)
     assert newest["from"] == ", ".join(EGRESS_IPS)
+
+
+def test_saving_untouched_policy_writes_nothing_and_says_so(demo: Demo) -> None:
+    at = open_settings()
+    changes_before = len(settings_changes(demo.console))
+    at.button(key=SAVE_POLICY).click().run()
+
+    assert "Nothing to save: every field holds what is stored." in [i.value for i in at.info]
+    assert len(settings_changes(demo.console)) == changes_before
+
+
+def test_one_edited_field_is_the_only_setting_saved(demo: Demo) -> None:
+    at = open_settings()
+    number_field(at, "Grace (minutes)").set_value(5)
+    at.button(key=SAVE_POLICY).click().run()
+
+    newest = settings_changes(demo.console).iloc[0]
+    assert (newest["setting"], newest["from"], newest["to"]) == (
+        "freshness_grace_seconds",
+        "900",
+        "300",
+    )
+    assert len(settings_changes(demo.console)[lambda c: c["at"] == newest["at"]]) == 1
+
+
+def test_a_value_out_of_range_is_refused_naming_the_field_and_the_range(demo: Demo) -> None:
+    at = open_settings()
+    number_field(at, "Grace (minutes)").set_value(-15)
+    at.button(key=SAVE_POLICY).click().run()
+
+    assert not at.exception
+    assert "Grace must be 0 to 1,440 minutes; -15 is out of range." in [e.value for e in at.error]
+    assert demo.console.settings().freshness_grace_seconds == 900
+    assert number_field(at, "Grace (minutes)").value == -15  # kept, to be corrected

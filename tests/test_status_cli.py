@@ -19,6 +19,7 @@ from lib.fleet import CSV_COLUMNS
 from lib.health import Status
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import Outcome, ProbeResult
+from lib.models import SettingRow
 
 
 @pytest.fixture(scope="module", name="demo_dir")
@@ -95,9 +96,8 @@ def test_status_json_is_the_same_table_for_scripts(
             assert value not in out
 
 
-def test_status_of_a_healthy_fleet_exits_0(
-    data_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def bind_healthy_desk() -> Console:
+    """Bind one account "desk" that passed a check 3 minutes ago; return the open console."""
     console = Console.open(Config.from_env(), kucoin=KucoinTarget())
     now = datetime.now(UTC)
     with console.transaction() as session:
@@ -119,11 +119,39 @@ def test_status_of_a_healthy_fleet_exits_0(
                 key_created_at=now - timedelta(days=3),
             ),
         )
-    console.close()
+    return console
+
+
+def test_status_of_a_healthy_fleet_exits_0(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bind_healthy_desk().close()
 
     code, out, _ = status(capsys)
 
     assert code == 0
+    assert "OK                   desk" in out
+
+
+def test_status_reads_a_setting_stored_out_of_range_without_a_traceback(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    console = bind_healthy_desk()
+    with console.transaction() as session:
+        # Written before the ranges existed: more days than a timedelta can hold.
+        session.merge(
+            SettingRow(
+                name="rotation_age_days",
+                value=10_000_000_000,
+                updated_at=datetime.now(UTC),
+                updated_by="old",
+            )
+        )
+    console.close()
+
+    code, out, err = status(capsys)
+
+    assert (code, err) == (0, "")
     assert "OK                   desk" in out
 
 

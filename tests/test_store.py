@@ -25,7 +25,7 @@ from store_fixtures import (
 from lib import db, store
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import Outcome
-from lib.models import AuditAction, Credential, KeyState, Settings, VaultKey
+from lib.models import AuditAction, Credential, KeyState, SettingRow, Settings, VaultKey
 from lib.secret import Secret
 from lib.vault import (
     DecryptionError,
@@ -430,6 +430,88 @@ def test_settings_have_defaults_and_changes_are_audited(engine, vault):
 def test_invalid_settings_are_refused(engine, vault, change):
     with pytest.raises(store.InvalidInput), db.transaction(engine) as session:
         store.update_settings(session, actor=ACTOR, **change)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"freshness_seconds": 0}, "Freshness period must be 1 to 10,080 minutes; 0 is out"),
+        ({"freshness_seconds": -300}, "Freshness period must be 1 to 10,080 minutes; -5 is out"),
+        (
+            {"freshness_seconds": 10_081 * 60},
+            "Freshness period must be 1 to 10,080 minutes; 10,081 is out",
+        ),
+        ({"freshness_grace_seconds": -60}, "Grace must be 0 to 1,440 minutes; -1 is out"),
+        ({"freshness_grace_seconds": 1_441 * 60}, "Grace must be 0 to 1,440 minutes; 1,441 is"),
+        ({"rotation_age_days": 0}, "Rotate keys after must be 1 to 3,650 days; 0 is out"),
+        (
+            {"rotation_age_days": 10_000_000_000},
+            "Rotate keys after must be 1 to 3,650 days; 10,000,000,000 is out of range.",
+        ),
+        ({"rotation_age_days": 10**40}, "Rotate keys after must be 1 to 3,650 days; the value"),
+        ({"rotation_age_days": 2.5}, "Rotate keys after must be a whole number of days."),
+        ({"rotation_age_days": True}, "Rotate keys after must be a whole number of days."),
+        (
+            {"egress_ips": [f"10.0.{n // 250}.{n % 250}" for n in range(5_001)]},
+            "Egress IPs: at most 20 (KuCoin lets a key whitelist at most that many); 5,001 given.",
+        ),
+        (
+            {"futures_currencies": [f"C{n}" for n in range(11)]},
+            "Futures currencies: at most 10 (each check reads one overview per currency); 11",
+        ),
+    ],
+)
+def test_each_setting_has_a_range_and_the_message_names_field_and_range(
+    engine, vault, change, message
+):
+    with pytest.raises(store.InvalidInput) as refused, db.transaction(engine) as session:
+        store.update_settings(session, actor=ACTOR, **change)
+    assert str(refused.value).startswith(message)
+    with db.read_session(engine) as session:
+        assert store.get_settings(session) == Settings()
+    assert audit(engine) == []
+
+
+def test_the_ends_of_each_range_are_accepted(engine, vault):
+    ends = {
+        "freshness_seconds": (60, 10_080 * 60),
+        "freshness_grace_seconds": (0, 1_440 * 60),
+        "rotation_age_days": (1, 3_650),
+        "egress_ips": ([], [f"10.0.0.{n}" for n in range(20)]),
+        "futures_currencies": ([], [f"C{n}" for n in range(10)]),
+    }
+    for name, values in ends.items():
+        for value in values:
+            with db.transaction(engine) as session:
+                store.update_settings(session, actor=ACTOR, **{name: value})
+            with db.read_session(engine) as session:
+                stored = getattr(store.get_settings(session), name)
+            assert stored == (tuple(value) if isinstance(value, list) else value)
+
+
+def put_setting(engine, name: str, value: object) -> None:
+    """Write a setting straight into the table, as a database from before the ranges holds it."""
+    with db.transaction(engine) as session:
+        session.merge(
+            SettingRow(name=name, value=value, updated_at=datetime.now(UTC), updated_by="old")
+        )
+
+
+def test_a_stored_value_out_of_range_is_reported_and_can_be_corrected(engine, vault):
+    put_setting(engine, "rotation_age_days", 10_000_000_000)
+    put_setting(engine, "freshness_seconds", "hourly")
+    with db.read_session(engine) as session:
+        settings = store.get_settings(session)
+    problems = store.invalid_settings(settings)
+    assert set(problems) == {"rotation_age_days", "freshness_seconds"}
+    assert "Rotate keys after must be 1 to 3,650 days" in problems["rotation_age_days"]
+    assert store.setting_in_range(settings, "rotation_age_days") == 3_650
+    assert store.setting_in_range(settings, "freshness_seconds") == 3_600  # not a number
+    with db.transaction(engine) as session:
+        store.update_settings(session, actor=ACTOR, rotation_age_days=3_650)
+    assert audit(engine)[0].details == {
+        "rotation_age_days": {"from": 10_000_000_000, "to": 3_650}
+    }
 
 
 # --- audit ---------------------------------------------------------------------------------------

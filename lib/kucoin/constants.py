@@ -12,6 +12,8 @@ ACCEPTED_KEY_VERSIONS = ("2", "3")
 SUCCESS_CODE = "200000"
 # KuCoin rejects a timestamp more than this far from its clock (reference §1.4).
 MAX_CLOCK_SKEW_MS = 5_000
+# "You may add up to 20 IPs" to one key's whitelist (reference §5).
+MAX_WHITELIST_IPS = 20
 RATE_WINDOW_MS = 30_000
 
 # Paths.
