@@ -8,7 +8,6 @@ when absent and stdin is a terminal; never from the command line.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import getpass
 import os
 import sys
@@ -19,7 +18,8 @@ from lib import binding
 from lib.binding import BindingError, Decision, KeyCheck
 from lib.binding_input import FIELD_NAMES
 from lib.check_cli import ENV_KEY, ENV_PASSPHRASE, ENV_SECRET, render_report
-from lib.console import FUTURES_URL_ENV, SPOT_URL_ENV, Console, KucoinTarget
+from lib.config import FUTURES_URL_ENV, SPOT_URL_ENV
+from lib.console import Console, KucoinTarget
 from lib.kucoin.probe_result import Outcome
 from lib.vault import VaultError
 
@@ -136,13 +136,7 @@ def render_check(check: KeyCheck, now: datetime) -> str:
 
 def open_console(spot_url: str | None = None, futures_url: str | None = None) -> Console:
     """Open the configured console, KuCoin's URLs overridden when given."""
-    target = KucoinTarget.from_env()
-    target = dataclasses.replace(
-        target,
-        spot_url=spot_url or target.spot_url,
-        futures_url=futures_url or target.futures_url,
-    )
-    return Console.open(kucoin=target)
+    return Console.open(kucoin=KucoinTarget.from_env().with_urls(spot_url, futures_url))
 
 
 def run(args: argparse.Namespace) -> int:

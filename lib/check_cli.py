@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from lib.binding import key_warnings
+from lib.config import FUTURES_URL_ENV, SPOT_URL_ENV
+from lib.console import KucoinTarget
 from lib.kucoin import constants as k
 from lib.kucoin.auth import Credentials
 from lib.kucoin.diagnosis import diagnose
@@ -31,8 +33,12 @@ EXIT_UNREACHABLE = 3  # no usable answer from KuCoin: retry later
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the command's options (credentials come only from the environment)."""
-    parser.add_argument("--spot-url", default=k.SPOT_URL, help="spot REST base URL")
-    parser.add_argument("--futures-url", default=k.FUTURES_URL, help="futures REST base URL")
+    parser.add_argument(
+        "--spot-url", help=f"spot REST base URL (default ${SPOT_URL_ENV} or KuCoin's)"
+    )
+    parser.add_argument(
+        "--futures-url", help=f"futures REST base URL (default ${FUTURES_URL_ENV} or KuCoin's)"
+    )
     parser.add_argument("--json", action="store_true", help="print the probe result as JSON")
     parser.epilog = (
         f"Credentials are read from {ENV_KEY}, {ENV_SECRET} and {ENV_PASSPHRASE} "
@@ -61,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    result = probe(credentials, spot_url=args.spot_url, futures_url=args.futures_url)
+    kucoin = KucoinTarget.from_env().with_urls(args.spot_url, args.futures_url)
+    result = probe(credentials, spot_url=kucoin.spot_url, futures_url=kucoin.futures_url)
     if args.json:
         payload = probe_result_to_dict(result)
         if not result.ok:

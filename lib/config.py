@@ -1,4 +1,7 @@
-"""Where bindwatch keeps its data, read once from the environment into one typed object."""
+"""bindwatch's configuration, read once from the environment into one typed object.
+
+Every command and the app read it here: where the data is, and where KuCoin is.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lib.kucoin.constants import FUTURES_URL, SPOT_URL
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
@@ -16,19 +21,23 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR_ENV = "BINDWATCH_DATA_DIR"
 DATABASE_URL_ENV = "BINDWATCH_DATABASE_URL"
 MASTER_KEY_FILE_ENV = "BINDWATCH_MASTER_KEY_FILE"
+SPOT_URL_ENV = "BINDWATCH_KUCOIN_SPOT_URL"
+FUTURES_URL_ENV = "BINDWATCH_KUCOIN_FUTURES_URL"
 
 
 @dataclass(frozen=True)
 class Config:
-    """The data directory, the database URL and the master key file of one installation."""
+    """One installation's data directory, database URL, master key file and KuCoin's URLs."""
 
     data_dir: Path
     database_url: str
     master_key_file: Path
+    kucoin_spot_url: str = SPOT_URL
+    kucoin_futures_url: str = FUTURES_URL
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
-        """Return the configuration named by BINDWATCH_* variables, with defaults under data/."""
+        """Return what BINDWATCH_* variables name; data under data/ and real KuCoin by default."""
         env = os.environ if environ is None else environ
         data_dir = Path(env.get(DATA_DIR_ENV) or REPO_ROOT / "data").expanduser().absolute()
         database_url = env.get(DATABASE_URL_ENV) or f"sqlite:///{data_dir / 'bindwatch.db'}"
@@ -36,7 +45,13 @@ class Config:
         master_key_file = (
             Path(key_file).expanduser().absolute() if key_file else data_dir / "master.key"
         )
-        return cls(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file)
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            master_key_file=master_key_file,
+            kucoin_spot_url=env.get(SPOT_URL_ENV) or SPOT_URL,
+            kucoin_futures_url=env.get(FUTURES_URL_ENV) or FUTURES_URL,
+        )
 
     def ensure_data_dir(self) -> Path:
         """Create the data directory with mode 0700, or tighten it to 0700 if it is ours."""
@@ -48,7 +63,9 @@ class Config:
         url = redact_url(self.database_url)
         return (
             f"Config(data_dir={str(self.data_dir)!r}, database_url={url!r}, "
-            f"master_key_file={str(self.master_key_file)!r})"
+            f"master_key_file={str(self.master_key_file)!r}, "
+            f"kucoin_spot_url={self.kucoin_spot_url!r}, "
+            f"kucoin_futures_url={self.kucoin_futures_url!r})"
         )
 
     __str__ = __repr__

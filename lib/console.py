@@ -9,10 +9,9 @@ The app, the CLI and a notebook all start here:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,8 +29,6 @@ from lib.vault import Vault, open_vault
 
 # Until operators log in, every action is recorded under this name.
 LOCAL_OPERATOR = "local-operator"
-SPOT_URL_ENV = "BINDWATCH_KUCOIN_SPOT_URL"
-FUTURES_URL_ENV = "BINDWATCH_KUCOIN_FUTURES_URL"
 
 
 @dataclass(frozen=True)
@@ -45,12 +42,19 @@ class KucoinTarget:
     timeout: float = 10.0
 
     @classmethod
+    def from_config(cls, config: Config) -> KucoinTarget:
+        """Return KuCoin's hosts as the configuration names them."""
+        return cls(spot_url=config.kucoin_spot_url, futures_url=config.kucoin_futures_url)
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> KucoinTarget:
         """Return KuCoin's hosts, overridden by BINDWATCH_KUCOIN_SPOT_URL / _FUTURES_URL."""
-        env = os.environ if environ is None else environ
-        return cls(
-            spot_url=env.get(SPOT_URL_ENV) or k.SPOT_URL,
-            futures_url=env.get(FUTURES_URL_ENV) or k.FUTURES_URL,
+        return cls.from_config(Config.from_env(environ))
+
+    def with_urls(self, spot_url: str | None, futures_url: str | None) -> KucoinTarget:
+        """Return this target with the URLs given instead (a command's --spot-url and such)."""
+        return replace(
+            self, spot_url=spot_url or self.spot_url, futures_url=futures_url or self.futures_url
         )
 
     def client_kwargs(self) -> dict[str, Any]:
@@ -85,7 +89,7 @@ class Console:
         config = config or Config.from_env()
         engine = db.open_database(config.database_url)
         vault = open_vault(engine, config.master_key_file)
-        return cls(engine, vault, kucoin or KucoinTarget.from_env(), actor)
+        return cls(engine, vault, kucoin or KucoinTarget.from_config(config), actor)
 
     def as_actor(self, actor: str) -> Console:
         """Return the same console acting as another operator."""

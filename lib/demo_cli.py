@@ -8,8 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from lib.config import DATA_DIR_ENV
-from lib.console import FUTURES_URL_ENV, SPOT_URL_ENV
+from lib.config import DATA_DIR_ENV, FUTURES_URL_ENV, SPOT_URL_ENV
 from lib.demo import DEMO_ACCOUNTS, DemoError, build_demo, default_demo_dir
 from lib.fleet import fleet_snapshot
 from lib.status_cli import render_fleet

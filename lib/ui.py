@@ -190,7 +190,8 @@ def console() -> Console:
             st.error(f"The demo fleet could not start: {error}")
             st.stop()
     try:
-        return _open_console(Config.from_env(), KucoinTarget.from_env())
+        config = Config.from_env()
+        return _open_console(config, KucoinTarget.from_config(config))
     except VaultError as error:
         st.error(f"bindwatch cannot open its credential store: {error}")
     except (SQLAlchemyError, OSError) as error:

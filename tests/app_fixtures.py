@@ -15,8 +15,15 @@ from pathlib import Path
 import pytest
 from simulator_fixtures import ALL_ACCOUNTS
 
-from lib.config import DATA_DIR_ENV, DATABASE_URL_ENV, MASTER_KEY_FILE_ENV, Config
-from lib.console import FUTURES_URL_ENV, SPOT_URL_ENV, Console, KucoinTarget
+from lib.config import (
+    DATA_DIR_ENV,
+    DATABASE_URL_ENV,
+    FUTURES_URL_ENV,
+    MASTER_KEY_FILE_ENV,
+    SPOT_URL_ENV,
+    Config,
+)
+from lib.console import Console, KucoinTarget
 from lib.demo import Demo, start_demo, stop_demo
 from lib.kucoin.simulator import SimAccount, SimRequest, SimResponse, Simulator, SimulatorServer
 

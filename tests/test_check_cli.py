@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from simulator_fixtures import ELSEWHERE, FROZEN, GENERAL_ONLY, MASTER, NO_GENERAL
 
+from lib.config import FUTURES_URL_ENV, SPOT_URL_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -72,9 +74,17 @@ def simulator(tmp_path_factory):
     process.wait(timeout=10)
 
 
-def check(simulator, account=None, *extra: str, **env_changes: str):
-    """Run `python -m lib check` with credentials in the environment; return the process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KUCOIN_")}
+def check(simulator, account=None, *extra: str, url_flags: bool = True, **env_changes: str):
+    """Run `python -m lib check` with credentials in the environment; return the process.
+
+    KuCoin's URLs are the simulator's, given as --spot-url/--futures-url (or, without
+    `url_flags`, only as the environment gives them).
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("KUCOIN_") and k not in (SPOT_URL_ENV, FUTURES_URL_ENV)
+    }
     if account is not None:
         env |= {
             "KUCOIN_API_KEY": account.api_key,
@@ -83,18 +93,9 @@ def check(simulator, account=None, *extra: str, **env_changes: str):
         }
     env |= env_changes
     spot, futures = simulator
+    flags = ["--spot-url", spot, "--futures-url", futures] if url_flags else []
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lib",
-            "check",
-            "--spot-url",
-            spot,
-            "--futures-url",
-            futures,
-            *extra,
-        ],
+        [sys.executable, "-m", "lib", "check", *flags, *extra],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -116,6 +117,19 @@ def test_good_key_reports_connected_with_details_and_corrected_clock(simulator):
     assert "IP KuCoin sees: 127.0.0.1" in out
     assert "Futures USDT: equity 394.439280806" in out
     assert "Transfer (withdrawal) permission is enabled" in out
+
+
+def test_check_reads_kucoins_urls_from_the_environment_like_every_command(simulator):
+    spot, futures = simulator
+    env = {SPOT_URL_ENV: spot, FUTURES_URL_ENV: futures}
+    done = check(simulator, GENERAL_ONLY, url_flags=False, **env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "API Status: Connected" in done.stdout
+
+    # The command line still wins over the environment.
+    nowhere = {SPOT_URL_ENV: "http://127.0.0.1:9", FUTURES_URL_ENV: "http://127.0.0.1:9"}
+    assert check(simulator, GENERAL_ONLY, **nowhere).returncode == 0
+    assert check(simulator, GENERAL_ONLY, url_flags=False, **nowhere).returncode == 3
 
 
 def test_json_output_is_machine_readable(simulator):

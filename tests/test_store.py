@@ -509,9 +509,7 @@ def test_a_stored_value_out_of_range_is_reported_and_can_be_corrected(engine, va
     assert store.setting_in_range(settings, "freshness_seconds") == 3_600  # not a number
     with db.transaction(engine) as session:
         store.update_settings(session, actor=ACTOR, rotation_age_days=3_650)
-    assert audit(engine)[0].details == {
-        "rotation_age_days": {"from": 10_000_000_000, "to": 3_650}
-    }
+    assert audit(engine)[0].details == {"rotation_age_days": {"from": 10_000_000_000, "to": 3_650}}
 
 
 # --- audit ---------------------------------------------------------------------------------------
