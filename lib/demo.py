@@ -35,6 +35,7 @@ from lib.kucoin.probe import probe
 from lib.kucoin.probe_result import ProbeResult
 from lib.kucoin.simulator import SimAccount, Simulator, SimulatorServer
 from lib.models import Account, Credential, ProbeRecord
+from lib.vault import Keyring, new_master_key, write_keyring
 
 DEMO_ACTOR = "demo"
 MARKER = ".bindwatch-demo"  # only a directory holding this file is ever wiped
@@ -257,6 +258,9 @@ def _reset_dir(data_dir: Path) -> None:
     for name in (DATABASE_FILE, f"{DATABASE_FILE}-wal", f"{DATABASE_FILE}-shm", KEY_FILE):
         (data_dir / name).unlink(missing_ok=True)
     marker.write_text("This directory holds bindwatch's demo fleet; it is rebuilt at will.\n")
+    # The demo's own throwaway key, written here: the vault warns to back up only a key it
+    # creates for a real store.
+    write_keyring(data_dir / KEY_FILE, Keyring((new_master_key(),)), exclusive=True)
 
 
 # --- Building -----------------------------------------------------------------------------------

@@ -106,22 +106,32 @@ def render_fleet(snapshot: FleetSnapshot) -> str:
         f"{'STATUS':<{w['status']}} {'ACCOUNT':<{w['label']}} {'DIAGNOSIS':<{w['diagnosis']}} "
         f"{'LAST SYNC':<{w['sync']}} {'KEY AGE':>{w['key']}}"
     )
+    indent = " " * (w["status"] + w["label"] + 2)  # where the diagnosis column starts
     for row in fleet.itertuples(index=False):
         age = format_age(row.sync_age)
         key_age = f"{row.key_age_days} d" if pd.notna(row.key_age_days) else "-"
+        diagnosis = _wrap(row.diagnosis, w["diagnosis"])
         lines.append(
             f"{_clip(row.status, w['status']):<{w['status']}} "
             f"{_clip(row.label, w['label']):<{w['label']}} "
-            f"{_clip(row.diagnosis, w['diagnosis']):<{w['diagnosis']}} "
+            f"{diagnosis[0]:<{w['diagnosis']}} "
             f"{_clip(f'{age} ago' if age else 'never', w['sync']):<{w['sync']}} "
             f"{key_age:>{w['key']}}"
         )
+        lines.extend(f"{indent}{part}" for part in diagnosis[1:])
         if Status(str(row.status)) not in (Status.OK, Status.PAUSED):
-            hint = textwrap.wrap(str(row.hint), width=96)
+            hint = _wrap(row.hint, 96)
             lines.extend(
                 f"{' ' * 4}{'→ ' if i == 0 else '  '}{part}" for i, part in enumerate(hint)
             )
     return "\n".join(lines)
+
+
+def _wrap(text: object, width: int) -> list[str]:
+    """Return text as lines of at most width, broken only between words ("-" when missing)."""
+    value = "-" if text is None or pd.isna(text) else str(text)
+    # A code, an IP or a URL is never cut: a word longer than the width keeps its own line.
+    return textwrap.wrap(value, width, break_long_words=False, break_on_hyphens=False) or ["-"]
 
 
 def _json_value(value: object) -> object:

@@ -225,3 +225,30 @@ def test_demo_serve_keeps_the_simulator_until_interrupted(tmp_path: Path) -> Non
     assert "stopped" in rest
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{spot}/api/v1/timestamp", timeout=2)
+
+
+def test_the_demo_says_nothing_about_backing_up_its_own_throwaway_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = {**os.environ, "BINDWATCH_DATA_DIR": str(tmp_path / "data")}
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-m", "lib", "demo"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "27 accounts" in done.stdout
+        assert "back it up" not in done.stdout + done.stderr
+    key_file = tmp_path / "data" / "demo" / "master.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "data" / "master.key").exists()  # the real store was not touched
+
+    # A real store's first key still comes with the warning to back it up.
+    config = Config(tmp_path / "real", f"sqlite:///{tmp_path / 'real.db'}", tmp_path / "real.key")
+    with caplog.at_level("WARNING", logger="lib.vault"):
+        Console.open(config, kucoin=KucoinTarget()).close()
+    assert any("back it up now" in r.getMessage() for r in caplog.records)

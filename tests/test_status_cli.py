@@ -6,6 +6,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import takewhile
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,28 @@ def test_status_prints_the_fleet_worst_first_with_next_steps(
     hint = " ".join(line.strip() for line in lines[passphrase + 1 : passphrase + 3])
     assert "not the login or trading password" in hint
     assert "→" in lines[passphrase + 1]
+
+
+def test_status_wraps_each_diagnosis_between_words_and_never_cuts_a_code(
+    demo_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(DATA_DIR_ENV, str(demo_dir))
+    _, out, _ = status(capsys)
+    lines = out.splitlines()
+    console = Console.open(Config.from_env(), kucoin=KucoinTarget())
+    try:
+        fleet = console.fleet()
+    finally:
+        console.close()
+
+    column = 44  # after STATUS (20) and ACCOUNT (22), each followed by a space
+    for label, diagnosis in zip(fleet["label"], fleet["diagnosis"], strict=True):
+        at = next(i for i, line in enumerate(lines) if line[21:column].strip() == label)
+        below = takewhile(lambda line: line.startswith(" " * column), lines[at + 1 :])
+        pieces = [lines[at][column : column + 46].strip(), *(line.strip() for line in below)]
+        assert " ".join(pieces) == diagnosis, (label, pieces)
+    assert "…" not in out
+    assert "(400001)" in out and "(400006)" in out  # the codes a cut at 46 columns used to eat
 
 
 def test_status_json_is_the_same_table_for_scripts(
