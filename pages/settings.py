@@ -43,6 +43,12 @@ st.caption(
     "The public IPs this platform calls KuCoin from. Every key should whitelist all of them: "
     "the fleet shows which keys do."
 )
+if "egress_ips" in problems:
+    st.warning(
+        f"The stored list is out of range: {problems['egress_ips']} The health rules still use "
+        "it; shorten it below and save.",
+        icon=":material/warning:",
+    )
 stored_ips = "\n".join(settings.egress_ips)
 with st.form("egress_form"):
     text = st.text_area(

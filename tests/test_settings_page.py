@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
@@ -11,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.demo import CALLER_IP, EGRESS_IPS, FUTURES_CURRENCIES, Demo
 from lib.fleet import save_settings, settings_changes
+from lib.models import SettingRow
 from lib.ui import DEMO_FLAG
 
 SETTINGS_PAGE = "pages/settings.py"
@@ -180,3 +182,27 @@ def test_a_value_out_of_range_is_refused_naming_the_field_and_the_range(demo: De
     assert "Grace must be 0 to 1,440 minutes; -15 is out of range." in [e.value for e in at.error]
     assert demo.console.settings().freshness_grace_seconds == 900
     assert number_field(at, "Grace (minutes)").value == -15  # kept, to be corrected
+
+
+def test_a_value_stored_out_of_range_is_shown_held_to_its_range_and_corrected(
+    demo: Demo,
+) -> None:
+    with demo.console.transaction() as session:  # as a database from before the ranges holds it
+        session.merge(
+            SettingRow(
+                name="rotation_age_days",
+                value=10_000_000_000,
+                updated_at=datetime.now(UTC),
+                updated_by="old",
+            )
+        )
+    at = open_settings()
+
+    assert not at.exception
+    assert any("Rotate keys after must be 1 to 3,650 days" in w.value for w in at.warning)
+    assert number_field(at, "Rotate keys after (days)").value == 3_650
+    at.button(key=SAVE_POLICY).click().run()
+
+    assert "Saved the health policy." in [s.value for s in at.success]
+    assert demo.console.settings().rotation_age_days == 3_650
+    assert not any("out of range" in w.value for w in at.warning)
