@@ -292,27 +292,32 @@ def check_result(
 
 def check_results(probes: pd.DataFrame, policy: HealthPolicy = DEFAULT_POLICY) -> pd.Categorical:
     """Return check_result for every row of a probes frame (CHECK_RESULT_DTYPE)."""
-    is_ok, transient = _check_flags(probes, policy)
+    is_ok, _, transient, _ = _check_flags(probes, policy)
     return pd.Categorical.from_codes(
         np.select([is_ok, transient], [0, 1], 2), dtype=CHECK_RESULT_DTYPE
     )
 
 
-def _check_flags(probes: pd.DataFrame, policy: HealthPolicy) -> tuple[np.ndarray, np.ndarray]:
-    """Return per check whether it passed and whether it failed transiently (is_transient)."""
+def _check_flags(probes: pd.DataFrame, policy: HealthPolicy) -> tuple[np.ndarray, ...]:
+    """Return per check: passed, rejected, failed transiently (is_transient), got 400006."""
     is_ok, is_rejected, is_unreachable = _flags(
         probes["outcome"],
         lambda o: o == Outcome.OK,
         lambda o: o == Outcome.REJECTED,
         lambda o: o == Outcome.UNREACHABLE,
     )
-    transient_code, timestamp_code = _flags(
-        probes["code"], is_transient_code, lambda c: c == TIMESTAMP_CODE
+    transient_code, timestamp_code, blocked_code = _flags(
+        probes["code"],
+        is_transient_code,
+        lambda c: c == TIMESTAMP_CODE,
+        lambda c: c == IP_BLOCKED_CODE,
     )
-    offset = pd.to_numeric(probes["clock_offset_ms"]).astype("Float64").abs()
-    agree = (offset < policy.clock_warn_ms).fillna(False).to_numpy(dtype=bool)
-    late = timestamp_code & agree
-    return is_ok, is_unreachable | (is_rejected & (transient_code | late))
+    late = is_rejected & timestamp_code
+    if late.any():  # rare: read the offsets of those checks only (clocks_agree)
+        offset = pd.to_numeric(probes["clock_offset_ms"][late]).astype("Float64").abs()
+        late[late] = (offset < policy.clock_warn_ms).fillna(False).to_numpy(dtype=bool)
+    transient = is_unreachable | (is_rejected & transient_code) | late
+    return is_ok, is_rejected, transient, blocked_code
 
 
 def failure_diagnosis(
@@ -700,9 +705,7 @@ def _latest_checks(
     # The latest result holds CHECK_RESULT_DTYPE codes, -1 for an account never checked.
     account_id = probes["account_id"].to_numpy(dtype="int64")
     order = _history_order(account_id, _utc(probes["checked_at"]).array.asi8)
-    is_ok, transient = _check_flags(probes, policy)
-    [is_rejected] = _flags(probes["outcome"], lambda o: o == Outcome.REJECTED)
-    [blocked_code] = _flags(probes["code"], lambda c: c == IP_BLOCKED_CODE)
+    is_ok, is_rejected, transient, blocked_code = _check_flags(probes, policy)
     latest_at = _latest(account_id, order, None)
     latest = _rows_at(
         probes, latest_at, ["checked_at", "outcome", "code", "message", "clock_offset_ms"], ids
@@ -1085,7 +1088,7 @@ def _fixes(risks: tuple[Risk, ...]) -> str:
     """Return the fixes of several risks as one hint, gravest first, numbered when several."""
     if len(risks) == 1:
         return risks[0].fix
-    return " ".join(f"{i}) {risk.fix}" for i, risk in enumerate(risks, start=1))
+    return " ".join([f"{i}) {risk.fix}" for i, risk in enumerate(risks, start=1)])
 
 
 def _endpoint_permission(path: str | None) -> str | None:
