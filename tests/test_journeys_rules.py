@@ -69,9 +69,16 @@ def test_a_key_lacking_a_needed_scope_is_connected_but_unable_here_and_in_the_fl
             assert_no_exception(watcher)
 
 
-def test_refresh_all_counts_as_failing_exactly_the_accounts_of_the_red_tiles(app, browser):
+@pytest.fixture
+def demo_app(tmp_path):
+    """Serve the app for the demo fleet alone (its own data directory); yield its URL."""
+    with serve(tmp_path / "data") as served:
+        yield served.url
+
+
+def test_refresh_all_counts_as_failing_exactly_the_accounts_of_the_red_tiles(demo_app, browser):
     with session(browser) as operator:
-        operator.goto(app + "/?demo=1")
+        operator.goto(demo_app + "/?demo=1")
         settle(operator, timeout_ms=180_000)  # the first visit builds the demo fleet
         before = tiles(operator)
         operator.get_by_role("button", name="Refresh all").click()
