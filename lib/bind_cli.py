@@ -20,7 +20,7 @@ from lib.binding_input import FIELD_NAMES
 from lib.check_cli import ENV_KEY, ENV_PASSPHRASE, ENV_SECRET, render_report
 from lib.config import FUTURES_URL_ENV, SPOT_URL_ENV
 from lib.console import Console, KucoinTarget
-from lib.kucoin.probe_result import Outcome
+from lib.health import PERMISSION_MARKS, Status
 from lib.vault import VaultError
 
 EXIT_SAVED = 0
@@ -116,14 +116,13 @@ def render_check(check: KeyCheck, now: datetime) -> str:
             "credentials. Nothing was sent to KuCoin."
         )
         return "\n".join(lines)
-    assert check.result is not None
-    lines.append(render_report(check.result, now, warnings=()))
+    assert check.result is not None and check.assessment is not None
+    lines.append(render_report(check.result, now, check.assessment, warnings=()))
     if check.connected and check.permissions is not None:
         lines.append("Permissions against the scopes this account needs:")
         for row in check.permissions.itertuples():
-            mark = "✓" if bool(row.granted) else "✗"
             needed = " (needed)" if bool(row.needed) else ""
-            lines.append(f"  {mark} {row.permission}{needed}: {row.state}")
+            lines.append(f"  {PERMISSION_MARKS[row.state]} {row.permission}{needed}: {row.state}")
     if check.whitelist is not None and len(check.whitelist):
         lines.append("Whitelist coverage:")
         for row in check.whitelist.itertuples():
@@ -169,11 +168,9 @@ def _decide(console: Console, check: KeyCheck, args: argparse.Namespace) -> int:
         print("error: nothing saved: the key is bound already", file=sys.stderr)
         return EXIT_NOT_SAVED
     if check.decision is Decision.FAILED:
-        assert check.result is not None
+        assert check.assessment is not None
         print("error: nothing saved: KuCoin did not accept the key", file=sys.stderr)
-        if check.result.outcome is Outcome.UNREACHABLE:
-            return EXIT_UNREACHABLE
-        return EXIT_NOT_SAVED
+        return EXIT_UNREACHABLE if check.assessment.transient else EXIT_NOT_SAVED
     assert check.token is not None
     options: dict[str, bool] = {}
     if check.decision is Decision.NEEDS_CONFIRMATION:
@@ -199,6 +196,13 @@ def _decide(console: Console, check: KeyCheck, args: argparse.Namespace) -> int:
     except BindingError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_NOT_SAVED
-    state = "UNVERIFIED" if options.get("accept_unverified") else "verified"
+    if options.get("accept_unverified"):
+        state = "UNVERIFIED"
+    elif check.status is Status.OK:
+        state = "verified"
+    else:
+        # What the Fleet shows for it from now on, in the same words.
+        assert check.assessment is not None
+        state = f"connected; the Fleet shows it as {check.status}: {check.assessment.diagnosis}"
     print(f"Saved: account '{check.label}' (id {account_id}), {state}.")
     return EXIT_SAVED

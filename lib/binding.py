@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import pandas as pd
 from sqlmodel import Session
@@ -24,14 +24,13 @@ from sqlmodel import Session
 from lib import health, store
 from lib.binding_input import clean_credentials, clean_scopes, label_problem
 from lib.console import Console
-from lib.kucoin import constants as k
+from lib.health import CheckAssessment, Status
 from lib.kucoin.auth import Credentials
-from lib.kucoin.diagnosis import Diagnosis, diagnose
+from lib.kucoin.diagnosis import Diagnosis
 from lib.kucoin.probe import probe
-from lib.kucoin.probe_result import Outcome, ProbeResult
+from lib.kucoin.probe_result import ProbeResult
 
 PENDING_TTL_S = 600  # a verified key waits this long for the operator's confirmation
-SCOPE_PERMISSION = {"spot": k.SPOT, "futures": k.FUTURES, "margin": k.MARGIN}
 
 
 class Decision(enum.StrEnum):
@@ -66,11 +65,25 @@ class KeyCheck:
     whitelist: pd.DataFrame | None = None
     token: str | None = None
     account_id: int | None = None  # set when the check is for rotating an account's key
+    # What the health rules make of the check: the status the Fleet shows once it is saved.
+    assessment: CheckAssessment | None = None
 
     @property
     def connected(self) -> bool:
         """Return whether KuCoin accepted the key."""
         return self.result is not None and self.result.ok
+
+    @property
+    def status(self) -> Status | None:
+        """Return the account's status once this check is saved; None when nothing was sent."""
+        return self.assessment.status if self.assessment is not None else None
+
+    @property
+    def api_status(self) -> str | None:
+        """Return the report's verdict, after "API Status: "; None when nothing was sent."""
+        if self.result is None or self.assessment is None:
+            return None
+        return api_status(self.result, self.assessment)
 
     @property
     def saveable(self) -> bool:
@@ -116,51 +129,25 @@ def discard(token: str | None) -> None:
             _pending.pop(token, None)
 
 
-def key_warnings(result: ProbeResult, scopes: Iterable[str] = ()) -> list[str]:
-    """Return what the operator should confirm about a working key."""
-    warnings = []
-    granted = set(result.permissions)
-    for scope in scopes:
-        permission = SCOPE_PERMISSION[scope]
-        missing = permission not in granted or (
-            scope == "futures" and result.futures_permission_missing
-        )
-        if missing:
-            warnings.append(
-                f"This account needs {permission}, but the key lacks the {permission} "
-                "permission: enable it in KuCoin → API Management → Edit → API Restrictions."
-            )
-    if result.futures_permission_missing and "futures" not in scopes:
-        warnings.append(
-            "Key info lists Futures, but the futures API refused this key (400007): enable "
-            "the Futures permission again in KuCoin → API Management if futures are needed."
-        )
-    if k.TRANSFER in granted:
-        warnings.append(
-            "The Transfer (withdrawal) permission is enabled: enable it only if absolutely "
-            "necessary; bindwatch and trading never need it."
-        )
-    trading = [p for p in result.permissions if p in k.TRADING_PERMISSIONS]
-    if trading and not result.ip_whitelist:
-        warnings.append(
-            f"{'/'.join(trading)} trading is enabled with no IP whitelist: KuCoin deletes or "
-            "disables such keys after 30 days of inactivity. Add the platform's IPs to the key."
-        )
-    if result.clock_offset_ms is not None and abs(result.clock_offset_ms) >= 3_000:
-        warnings.append(
-            f"This machine's clock is {result.clock_offset_ms / 1000:+.1f} s from KuCoin's: "
-            "enable NTP time sync (bindwatch corrects for it, trading bots may not)."
-        )
-    return warnings
+def key_warnings(assessment: CheckAssessment) -> tuple[str, ...]:
+    """Return what the operator should confirm about a working key, gravest first."""
+    # The health rules' own findings, so that nothing binds quietly that the Fleet flags a
+    # second later: what the account cannot do (SCOPE_MISSING), then every risk.
+    found = [f"{assessment.diagnosis}. {assessment.hint}"] if assessment.status.failing else []
+    found.extend(f"{risk.what[:1].upper()}{risk.what[1:]}. {risk.fix}" for risk in assessment.risks)
+    return tuple(found)
 
 
-def _result_frame(result: ProbeResult) -> pd.DataFrame:
-    """Return one probe as a probes frame for the health rules."""
-    row = {name: value for name, value in asdict(result).items() if name not in ("futures",)}
-    row["outcome"] = result.outcome.value
-    row["permissions"] = list(result.permissions)
-    row["account_id"] = 0
-    return pd.DataFrame([row])
+def api_status(result: ProbeResult, assessment: CheckAssessment) -> str:
+    """Return a check's verdict as the reports say it, after "API Status: "."""
+    if not result.ok:
+        failure = assessment.failure
+        title = failure.title if failure is not None else "Rejected by KuCoin"
+        return f"Failed: {title}{f' ({result.code})' if result.code else ''}"
+    if assessment.status.failing:
+        # KuCoin accepts the key, yet the Fleet will show it red: say both.
+        return f"Connected, but this key cannot do what the account needs: {assessment.diagnosis}"
+    return "Connected"
 
 
 def check_key(
@@ -254,35 +241,29 @@ def _evaluate(
     account_id: int | None,
 ) -> KeyCheck:
     """Return the KeyCheck for a probe result: decision, warnings, coverage tables."""
-    policy = console.policy()
-    frame = _result_frame(result)
-    whitelist = health.whitelist_coverage(frame, policy)
+    policy = console.policy()  # the stored thresholds, as the Fleet applies them
+    assessment = health.assess_check(result, scopes, policy)
+    whitelist = health.whitelist_coverage(health.probe_frame(result), policy)
     permissions = health.permission_coverage(
         scopes, result.permissions if result.ok else None, result.futures_permission_missing
     )
-    if result.ok:
-        warnings = tuple(key_warnings(result, scopes))
-        decision = Decision.NEEDS_CONFIRMATION if warnings else Decision.READY
-        return KeyCheck(
-            decision=decision,
-            result=result,
-            warnings=warnings,
-            permissions=permissions,
-            whitelist=whitelist,
-            account_id=account_id,
-            **base,
-        )
-    code = result.code if result.outcome is Outcome.REJECTED else None
-    decision = Decision.WHITELIST_ONLY if code == "400006" else Decision.FAILED
-    return KeyCheck(
-        decision=decision,
-        result=result,
-        diagnosis=diagnose(code),
-        permissions=permissions,
-        whitelist=whitelist,
-        account_id=account_id,
+    common = {
+        "result": result,
+        "assessment": assessment,
+        "permissions": permissions,
+        "whitelist": whitelist,
+        "account_id": account_id,
         **base,
+    }
+    if result.ok:
+        warnings = key_warnings(assessment)
+        decision = Decision.NEEDS_CONFIRMATION if warnings else Decision.READY
+        return KeyCheck(decision=decision, warnings=warnings, **common)
+    # Only KuCoin refusing this machine's IP leaves a key worth saving (unverified).
+    decision = (
+        Decision.WHITELIST_ONLY if assessment.status is Status.IP_BLOCKED else Decision.FAILED
     )
+    return KeyCheck(decision=decision, diagnosis=assessment.failure, **common)
 
 
 def save(

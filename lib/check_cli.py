@@ -11,14 +11,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from lib.binding import key_warnings
+from lib.binding import api_status, key_warnings
 from lib.config import FUTURES_URL_ENV, SPOT_URL_ENV
 from lib.console import KucoinTarget
+from lib.health import IP_BLOCKED_CODE, CheckAssessment, HealthPolicy, assess_check
 from lib.kucoin import constants as k
 from lib.kucoin.auth import Credentials
-from lib.kucoin.diagnosis import diagnose
 from lib.kucoin.probe import probe
-from lib.kucoin.probe_result import Outcome, ProbeResult, probe_result_to_dict
+from lib.kucoin.probe_result import ProbeResult, probe_result_to_dict
 
 ENV_KEY = "KUCOIN_API_KEY"
 ENV_SECRET = "KUCOIN_API_SECRET"
@@ -69,44 +69,46 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     kucoin = KucoinTarget.from_env().with_urls(args.spot_url, args.futures_url)
     result = probe(credentials, spot_url=kucoin.spot_url, futures_url=kucoin.futures_url)
+    # One key, no account: no scope is needed, and the thresholds are the policy's defaults.
+    assessment = assess_check(result, (), HealthPolicy())
     if args.json:
         payload = probe_result_to_dict(result)
-        if not result.ok:
-            diagnosis = diagnose(result.code if result.outcome is Outcome.REJECTED else None)
-            payload["diagnosis"] = {"title": diagnosis.title, "fix": diagnosis.fix}
+        if assessment.failure is not None:
+            payload["diagnosis"] = {
+                "title": assessment.failure.title,
+                "fix": assessment.failure.fix,
+            }
         print(json.dumps(payload, indent=2))
     else:
-        print(render_report(result, datetime.now(UTC)))
-    return exit_status(result)
+        print(render_report(result, datetime.now(UTC), assessment))
+    return exit_status(result, assessment)
 
 
-def exit_status(result: ProbeResult) -> int:
-    """Return the exit status for a probe result."""
-    return {
-        Outcome.OK: EXIT_OK,
-        Outcome.REJECTED: EXIT_REJECTED,
-        Outcome.UNREACHABLE: EXIT_UNREACHABLE,
-    }[result.outcome]
-
-
-def render_report(result: ProbeResult, now: datetime, warnings: Iterable[str] | None = None) -> str:
-    """Return the plain-text report of one probe (warnings: binding.key_warnings by default)."""
-    lines: list[str] = []
+def exit_status(result: ProbeResult, assessment: CheckAssessment) -> int:
+    """Return the exit status for a probe result: 0 works, 1 refused, 3 retry later."""
     if result.ok:
-        lines.append("API Status: Connected")
-    else:
-        code = result.code if result.outcome is Outcome.REJECTED else None
-        diagnosis = diagnose(code)
-        label = f"{diagnosis.title} ({result.code})" if result.code else diagnosis.title
-        lines.append(f"API Status: FAILED: {label}")
+        return EXIT_OK
+    return EXIT_UNREACHABLE if assessment.transient else EXIT_REJECTED
+
+
+def render_report(
+    result: ProbeResult,
+    now: datetime,
+    assessment: CheckAssessment,
+    warnings: Iterable[str] | None = None,
+) -> str:
+    """Return the plain-text report of one probe (warnings: binding.key_warnings by default)."""
+    lines = [f"API Status: {api_status(result, assessment)}"]
+    if assessment.failure is not None:
+        failure = assessment.failure
         lines.append(f"  KuCoin said: {result.message or '-'} (HTTP {result.http_status or '-'})")
-        lines.append(f"  Why: {diagnosis.cause}")
-        lines.append(f"  Fix: {diagnosis.fix}")
-        if result.code == "400006" and result.seen_ip:
+        lines.append(f"  Why: {failure.cause}")
+        lines.append(f"  Fix: {failure.fix}")
+        if result.code == IP_BLOCKED_CODE and result.seen_ip:
             lines.append(f"  The IP KuCoin saw: {result.seen_ip}")
     if result.clock_offset_ms is not None:
         lines.append(f"Clock offset: {result.clock_offset_ms:+d} ms (KuCoin minus this machine)")
-    if result.seen_ip and result.code != "400006":
+    if result.seen_ip and result.code != IP_BLOCKED_CODE:
         lines.append(f"IP KuCoin sees: {result.seen_ip}")
     if not result.ok:
         return "\n".join(lines)
@@ -119,7 +121,7 @@ def render_report(result: ProbeResult, now: datetime, warnings: Iterable[str] | 
         lines.append(f"Key created: {result.key_created_at:%Y-%m-%d} ({age} days ago)")
     lines.extend(_balance_lines(result))
     if warnings is None:
-        warnings = key_warnings(result)
+        warnings = key_warnings(assessment)
     lines.extend(f"Warning: {w}" for w in warnings)
     if result.message:
         lines.append(f"Note: {result.message}")

@@ -25,6 +25,7 @@ from sqlmodel import Session
 from lib import health, store
 from lib.console import Console, policy_from_settings
 from lib.health import FleetIncident, HealthPolicy, Status, format_age
+from lib.kucoin import diagnosis
 from lib.kucoin.probe import probe
 from lib.kucoin.probe_result import Outcome, ProbeResult
 from lib.models import Account, AuditAction, AuditEvent, ProbeRecord, Settings
@@ -47,31 +48,41 @@ def _is_ok(q: Any) -> Any:
     return q.outcome == Outcome.OK.value
 
 
-def _is_transient(q: Any) -> Any:
-    """Return the SQL form of health.is_transient: unreachable, or 429000 / 5xxxxx."""
+def _is_transient(q: Any, policy: HealthPolicy) -> Any:
+    """Return the SQL form of health.is_transient, built from the rules' own constants."""
+    # Unreachable; or rejected with an overload code (diagnosis.is_transient_code), or with
+    # 400002 while the clocks agree (health.clocks_agree; an unmeasured offset does not).
     code = func.coalesce(q.code, "")
+    offset = func.coalesce(func.abs(q.clock_offset_ms), policy.clock_warn_ms)
     return or_(
         q.outcome == Outcome.UNREACHABLE.value,
         and_(
             q.outcome == Outcome.REJECTED.value,
-            or_(code.in_(sorted(health.TRANSIENT_CODES)), code.like("5%")),
+            or_(
+                code.in_(sorted(diagnosis.TRANSIENT_CODES)),
+                code.like(f"{diagnosis.SERVER_ERROR_PREFIX}%"),
+                and_(code == diagnosis.TIMESTAMP_CODE, offset < policy.clock_warn_ms),
+            ),
         ),
     )
 
 
 def _shows_ip(q: Any) -> Any:
-    """Return the SQL condition: the check says whether our IP passes (success or 400006)."""
-    return or_(_is_ok(q), and_(q.outcome == Outcome.REJECTED.value, q.code == "400006"))
+    """Return the SQL form of what health._evidence reads: a success, or KuCoin's 400006."""
+    return or_(
+        _is_ok(q),
+        and_(q.outcome == Outcome.REJECTED.value, q.code == health.IP_BLOCKED_CODE),
+    )
 
 
-def deciding_checks_frame(session: Session) -> pd.DataFrame:
+def deciding_checks_frame(session: Session, policy: HealthPolicy) -> pd.DataFrame:
     """Return, per bound account, the checks the health rules decide on (health.PROBE_COLUMNS)."""
     # The newest check, the newest non-transient one (the key's verdict), the newest success
     # (key info) and the newest that shows whether our IP passes: at most four rows per
     # account, found through the (account_id, checked_at) index instead of reading history.
     per_account = [
         select(_latest_id(condition)).where(Account.unbound_at.is_(None))
-        for condition in (None, lambda q: not_(_is_transient(q)), _is_ok, _shows_ip)
+        for condition in (None, lambda q: not_(_is_transient(q, policy)), _is_ok, _shows_ip)
     ]
     ids = union(*per_account).subquery()
     wanted = [
@@ -121,10 +132,10 @@ def _utc_times(values: Sequence[Any]) -> pd.Series:
 def fleet_inputs(console: Console) -> tuple[pd.DataFrame, pd.DataFrame, HealthPolicy]:
     """Return what the health rules read: bound accounts, their deciding checks, the policy."""
     with console.reading() as session:
+        policy = policy_from_settings(store.get_settings(session))
         accounts = store.accounts_frame(session)
-        probes = deciding_checks_frame(session)
-        settings = store.get_settings(session)
-    return accounts, probes, policy_from_settings(settings)
+        probes = deciding_checks_frame(session, policy)
+    return accounts, probes, policy
 
 
 def fleet_table(console: Console, now: datetime | None = None) -> pd.DataFrame:
@@ -171,39 +182,29 @@ class FleetSnapshot:
         """Return the number of accounts per status, worst first."""
         return health.status_counts(self.fleet)
 
+    @property
+    def failing(self) -> pd.Series:
+        """Return, per account, whether it is failing (health.Status.failing: the red tiles)."""
+        return health.is_failing(self.fleet["status"])
+
     def incident_accounts(self) -> pd.Series:
         """Return, per account, whether its latest check is part of the incident."""
         incident = self.incident
-        fleet = self.fleet
-        if incident is None:
-            return pd.Series(False, index=fleet.index)
-        # The same accounts fleet_incident counted: not paused, checked within the window,
-        # failing the incident's way (any transient failure, or KuCoin's same code).
-        as_of = pd.Timestamp(self.as_of)
-        checked = fleet["last_checked_at"]
-        recent = (
-            ~fleet["paused"].astype("boolean").fillna(False)
-            & (checked > as_of - self.policy.incident_window).fillna(False)
-            & (checked <= as_of).fillna(False)
-        )
-        kinds = pd.Series(
-            [
-                check_kind(o, c)
-                for o, c in zip(
-                    fleet["last_outcome"].astype(object),
-                    fleet["last_code"].astype(object),
-                    strict=True,
-                )
-            ],
-            index=fleet.index,
-        )
-        if incident.status is Status.DEGRADED:
-            same = kinds == "retrying"
-        elif incident.code is None:
-            same = (kinds == "rejected") & fleet["last_code"].isna()
-        else:
-            same = (kinds == "rejected") & (fleet["last_code"] == incident.code).fillna(False)
-        return (recent & same).astype(bool)
+        members = incident.account_ids if incident is not None else frozenset()
+        return self.fleet["account_id"].isin(members).astype(bool)
+
+
+def refresh_summary(snapshot: FleetSnapshot, account_ids: Iterable[int]) -> tuple[bool, str]:
+    """Return whether any account just checked needs attention, and the sentence saying so."""
+    # Failing is the rules' (the red tiles); retrying: not failing yet, its check transient.
+    fleet = snapshot.fleet
+    checked = fleet["account_id"].isin(list(account_ids)).to_numpy(dtype=bool)
+    failing = snapshot.failing.to_numpy(dtype=bool) & checked
+    retrying = (fleet["last_result"] == "retrying").to_numpy(dtype=bool) & checked & ~failing
+    total, bad, late = int(checked.sum()), int(failing.sum()), int(retrying.sum())
+    noun = "account" if total == 1 else "accounts"
+    text = f"Checked {total} {noun}: {bad} failing, {late} retrying, {total - bad - late} working."
+    return bool(bad or late), text
 
 
 def fleet_snapshot(console: Console, now: datetime | None = None) -> FleetSnapshot:
@@ -458,14 +459,6 @@ class AccountDetail:
     balances_at: datetime | None = None  # when the balances shown were read
 
 
-def check_kind(outcome: object, code: object) -> str:
-    """Return "ok", "retrying" (transient failure) or "rejected" for one check."""
-    if outcome == Outcome.OK:
-        return "ok"
-    text = code if isinstance(code, str) else None
-    return "retrying" if health.is_transient(str(outcome), text) else "rejected"
-
-
 def account_detail(console: Console, account_id: int, now: datetime | None = None) -> AccountDetail:
     """Return the account page's data for one account (bound or unbound)."""
     now = now or datetime.now(UTC)
@@ -484,11 +477,7 @@ def account_detail(console: Console, account_id: int, now: datetime | None = Non
     history = mine[
         ["checked_at", "outcome", "code", "message", "http_status", "endpoint", "latency_ms"]
     ].reset_index(drop=True)
-    history.insert(
-        1,
-        "result",
-        [check_kind(o, c) for o, c in zip(history["outcome"], history["code"], strict=True)],
-    )
+    history.insert(1, "result", health.check_results(mine, policy).astype(str))
     whitelist_text = last_ok["ip_whitelist"] if last_ok is not None else None
     return AccountDetail(
         account=account,

@@ -18,14 +18,24 @@ Status, one per account, worst wins (Status.rank: 0 is worst):
 
 - The latest non-transient answer decides the key's verdict: a rejection stands until a
   later check passes (a timeout after a 400004 does not make the passphrase right).
-- 429000 and 5xx codes are transient even when a probe records them as rejected.
+- Transient (`is_transient`, "retrying"): no answer, KuCoin's overload codes (429000, 5xx;
+  lib.kucoin.diagnosis.is_transient_code) even when a probe records them as rejected, and a
+  400002 while our clock agrees with KuCoin's (|offset| below `clock_warn_ms`): the request
+  arrived late because it was slow in transit, which says nothing about the key or the clock.
 - Freshness counts from the last successful sync, or from `created_at` for an account that
   never synced: a never-synced account is NEW with no checks, DEGRADED with only transient
   failures, and STALE either way once period + grace has passed since it was bound.
 - PAUSED overrides everything (the operator asked for no alarms); the diagnosis still says
   what the last state was.
 - Clock offset from a passing check is only an AT_RISK reason: checks sign with
-  KuCoin-corrected time, so CLOCK_SKEW is KuCoin's 400002 alone.
+  KuCoin-corrected time, so CLOCK_SKEW is KuCoin's 400002 while the clocks disagree (or the
+  offset was not measured).
+- Failing (`Status.failing`, red): every status from FROZEN to STALE. The Fleet's tiles,
+  "Refresh all", `status`'s exit code and binding all count failing with it.
+- Going stale (`going_stale_at`, Healthchecks' going_down_after): when the account turns
+  STALE without another successful sync, counted from the last success or, never synced, from
+  binding; none once it is stale already or while it is paused.
+- Risks (AT_RISK) are listed all, gravest first; binding warns with the same list.
 
 Whitelist coverage: KuCoin masks entries ("203.**.154"), showing first and last octet only,
 so a match is probable, never certain ("covered (masked match)"); IPv6, CIDR or several of
@@ -60,8 +70,16 @@ from lib.kucoin.constants import (
     TRADING_PERMISSIONS,
     TRANSFER,
 )
-from lib.kucoin.diagnosis import API_MANAGEMENT, UNREACHABLE, Diagnosis, diagnose
-from lib.kucoin.probe_result import Outcome
+from lib.kucoin.diagnosis import (
+    API_MANAGEMENT,
+    LATE_REQUEST,
+    TIMESTAMP_CODE,
+    UNREACHABLE,
+    Diagnosis,
+    diagnose,
+    is_transient_code,
+)
+from lib.kucoin.probe_result import Outcome, ProbeResult
 
 ACCOUNT_COLUMNS: dict[str, str] = {
     "account_id": "int: the account's id",
@@ -93,7 +111,7 @@ PROBE_COLUMNS: dict[str, str] = {
 SCOPE_PERMISSIONS: dict[str, str] = {"spot": SPOT, "futures": FUTURES, "margin": MARGIN}
 DANGEROUS_PERMISSIONS = (TRANSFER,)  # withdrawals
 INFO_PERMISSIONS = (INNER_TRANSFER, EARN)  # moves funds between own accounts only
-TRANSIENT_CODES = frozenset({"429000"})  # plus every 5xxxxx code
+IP_BLOCKED_CODE = "400006"  # KuCoin refused the IP the call came from, and names it
 
 IP_RESTRICTION = f"{API_MANAGEMENT} → Edit → IP Restriction"
 API_RESTRICTIONS = f"{API_MANAGEMENT} → Edit → API Restrictions"
@@ -152,9 +170,14 @@ class Status(enum.StrEnum):
         return _RANK[self]
 
     @property
+    def failing(self) -> bool:
+        """Return whether the account needs action now (red): FROZEN down to STALE."""
+        return self.rank <= Status.STALE.rank
+
+    @property
     def level(self) -> str:
         """Return "error", "warning", "info" or "ok" for colouring the status."""
-        if self.rank <= Status.STALE.rank:
+        if self.failing:
             return "error"
         if self in (Status.DEGRADED, Status.AT_RISK):
             return "warning"
@@ -166,13 +189,24 @@ _RANK = {s: i for i, s in enumerate(SEVERITY)}
 STATUS_DTYPE = pd.CategoricalDtype([s.value for s in SEVERITY], ordered=True)
 SCOPE_STATE_DTYPE = pd.CategoricalDtype(["missing", "granted", "not needed"])
 PERMISSION_STATE_DTYPE = pd.CategoricalDtype(
-    ["missing", "dangerous", "granted", "info", "not needed"], ordered=True
+    ["missing", "unknown", "dangerous", "granted", "info", "not needed"], ordered=True
 )
+# One mark per permission state, wherever a key's permissions are listed.
+PERMISSION_MARKS: dict[str, str] = {
+    "missing": "✗",  # needed, not granted
+    "unknown": "?",  # KuCoin's key info was never read
+    "dangerous": "⚠",  # granted, and lets the key withdraw
+    "granted": "✓",
+    "info": "✓",  # granted, not needed, harmless
+    "not needed": "–",  # neither needed nor granted
+}
 COVERAGE_DTYPE = pd.CategoricalDtype(
     ["not covered", "unknown", "covered (masked match)", "covered", "no whitelist"], ordered=True
 )
 FRESHNESS_DTYPE = pd.CategoricalDtype(["stale", "late", "fresh"], ordered=True)
 OUTCOME_DTYPE = pd.CategoricalDtype([o.value for o in Outcome])
+# What one check says: passed, failed in a way a retry may fix, or KuCoin's verdict.
+CHECK_RESULT_DTYPE = pd.CategoricalDtype(["ok", "retrying", "rejected"])
 
 _CODE_STATUS: dict[str, Status] = {
     "411100": Status.FROZEN,
@@ -180,13 +214,21 @@ _CODE_STATUS: dict[str, Status] = {
     "400005": Status.WRONG_SECRET,
     "400004": Status.WRONG_PASSPHRASE,
     "400001": Status.BAD_REQUEST_HEADERS,
-    "400006": Status.IP_BLOCKED,
+    IP_BLOCKED_CODE: Status.IP_BLOCKED,
     "400007": Status.SCOPE_MISSING,
-    "400002": Status.CLOCK_SKEW,
+    TIMESTAMP_CODE: Status.CLOCK_SKEW,
 }
 _DT = "datetime64[ns, UTC]"
 _NAT = pd.NaT.value  # NaT as nanoseconds
-_HEALTHY = ("Key works", "Nothing to do.", None)  # diagnosis, hint, risks of an OK account
+_HEALTHY = ("Key works", "Nothing to do.", None, ())  # diagnosis, hint, risks, risk list
+
+
+@dataclass(frozen=True)
+class Risk:
+    """A reason a working key may stop working, or may do more than it should, and its fix."""
+
+    what: str
+    fix: str
 
 
 @dataclass(frozen=True)
@@ -199,6 +241,8 @@ class FleetIncident:
     count: int  # accounts failing this way
     checked: int  # non-paused accounts checked within the window
     since: datetime  # the earliest of those failing checks
+    fix: str  # what to do about it
+    account_ids: frozenset[int] = frozenset()  # the accounts failing this way
 
     @property
     def summary(self) -> str:
@@ -211,24 +255,86 @@ class FleetIncident:
 # --- Small pure helpers ------------------------------------------------------------------
 
 
-def is_transient(outcome: str | None, code: str | None) -> bool:
-    """Return whether a check failed in a way a retry may fix (timeout, 5xx, 429000)."""
+DEFAULT_POLICY = HealthPolicy()
+
+
+def clocks_agree(clock_offset_ms: object, policy: HealthPolicy = DEFAULT_POLICY) -> bool:
+    """Return whether a measured offset is too small to be a clock problem (unknown: no)."""
+    return _present(clock_offset_ms) and abs(int(clock_offset_ms)) < policy.clock_warn_ms
+
+
+def is_transient(
+    outcome: str | None,
+    code: str | None,
+    clock_offset_ms: object = None,
+    policy: HealthPolicy = DEFAULT_POLICY,
+) -> bool:
+    """Return whether a check failed in a way a retry may fix: no answer, overload, slow path."""
     if outcome == Outcome.UNREACHABLE:
         return True
-    return outcome == Outcome.REJECTED and _is_transient_code(code)
+    if outcome != Outcome.REJECTED:
+        return False
+    late = code == TIMESTAMP_CODE and clocks_agree(clock_offset_ms, policy)
+    return is_transient_code(code) or late
 
 
-def _is_transient_code(code: object) -> bool:
-    """Return whether KuCoin's code means overload rather than a verdict on the key."""
-    return isinstance(code, str) and (code in TRANSIENT_CODES or code.startswith("5"))
+def check_result(
+    outcome: str | None,
+    code: str | None,
+    clock_offset_ms: object = None,
+    policy: HealthPolicy = DEFAULT_POLICY,
+) -> str:
+    """Return "ok", "retrying" (a transient failure) or "rejected" for one check."""
+    if outcome == Outcome.OK:
+        return "ok"
+    return "retrying" if is_transient(outcome, code, clock_offset_ms, policy) else "rejected"
 
 
-def going_stale_at(
-    last_sync_at: datetime | None, created_at: datetime, policy: HealthPolicy
-) -> datetime:
-    """Return the instant an account turns STALE without another successful sync."""
-    anchor = created_at if last_sync_at is None or pd.isna(last_sync_at) else last_sync_at
-    return anchor + policy.freshness_period + policy.freshness_grace
+def check_results(probes: pd.DataFrame, policy: HealthPolicy = DEFAULT_POLICY) -> pd.Categorical:
+    """Return check_result for every row of a probes frame (CHECK_RESULT_DTYPE)."""
+    is_ok, _, transient, _ = _check_flags(probes, policy)
+    return pd.Categorical.from_codes(
+        np.select([is_ok, transient], [0, 1], 2), dtype=CHECK_RESULT_DTYPE
+    )
+
+
+def _check_flags(probes: pd.DataFrame, policy: HealthPolicy) -> tuple[np.ndarray, ...]:
+    """Return per check: passed, rejected, failed transiently (is_transient), got 400006."""
+    is_ok, is_rejected, is_unreachable = _flags(
+        probes["outcome"],
+        lambda o: o == Outcome.OK,
+        lambda o: o == Outcome.REJECTED,
+        lambda o: o == Outcome.UNREACHABLE,
+    )
+    transient_code, timestamp_code, blocked_code = _flags(
+        probes["code"],
+        is_transient_code,
+        lambda c: c == TIMESTAMP_CODE,
+        lambda c: c == IP_BLOCKED_CODE,
+    )
+    late = is_rejected & timestamp_code
+    if late.any():  # rare: read the offsets of those checks only (clocks_agree)
+        offset = pd.to_numeric(probes["clock_offset_ms"][late]).astype("Float64").abs()
+        late[late] = (offset < policy.clock_warn_ms).fillna(False).to_numpy(dtype=bool)
+    transient = is_unreachable | (is_rejected & transient_code) | late
+    return is_ok, is_rejected, transient, blocked_code
+
+
+def failure_diagnosis(
+    result: ProbeResult, policy: HealthPolicy = DEFAULT_POLICY
+) -> Diagnosis | None:
+    """Return what a failed check means and its fix; None when the check passed."""
+    if result.ok:
+        return None
+    if is_transient(result.outcome, result.code, result.clock_offset_ms, policy):
+        return _transient_diagnosis(result.code)
+    return diagnose(result.code)
+
+
+def is_failing(statuses: pd.Series) -> pd.Series:
+    """Return per account whether its status is failing (Status.failing)."""
+    failing = {s.value: s.failing for s in Status}
+    return statuses.astype(str).map(failing).astype(bool)
 
 
 def _utc_now(now: datetime) -> pd.Timestamp:
@@ -445,7 +551,7 @@ def _evidence(outcome: object, code: object) -> str | None:
     """Return what a check says about the IP it came from: "accepted", "blocked" or None."""
     if outcome == Outcome.OK:
         return "accepted"
-    if outcome == Outcome.REJECTED and code == "400006":
+    if outcome == Outcome.REJECTED and code == IP_BLOCKED_CODE:
         return "blocked"
     return None
 
@@ -458,20 +564,30 @@ def permission_coverage(
     permissions: Iterable[str] | None,
     futures_permission_missing: bool = False,
 ) -> pd.DataFrame:
-    """Return one row per KuCoin permission: needed, granted and its state."""
+    """Return one row per KuCoin permission: needed, granted and its state (PERMISSION_MARKS)."""
+    # permissions: key info's list; None when it was never read, and then nothing is known
+    # about any permission: granted is NA and every state "unknown", never "missing".
+    known = isinstance(permissions, str | Iterable)
     needed = _names(scopes)
     granted = _names(permissions)
-    rows = [
-        (GENERAL, None, True, GENERAL in granted, "granted" if GENERAL in granted else "missing")
-    ]
+    # (permission, scope, needed, granted, the state when granted)
+    rows = [(GENERAL, None, True, GENERAL in granted, "granted")]
     for scope, permission in SCOPE_PERMISSIONS.items():
         has = _has_scope(scope, granted, futures_permission_missing)
-        state = "granted" if has else ("missing" if scope in needed else "not needed")
-        rows.append((permission, scope, scope in needed, has, state))
+        rows.append((permission, scope, scope in needed, has, "granted"))
     for permission in DANGEROUS_PERMISSIONS + INFO_PERMISSIONS:
-        has = permission in granted
         kind = "dangerous" if permission in DANGEROUS_PERMISSIONS else "info"
-        rows.append((permission, None, False, has, kind if has else "not needed"))
+        rows.append((permission, None, False, permission in granted, kind))
+    rows = [
+        (
+            permission,
+            scope,
+            need,
+            has if known else None,
+            (when_granted if has else "missing" if need else "not needed") if known else "unknown",
+        )
+        for permission, scope, need, has, when_granted in rows
+    ]
     frame = pd.DataFrame(rows, columns=["permission", "scope", "needed", "granted", "state"])
     return frame.astype(
         {
@@ -581,25 +697,19 @@ def _history_order(account_id: np.ndarray, checked_ns: np.ndarray) -> np.ndarray
 
 
 def _latest_checks(
-    probes: pd.DataFrame, ids: pd.Index
+    probes: pd.DataFrame, ids: pd.Index, policy: HealthPolicy
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray]:
-    """Return per account the latest check, verdict, success and IP evidence (+ transient)."""
+    """Return per account the latest check, verdict, success, IP evidence and latest result."""
     # verdict: the latest non-transient answer; success: the latest key info; IP evidence: the
     # latest check that shows whether our IP passes. One sort of the history serves all four.
+    # The latest result holds CHECK_RESULT_DTYPE codes, -1 for an account never checked.
     account_id = probes["account_id"].to_numpy(dtype="int64")
     order = _history_order(account_id, _utc(probes["checked_at"]).array.asi8)
-    is_ok, is_rejected, is_unreachable = _flags(
-        probes["outcome"],
-        lambda o: o == Outcome.OK,
-        lambda o: o == Outcome.REJECTED,
-        lambda o: o == Outcome.UNREACHABLE,
-    )
-    transient_code, blocked_code = _flags(
-        probes["code"], _is_transient_code, lambda c: c == "400006"
-    )
-    transient = is_unreachable | (is_rejected & transient_code)
+    is_ok, is_rejected, transient, blocked_code = _check_flags(probes, policy)
     latest_at = _latest(account_id, order, None)
-    latest = _rows_at(probes, latest_at, ["checked_at", "outcome", "code", "message"], ids)
+    latest = _rows_at(
+        probes, latest_at, ["checked_at", "outcome", "code", "message", "clock_offset_ms"], ids
+    )
     verdict = _rows_at(
         probes,
         _latest(account_id, order, ~transient),
@@ -613,12 +723,13 @@ def _latest_checks(
         ["outcome", "code", "seen_ip"],
         ids,
     )
-    latest_transient = (
-        pd.Series(transient[latest_at], index=account_id[latest_at])
-        .reindex(ids, fill_value=False)
-        .to_numpy(dtype=bool)
+    result = np.select([is_ok, transient], [0, 1], 2)
+    latest_result = (
+        pd.Series(result[latest_at], index=account_id[latest_at])
+        .reindex(ids, fill_value=-1)
+        .to_numpy(dtype=np.int64)
     )
-    return latest, verdict, good, evidence, latest_transient
+    return latest, verdict, good, evidence, latest_result
 
 
 _KEY_INFO = [
@@ -646,7 +757,8 @@ def _facts(
     paused = accounts["paused"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     unverified_flag = accounts["unverified"].astype("boolean").fillna(False).to_numpy(dtype=bool)
 
-    latest, verdict, good, evidence, latest_transient = _latest_checks(probes, ids)
+    latest, verdict, good, evidence, latest_result = _latest_checks(probes, ids, policy)
+    latest_transient = latest_result == 1
 
     col: dict[str, Any] = {
         "label": _strings(accounts["label"]).array,
@@ -663,7 +775,8 @@ def _facts(
     late = (anchor + policy.freshness_period <= now).to_numpy()
     col["last_sync_at"] = last_sync_at
     col["sync_age"] = now - last_sync_at
-    col["going_stale_at"] = stale_at
+    # Like going_down_after: no deadline once it has passed, nor while nothing is watched.
+    col["going_stale_at"] = stale_at.where(~stale & ~paused)
     col["freshness"] = pd.Categorical.from_codes(
         np.select([stale, late], [0, 1], 2), dtype=FRESHNESS_DTYPE
     )
@@ -736,6 +849,7 @@ def _facts(
     col["last_outcome"] = latest["outcome"].astype(OUTCOME_DTYPE)
     col["last_code"] = _strings(latest["code"])
     col["last_message"] = _strings(latest["message"])
+    col["last_result"] = pd.Categorical.from_codes(latest_result, dtype=CHECK_RESULT_DTYPE)
 
     # Status: every condition that holds proposes a status; the worst one wins.
     rejected = (verdict["outcome"].astype(OUTCOME_DTYPE) == Outcome.REJECTED).to_numpy()
@@ -776,6 +890,7 @@ def _facts(
         "verdict_endpoint": _objects(_strings(verdict["endpoint"])),
         "verdict_offset_ms": _objects(pd.to_numeric(verdict["clock_offset_ms"]).astype("Int64")),
         "latest_code": _objects(col["last_code"]),
+        "latest_offset_ms": _objects(pd.to_numeric(latest["clock_offset_ms"]).astype("Int64")),
         "latest_transient": latest_transient,
         "never_checked": never_checked,
         "missing_scopes": missing_scopes,
@@ -797,7 +912,7 @@ def _facts(
         explain(row_type._make(values)) if r != Status.OK.rank or pz else _HEALTHY
         for r, pz, values in zip(rank, paused, zip(*words.values(), strict=True), strict=True)
     ]
-    for i, name in enumerate(("diagnosis", "hint", "risks")):
+    for i, name in enumerate(("diagnosis", "hint", "risks", "risk_list")):
         col[name] = [t[i] for t in texts]
 
     frame = pd.DataFrame(
@@ -823,21 +938,22 @@ class _Explainer:
     policy: HealthPolicy
     now: pd.Timestamp
 
-    def explain(self, row: Any) -> tuple[str, str, str | None]:
-        """Return (diagnosis, hint, risks) for one account."""
+    def explain(self, row: Any) -> tuple[str, str, str | None, tuple[Risk, ...]]:
+        """Return (diagnosis, hint, the risks as text, the risks) for one account."""
         risks = self.risks(row)
-        risk_text = "; ".join(r for r, _ in risks) or None
+        risk_text = "; ".join(r.what for r in risks) or None
         diagnosis, hint = self.words(row, risks)
         if row.paused:
-            return f"Paused (last state: {diagnosis})", "Resume the account to check it.", risk_text
-        return diagnosis, hint, risk_text
+            paused = f"Paused (last state: {diagnosis})"
+            return paused, "Resume the account to check it.", risk_text, risks
+        return diagnosis, hint, risk_text, risks
 
-    def risks(self, row: Any) -> list[tuple[str, str]]:
-        """Return (risk, fix) pairs, gravest first."""
+    def risks(self, row: Any) -> tuple[Risk, ...]:
+        """Return every risk the account runs, gravest first."""
         found = []
         if row.withdrawal:
             found.append(
-                (
+                Risk(
                     "withdrawal permission (Transfer) enabled",
                     f"Disable Transfer in {API_RESTRICTIONS}: bindwatch never withdraws.",
                 )
@@ -845,7 +961,7 @@ class _Explainer:
         if row.exposed:
             ips = ", ".join(self.policy.egress_ips) or row.seen_ip or "this server's IP"
             found.append(
-                (
+                Risk(
                     f"trading without IP whitelist: KuCoin may delete it on "
                     f"{_timestamp(row.expires_at):%Y-%m-%d} if unused",
                     f"In {IP_RESTRICTION}, add {ips}: KuCoin deletes or disables trade-enabled "
@@ -856,14 +972,14 @@ class _Explainer:
         if row.uncovered:
             ips = ", ".join(row.uncovered)
             found.append(
-                (
+                Risk(
                     f"platform IP not whitelisted: {ips}",
                     f"In {IP_RESTRICTION}, add {ips}: checks from it are refused (400006).",
                 )
             )
         if row.old_key:
             found.append(
-                (
+                Risk(
                     f"key is {row.key_age_days} days old",
                     f"Create a new key in {API_MANAGEMENT} and rotate this account's "
                     f"credentials (rotation every {self.policy.rotation_age.days} days).",
@@ -871,15 +987,15 @@ class _Explainer:
             )
         if row.clock:
             found.append(
-                (
+                Risk(
                     f"clock {row.clock_offset_ms / 1000:+.1f} s off KuCoin's",
                     "Enable NTP time sync on this machine: KuCoin rejects requests more than "
                     f"{MAX_CLOCK_SKEW_MS // 1000} s off (400002).",
                 )
             )
-        return found
+        return tuple(found)
 
-    def words(self, row: Any, risks: list[tuple[str, str]]) -> tuple[str, str]:
+    def words(self, row: Any, risks: tuple[Risk, ...]) -> tuple[str, str]:
         """Return (diagnosis, hint) for the status the rules chose."""
         status = row.status
         if status is Status.SCOPE_MISSING and row.missing_scopes:
@@ -903,9 +1019,12 @@ class _Explainer:
         if status is Status.DEGRADED:
             found = _transient_diagnosis(row.latest_code)
             code = f" ({row.latest_code})" if row.latest_code else ""
-            return f"{found.title}{code}, retrying", found.fix
+            hint = found.fix
+            if found is LATE_REQUEST and _present(row.latest_offset_ms):
+                hint = f"{_offset_note(row.latest_offset_ms)} {hint}"
+            return f"{found.title}{code}, retrying", hint
         if status is Status.AT_RISK:
-            return f"Works, but: {risks[0][0]}", risks[0][1]
+            return f"Works, but: {'; '.join(r.what for r in risks)}", _fixes(risks)
         if status is Status.NEW:
             return "Not checked yet", "Run the first check on this account."
         return _HEALTHY[:2]
@@ -939,14 +1058,8 @@ class _Explainer:
                 diagnosis = f"{title}: {permission} ({code})"
                 hint = f"Enable {permission} in {API_RESTRICTIONS}."
         elif status is Status.CLOCK_SKEW and _present(row.verdict_offset_ms):
-            offset_s = row.verdict_offset_ms / 1000
-            hint = f"{hint} Measured offset: {offset_s:+.1f} s."
-            if abs(offset_s) < 1:
-                # The clocks agree, yet the timestamp arrived stale: the request was slow.
-                hint += (
-                    " The clocks agree, so the request took too long to reach KuCoin: check "
-                    "for a slow proxy or network path."
-                )
+            # Only while the clocks disagree: a 400002 with agreeing clocks is transient.
+            hint = f"{_offset_note(row.verdict_offset_ms)} {hint}"
         elif status is Status.KEY_UNKNOWN:
             expires_at = _timestamp(row.expires_at)
             if expires_at is not None and expires_at <= self.now:
@@ -961,7 +1074,21 @@ class _Explainer:
 
 def _transient_diagnosis(code: str | None) -> Diagnosis:
     """Return the diagnosis of a transient failure (a code KuCoin sent, or none)."""
-    return diagnose(code) if _is_transient_code(code) else UNREACHABLE
+    if code == TIMESTAMP_CODE:  # transient only while the clocks agree: the request was late
+        return LATE_REQUEST
+    return diagnose(code) if is_transient_code(code) else UNREACHABLE
+
+
+def _offset_note(clock_offset_ms: int) -> str:
+    """Return the measured clock offset as a sentence."""
+    return f"Measured offset: {clock_offset_ms / 1000:+.1f} s (KuCoin minus this machine)."
+
+
+def _fixes(risks: tuple[Risk, ...]) -> str:
+    """Return the fixes of several risks as one hint, gravest first, numbered when several."""
+    if len(risks) == 1:
+        return risks[0].fix
+    return " ".join([f"{i}) {risk.fix}" for i, risk in enumerate(risks, start=1)])
 
 
 def _endpoint_permission(path: str | None) -> str | None:
@@ -999,6 +1126,7 @@ FLEET_COLUMNS: dict[str, object] = {
     "uid": "string",
     "sub_name": "string",
     "last_outcome": OUTCOME_DTYPE,
+    "last_result": CHECK_RESULT_DTYPE,
     "last_code": "string",
     "last_message": "string",
     "last_checked_at": _DT,
@@ -1033,6 +1161,52 @@ def account_health(
     """Return one account's fleet_health row (probes of other accounts are ignored)."""
     mine = probes[probes["account_id"] == account["account_id"]]
     return fleet_health(_one_account(account), mine, policy, now).iloc[0]
+
+
+@dataclass(frozen=True)
+class CheckAssessment:
+    """What the rules make of one check of a key, for an account that needs some scopes."""
+
+    status: Status  # what the fleet shows for the account once this check is recorded
+    diagnosis: str
+    hint: str
+    risks: tuple[Risk, ...]  # gravest first, as in the fleet's `risks`
+    transient: bool  # a failure a retry may fix
+    failure: Diagnosis | None  # what KuCoin's refusal means; None when the key works
+
+
+def probe_frame(result: ProbeResult, account_id: int = 0) -> pd.DataFrame:
+    """Return one check as a one-row probes frame (PROBE_COLUMNS)."""
+    row: dict[str, Any] = {name: getattr(result, name, None) for name in PROBE_COLUMNS}
+    row.update(account_id=account_id, outcome=result.outcome.value)
+    row["permissions"] = list(result.permissions)
+    return pd.DataFrame([row])
+
+
+def assess_check(
+    result: ProbeResult, scopes: Iterable[str] | str, policy: HealthPolicy
+) -> CheckAssessment:
+    """Return the status, words and risks of an account bound with this check just now."""
+    # The same rules as the fleet, on an account bound at the instant of the check: binding
+    # says what the Fleet will say a second later.
+    account = {
+        "account_id": 0,
+        "label": "",
+        "scopes": list(_names(scopes)),
+        "paused": False,
+        "unverified": False,
+        "created_at": result.checked_at,
+    }
+    facts = _facts(pd.DataFrame([account]), probe_frame(result), policy, result.checked_at)
+    row = facts.iloc[0]
+    return CheckAssessment(
+        status=Status(row["status"]),
+        diagnosis=row["diagnosis"],
+        hint=row["hint"],
+        risks=row["risk_list"],
+        transient=is_transient(result.outcome, result.code, result.clock_offset_ms, policy),
+        failure=failure_diagnosis(result, policy),
+    )
 
 
 def account_status(
@@ -1087,14 +1261,10 @@ def fleet_incident(
     if checked < policy.incident_min_accounts:
         return None
     codes = [_text(c) for c in recent["last_code"]]
-    outcomes = [None if pd.isna(o) else str(o) for o in recent["last_outcome"]]
+    results = recent["last_result"].astype(CHECK_RESULT_DTYPE)
     kinds = [
-        "unreachable"
-        if is_transient(o, c)
-        else (c or "rejected")
-        if o == Outcome.REJECTED
-        else None
-        for o, c in zip(outcomes, codes, strict=True)
+        "unreachable" if r == "retrying" else (c or "rejected") if r == "rejected" else None
+        for r, c in zip(results, codes, strict=True)
     ]
     failing = pd.Series(kinds, index=recent.index, dtype="object").dropna()
     if failing.empty:
@@ -1105,14 +1275,17 @@ def fleet_incident(
         return None
     members = recent.loc[failing.index[failing == kind]]
     since = members["last_checked_at"].min().to_pydatetime()
+    ids = frozenset(int(i) for i in members["account_id"])
     if kind == "unreachable":
         member_codes = pd.Series([_text(c) for c in members["last_code"]], dtype="object")
         common = member_codes.dropna().mode()
         code = common.iloc[0] if not common.empty else None
+        found = _transient_diagnosis(code)
         return FleetIncident(
-            Status.DEGRADED, code, _transient_diagnosis(code).title, count, checked, since
+            Status.DEGRADED, code, found.title, count, checked, since, found.fix, ids
         )
     code = None if kind == "rejected" else kind
     status = _CODE_STATUS.get(code, Status.REJECTED)
     title = diagnose(code).title if code else "Rejected by KuCoin"
-    return FleetIncident(status, code, title, count, checked, since)
+    fix = diagnose(code).fix if code else "Open one of these accounts to read what KuCoin said."
+    return FleetIncident(status, code, title, count, checked, since, fix, ids)

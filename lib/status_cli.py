@@ -17,8 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from lib.config import Config
 from lib.console import Console
 from lib.fleet import CSV_COLUMNS, FleetSnapshot, fleet_snapshot, format_age
-from lib.health import Status
-from lib.kucoin.diagnosis import diagnose
+from lib.health import Status, is_failing
 from lib.vault import VaultError
 
 EXIT_HEALTHY = 0  # no account needs action (OK, AT_RISK, DEGRADED, NEW, PAUSED)
@@ -79,9 +78,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def exit_status(fleet: pd.DataFrame) -> int:
-    """Return 1 when any account is at error level, else 0."""
-    failing = any(Status(s).level == "error" for s in fleet["status"].astype(str))
-    return EXIT_FAILING if failing else EXIT_HEALTHY
+    """Return 1 when any account is failing (health.Status.failing), else 0."""
+    return EXIT_FAILING if is_failing(fleet["status"]).any() else EXIT_HEALTHY
 
 
 def _clip(text: object, width: int) -> str:
@@ -99,7 +97,7 @@ def render_fleet(snapshot: FleetSnapshot) -> str:
     lines = [f"{len(fleet)} accounts, as of {snapshot.as_of:%Y-%m-%d %H:%M:%S} UTC: {counts}"]
     incident = snapshot.incident
     if incident is not None:
-        lines.append(f"FLEET INCIDENT: {incident.summary}. {diagnose(incident.code).fix}")
+        lines.append(f"FLEET INCIDENT: {incident.summary}. {incident.fix}")
     w = _WIDTHS
     lines.append("")
     lines.append(

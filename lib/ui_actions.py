@@ -20,7 +20,7 @@ from lib import binding, fleet, store
 from lib.binding import Decision, KeyCheck
 from lib.binding_input import FIELD_NAMES, SCOPES
 from lib.console import Console
-from lib.kucoin.probe_result import Outcome
+from lib.health import PERMISSION_MARKS
 
 CREDENTIAL_FIELDS = ("api_key", "api_secret", "passphrase")
 DEFAULT_SCOPES = ["spot"]
@@ -99,13 +99,13 @@ def take_credentials(prefix: str) -> dict[str, str]:
 
 
 def _permissions_table(check: KeyCheck) -> pd.DataFrame:
-    """Return KuCoin's permissions against the scopes chosen, with ✓/✗."""
+    """Return KuCoin's permissions against the scopes chosen, marked by state (✓ ✗ – ? ⚠)."""
     frame = check.permissions
     return pd.DataFrame(
         {
             "Permission": frame["permission"].astype(str),
             "Needed": ["needed" if bool(n) else "" for n in frame["needed"]],
-            "Granted": ["✓" if bool(g) else "✗" for g in frame["granted"]],
+            "Granted": frame["state"].astype(str).map(PERMISSION_MARKS),
             "State": frame["state"].astype(str),
         }
     )
@@ -155,8 +155,7 @@ def _show_failure(check: KeyCheck) -> None:
     """Show KuCoin's refusal: the diagnosis for its code and the fix."""
     result, diagnosis = check.result, check.diagnosis
     assert result is not None and diagnosis is not None
-    code = f" ({result.code})" if result.code else ""
-    st.error(f"API Status: Failed: {diagnosis.title}{code}", icon=":material/link_off:")
+    st.error(f"API Status: {check.api_status}", icon=":material/link_off:")
     st.markdown(f"**Why:** {diagnosis.cause}")
     st.markdown(f"**Fix:** {diagnosis.fix}")
     if result.code == "400006" and result.seen_ip:
@@ -179,8 +178,10 @@ def _show_failure(check: KeyCheck) -> None:
 def _show_connected(check: KeyCheck, now: datetime) -> None:
     """Show a working key: status, account, permissions, whitelist, balances, warnings."""
     result = check.result
-    assert result is not None
-    st.success("API Status: Connected", icon=":material/link:")
+    assert result is not None and check.status is not None
+    # Connected but red in the Fleet (a needed scope missing) is said as such, in red.
+    verdict = st.error if check.status.failing else st.success
+    verdict(f"API Status: {check.api_status}", icon=":material/link:")
     left, middle, right = st.columns(3)
     left.markdown(f"**Account**  \n{_account_kind(check)}")
     if result.key_created_at:
@@ -243,9 +244,9 @@ def render_check(check: KeyCheck, now: datetime | None = None) -> None:
         return
     if check.connected:
         _show_connected(check, now)
-    elif check.result is not None and check.result.outcome is Outcome.UNREACHABLE:
+    elif check.assessment is not None and check.assessment.transient:
         _show_failure(check)
-        st.caption("KuCoin could not be reached: nothing is wrong with the key yet. Retry.")
+        st.caption("A retry may pass: nothing is known to be wrong with the key yet. Retry.")
     else:
         _show_failure(check)
 

@@ -16,6 +16,7 @@ PICKER = "account_picker"
 PERMISSION_MARKS = {
     "granted": "✓ granted",
     "missing": "✗ missing",
+    "unknown": "? unknown",
     "dangerous": "⚠ granted (withdrawals)",
     "info": "granted (not needed)",
     "not needed": "– not needed",
@@ -121,9 +122,14 @@ sync.metric(
     format_age(row["sync_age"]) + " ago" if pd.notna(row["sync_age"]) else "never",
     help="The last check that KuCoin accepted.",
 )
+# No deadline once it is stale already (the last sync, or the binding, is too old) or paused.
 stale.metric(
     "Goes stale at",
-    f"{row['going_stale_at']:%d %b %H:%M}" if pd.notna(row["going_stale_at"]) else "—",
+    f"{row['going_stale_at']:%d %b %H:%M}"
+    if pd.notna(row["going_stale_at"])
+    else "paused"
+    if row["paused"]
+    else "already stale",
     help="UTC. Without another successful check the account turns STALE then.",
 )
 key_age.metric("Key age", f"{row['key_age_days']} d" if pd.notna(row["key_age_days"]) else "—")

@@ -15,7 +15,6 @@ from lib.fleet import (
     status_label,
 )
 from lib.health import SEVERITY
-from lib.kucoin.diagnosis import diagnose
 from lib.kucoin.probe_result import ProbeResult
 from lib.store import StoreError
 from lib.vault import VaultError
@@ -43,21 +42,21 @@ def refresh_all() -> None:
         st.info("Every account is paused: resume one to check it.")
         return
     bar = st.progress(0, text=f"Checking {total} accounts with KuCoin…")
-    outcomes: list[bool] = []
+    checked: list[int] = []
 
     def progress(account_id: int, result: ProbeResult) -> None:
         """Move the bar by one account."""
-        outcomes.append(result.ok)
-        bar.progress(len(outcomes) / total, text=f"Checked {len(outcomes)} of {total}")
+        checked.append(account_id)
+        bar.progress(len(checked) / total, text=f"Checked {len(checked)} of {total}")
 
     try:
         fleet_lib.refresh_fleet(console, on_result=progress)
     except (StoreError, VaultError) as error:
         st.error(f"The refresh stopped: {error}")
         return
-    failed = outcomes.count(False)
-    summary = f"Checked {len(outcomes)} accounts: {len(outcomes) - failed} passed, {failed} failed."
-    (st.warning if failed else st.success)(summary)
+    # Failing as the tiles count it, from the same snapshot the tiles below are drawn from.
+    attention, summary = fleet_lib.refresh_summary(ui.cached_fleet(console), checked)
+    (st.warning if attention else st.success)(summary)
 
 
 def clear_filters() -> None:
@@ -78,7 +77,7 @@ def incident_banner(snapshot: FleetSnapshot) -> None:
     incident = snapshot.incident
     if incident is not None:
         st.error(
-            f"**Fleet incident: {incident.summary}.** {diagnose(incident.code).fix}",
+            f"**Fleet incident: {incident.summary}.** {incident.fix}",
             icon=":material/crisis_alert:",
         )
 

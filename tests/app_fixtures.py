@@ -8,8 +8,10 @@ CLI and AppTest all find the same database and simulator.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -30,7 +32,20 @@ from lib.kucoin.simulator import SimAccount, SimRequest, SimResponse, Simulator,
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 
-# A key that verifies with no warning for the "spot" scope: General and Spot, whitelisted here.
+
+def days_ago_ms(days: int) -> int:
+    """Return a key's createdAt (ms) `days` before now: younger than the rotation age."""
+    return int((time.time() - days * 86_400) * 1000)
+
+
+def key_created(account: SimAccount) -> datetime:
+    """Return when a simulated key was created, as key info reports it."""
+    assert account.created_at is not None
+    return datetime.fromtimestamp(account.created_at / 1000, tz=UTC)
+
+
+# A key that verifies with no warning for the "spot" scope: General and Spot, whitelisted here,
+# and young (an old key is a rotation risk, warned about at bind time).
 TRADER = SimAccount(
     api_key="6a1b2c3d4e5f60718293a4b5",
     api_secret="7c9e6679-7425-40de-944b-e07fc1f90ae7",
@@ -39,7 +54,7 @@ TRADER = SimAccount(
     permissions=("General", "Spot"),
     ip_whitelist=("127.0.0.1",),
     remark="spot bot",
-    created_at=1735689600000,
+    created_at=days_ago_ms(30),
     spot=({"id": "9", "currency": "USDT", "type": "trade", "balance": "250", "available": "250"},),
 )
 # A second good key (another UID) to rotate to.
@@ -50,7 +65,7 @@ TRADER_NEW = SimAccount(
     uid=720500865,
     permissions=("General", "Spot"),
     ip_whitelist=("127.0.0.1",),
-    created_at=1738368000000,
+    created_at=days_ago_ms(10),
 )
 # Spot trading with no whitelist: verifies, but warns about KuCoin's 30-day rule.
 OPEN_TRADER = SimAccount(

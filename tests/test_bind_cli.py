@@ -9,11 +9,19 @@ import subprocess
 import sys
 
 import pytest
-from app_fixtures import OPEN_TRADER, ROOT, TRADER, SimEnv, sim_env_fixture  # noqa: F401
-from simulator_fixtures import ELSEWHERE, MASTER
+from app_fixtures import (  # noqa: F401 (fixture)
+    OPEN_TRADER,
+    ROOT,
+    TRADER,
+    SimEnv,
+    key_created,
+    sim_env_fixture,
+)
+from simulator_fixtures import ELSEWHERE, GENERAL_ONLY, MASTER
 
 from lib import bind_cli, binding
 from lib.__main__ import main
+from lib.fleet import fleet_table
 from lib.kucoin.simulator import SimAccount
 from lib.models import AuditAction
 from lib.store import audit_log
@@ -61,18 +69,41 @@ def test_bind_saves_a_good_key_and_reports_like_the_page(sim_env, monkeypatch, c
     assert status == 0, err
     assert "API Status: Connected" in out
     assert f"Account: master account, UID {TRADER.uid}" in out
-    assert "Key created: 2025-01-01" in out
-    assert "✓ Spot (needed): granted" in out and "✗ Futures: not needed" in out
+    assert f"Key created: {key_created(TRADER):%Y-%m-%d}" in out
+    # Not needed is not missing: each state has its own mark.
+    assert "✓ Spot (needed): granted" in out and "– Futures: not needed" in out
+    assert "✗" not in out
     assert "127.0.0.1 (IP KuCoin saw): covered" in out
     assert "Saved: account 'spot-bot' (id 1), verified." in out
     assert labels(sim_env) == ["spot-bot"]
+
+
+def test_a_key_lacking_a_needed_scope_is_said_connected_but_unable_and_marked_missing(
+    sim_env, monkeypatch, capsys
+):
+    use_key(monkeypatch, GENERAL_ONLY)  # General only: no Spot
+    status, out, err = cli(capsys, "bind", "--label", "reader", "--scopes", "spot", "--yes")
+    assert status == 0, err
+    assert (
+        "API Status: Connected, but this key cannot do what the account needs: "
+        "Permission missing: Spot"
+    ) in out
+    assert "✗ Spot (needed): missing" in out
+    assert "– Futures: not needed" in out and "– Margin: not needed" in out
+    assert "Warning: Permission missing: Spot. Enable Spot in" in out
+    assert (
+        "Saved: account 'reader' (id 1), connected; the Fleet shows it as SCOPE_MISSING: "
+        "Permission missing: Spot."
+    ) in out
+    [row] = fleet_table(sim_env.console).itertuples()
+    assert (row.status, row.diagnosis) == ("SCOPE_MISSING", "Permission missing: Spot")
 
 
 def test_warnings_without_yes_save_nothing_and_say_how(sim_env, monkeypatch, capsys):
     use_key(monkeypatch, MASTER)
     status, out, err = cli(capsys, "bind", "--label", "treasury")
     assert status == 1
-    assert "Warning: The Transfer (withdrawal) permission is enabled" in out
+    assert "Warning: Withdrawal permission (Transfer) enabled. Disable Transfer" in out
     assert "Not saved: confirm the warnings with --yes" in err
     assert labels(sim_env) == []
 
@@ -95,7 +126,7 @@ def test_a_whitelist_refusal_is_saved_only_with_save_unverified(sim_env, monkeyp
     use_key(monkeypatch, ELSEWHERE)
     status, out, err = cli(capsys, "bind", "--label", "office")
     assert status == 1
-    assert "API Status: FAILED: IP not whitelisted (400006)" in out
+    assert "API Status: Failed: IP not whitelisted (400006)" in out
     assert "The IP KuCoin saw: 127.0.0.1" in out
     assert "--save-unverified" in err
     assert labels(sim_env) == []
@@ -110,7 +141,7 @@ def test_a_refused_key_exits_1_with_the_diagnosis_and_saves_nothing(sim_env, mon
     use_key(monkeypatch, TRADER, KUCOIN_API_PASSPHRASE="my-trading-password")
     status, out, err = cli(capsys, "bind", "--label", "desk")
     assert status == 1
-    assert "API Status: FAILED: Wrong API passphrase (400004)" in out
+    assert "API Status: Failed: Wrong API passphrase (400004)" in out
     assert "not the login or trading password" in out
     assert "nothing saved" in err
     assert labels(sim_env) == []

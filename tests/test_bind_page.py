@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from app_fixtures import APP, OPEN_TRADER, TRADER, SimEnv, sim_env_fixture  # noqa: F401
+from app_fixtures import APP, OPEN_TRADER, TRADER, SimEnv, key_created, sim_env_fixture  # noqa: F401
 from simulator_fixtures import ELSEWHERE, MASTER, NO_GENERAL
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Widget
@@ -106,10 +106,10 @@ def test_good_key_binds_and_shows_connected_with_its_permissions(sim_env):
     assert permissions.loc["General", "Granted"] == "✓"
     assert permissions.loc["Spot", "Granted"] == "✓"
     assert permissions.loc["Spot", "Needed"] == "needed"
-    assert permissions.loc["Futures", "Granted"] == "✗"
+    assert permissions.loc["Futures", "Granted"] == "–"  # not needed is not missing
     text = page_text(at)
     assert f"Master account, UID {TRADER.uid}" in text
-    assert "2025-01-01" in text  # the key's createdAt
+    assert f"{key_created(TRADER):%Y-%m-%d}" in text  # the key's createdAt
     assert "Clock offset" in text
     assert "127.**.1" in text  # the masked whitelist KuCoin returned
     assert not messages(at, "warning")
@@ -141,9 +141,9 @@ FAILURES = [
         TRADER,
         {},
         "400002",
-        "Clock out of sync",
-        "Enable NTP time sync",
-        id="400002-clock",
+        "Request reached KuCoin too late",  # our clock agrees with KuCoin's: not a clock issue
+        "Check for a slow proxy",
+        id="400002-late",
     ),
     pytest.param(
         TRADER,
@@ -195,7 +195,7 @@ def test_each_refusal_shows_its_diagnosis_and_saves_nothing(
 ):
     if code == "400002":
         # Only this key's requests see KuCoin's clock 30 s ahead: /timestamp is unsigned, so
-        # our clock correction cannot learn the offset and KuCoin refuses the timestamp.
+        # the clocks agree and KuCoin still finds the timestamp 30 s old: a late request.
         sim_env.simulator.set_clock_offset(30_000, api_key=account.api_key)
     at = submit(open_bind_page(), account, **typed)
 
@@ -287,11 +287,11 @@ def test_a_key_already_bound_is_refused_naming_the_account_that_holds_it(sim_env
 @pytest.mark.parametrize(
     ("account", "warning"),
     [
-        pytest.param(MASTER, "Transfer (withdrawal) permission is enabled", id="withdrawal"),
+        pytest.param(MASTER, "Withdrawal permission (Transfer) enabled", id="withdrawal"),
         pytest.param(
             OPEN_TRADER,
-            "Spot trading is enabled with no IP whitelist: KuCoin deletes or disables such keys "
-            "after 30 days of inactivity",
+            "KuCoin deletes or disables trade-enabled keys without a whitelist after 30 days of "
+            "inactivity",
             id="no-whitelist",
         ),
     ],
@@ -317,7 +317,11 @@ def test_a_chosen_scope_the_key_lacks_is_a_warning_with_a_cross(sim_env):
     permissions = at.dataframe[0].value.set_index("Permission")
     assert permissions.loc["Futures", "Granted"] == "✗"
     assert permissions.loc["Futures", "Needed"] == "needed"
-    assert any("needs Futures, but the key lacks" in w for w in messages(at, "warning"))
+    assert any(w.startswith("Permission missing: Futures.") for w in messages(at, "warning"))
+    assert (
+        "API Status: Connected, but this key cannot do what the account needs: "
+        "Permission missing: Futures"
+    ) in messages(at, "error")
     assert accounts(sim_env) == []
 
 

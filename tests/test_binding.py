@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from app_fixtures import OPEN_TRADER, TRADER, SimEnv, sim_env_fixture  # noqa: F401
+from app_fixtures import (  # noqa: F401 (fixture)
+    OPEN_TRADER,
+    TRADER,
+    SimEnv,
+    days_ago_ms,
+    sim_env_fixture,
+)
 from simulator_fixtures import ELSEWHERE, GENERAL_ONLY, MASTER, NO_GENERAL, SUB
 
-from lib import binding, store
+from lib import binding, health, store
 from lib.binding import BindingError, Decision
+from lib.fleet import check_account, fleet_table, save_settings
+from lib.health import HealthPolicy, Status
+from lib.kucoin.diagnosis import LATE_REQUEST, diagnose
 from lib.kucoin.probe_result import Outcome, ProbeResult
 from lib.kucoin.simulator import SimAccount
 from lib.models import AuditAction
@@ -58,7 +68,7 @@ def test_a_check_holds_no_secret(sim_env):
 def test_warnings_must_be_accepted_before_saving_and_the_token_survives_a_refusal(sim_env):
     checked = check(sim_env, MASTER)
     assert checked.decision is Decision.NEEDS_CONFIRMATION
-    assert any("Transfer (withdrawal)" in w for w in checked.warnings)
+    assert any(w.startswith("Withdrawal permission (Transfer) enabled") for w in checked.warnings)
     with pytest.raises(BindingError, match="Confirm the warnings"):
         binding.save(sim_env.console, checked.token)
     assert binding.accounts(sim_env.console) == []
@@ -70,12 +80,17 @@ def test_a_trading_key_without_whitelist_warns_about_kucoins_30_day_rule(sim_env
     checked = check(sim_env, OPEN_TRADER)
     assert checked.decision is Decision.NEEDS_CONFIRMATION
     [warning] = checked.warnings
-    assert "no IP whitelist" in warning and "30 days of inactivity" in warning
+    assert warning.startswith("Trading without IP whitelist: KuCoin may delete it on")
+    assert "30 days of inactivity" in warning
 
 
-def test_a_scope_the_key_lacks_is_a_warning(sim_env):
+def test_a_scope_the_key_lacks_is_a_warning_and_the_key_connected_but_unable(sim_env):
     checked = check(sim_env, SUB, scopes="spot,futures")
-    assert any("needs Spot, but the key lacks the Spot permission" in w for w in checked.warnings)
+    assert checked.connected and checked.status is Status.SCOPE_MISSING
+    assert checked.api_status == (
+        "Connected, but this key cannot do what the account needs: Permission missing: Spot"
+    )
+    assert checked.warnings[0].startswith("Permission missing: Spot. Enable Spot in")
     coverage = checked.permissions.set_index("permission")
     assert coverage.loc["Spot", "state"] == "missing"
     assert coverage.loc["Futures", "state"] == "granted"
@@ -111,15 +126,28 @@ def test_a_refused_key_gets_its_diagnosis_no_token_and_nothing_saved(
     assert binding.accounts(sim_env.console) == []
 
 
-def test_a_key_whose_requests_kucoin_times_differently_is_diagnosed_as_400002(sim_env):
+def test_a_400002_while_the_clocks_agree_is_a_late_request_not_a_clock_problem(sim_env):
     # KuCoin's clock, as this key's requests see it, runs 30 s ahead while /timestamp (unsigned)
-    # shows the true time: our correction measures ~0 ms and KuCoin refuses the timestamp.
+    # shows the true time: our correction measures ~0 ms, yet KuCoin finds the timestamp
+    # 30 s old. The clocks agree, so the request was late, which a retry may fix.
     sim_env.simulator.set_clock_offset(30_000, api_key=TRADER.api_key)
     checked = check(sim_env, TRADER)
-    assert checked.decision is Decision.FAILED
+    assert checked.decision is Decision.FAILED and checked.token is None
     assert checked.result.code == "400002"
-    assert checked.diagnosis.title == "Clock out of sync"
     assert abs(checked.result.clock_offset_ms) < 1_000
+    assert checked.diagnosis is LATE_REQUEST
+    assert checked.assessment.transient and checked.status is Status.DEGRADED
+    assert checked.api_status == "Failed: Request reached KuCoin too late (400002)"
+
+
+def test_a_400002_while_the_clocks_disagree_is_a_clock_problem(sim_env):
+    # KuCoin runs 9 s ahead (measured), and this key's calls are judged 9 s further off.
+    sim_env.simulator.set_clock_offset(9_000)
+    sim_env.simulator.set_clock_offset(9_000, api_key=TRADER.api_key)
+    checked = check(sim_env, TRADER)
+    assert checked.result.code == "400002" and checked.result.clock_offset_ms > 8_000
+    assert checked.diagnosis == diagnose("400002")
+    assert checked.status is Status.CLOCK_SKEW and not checked.assessment.transient
 
 
 def test_an_unreachable_kucoin_fails_without_saving(sim_env):
@@ -203,22 +231,103 @@ def test_bind_saves_only_what_its_flags_allow(sim_env):
     assert saved.account_id is not None
 
 
-def test_key_warnings_cover_the_clock_and_a_refused_futures_api():
+def test_key_warnings_are_the_rules_findings_gravest_first():
+    now = datetime.now(UTC)
     result = ProbeResult(
-        checked_at=datetime.now(UTC),
+        checked_at=now,
         outcome=Outcome.OK,
         latency_ms=1,
-        permissions=("General", "Futures"),
+        permissions=("General", "Futures", "Transfer"),
         ip_whitelist="127.**.1",
         clock_offset_ms=-4_200,
         futures_permission_missing=True,
+        key_created_at=now - timedelta(days=753),
     )
-    warnings = binding.key_warnings(result, ())
-    assert any("clock is -4.2 s from KuCoin's" in w for w in warnings)
-    assert any("futures API refused this key (400007)" in w for w in warnings)
-    assert any(
-        "needs Futures, but the key lacks" in w for w in binding.key_warnings(result, ["futures"])
+    warnings = binding.key_warnings(health.assess_check(result, ["futures"], HealthPolicy()))
+    assert [w.split(". ")[0] for w in warnings] == [
+        "Permission missing: Futures",
+        "Withdrawal permission (Transfer) enabled",
+        "Key is 753 days old",
+        "Clock -4.2 s off KuCoin's",
+    ]
+    assert "KuCoin refused the futures balance (400007)" in warnings[0]
+    # Not needed, the refused futures API is no warning: the Fleet calls such a key OK.
+    ok = dataclasses.replace(result, permissions=("General", "Futures"), clock_offset_ms=0)
+    ok = dataclasses.replace(ok, key_created_at=now - timedelta(days=5))
+    assert binding.key_warnings(health.assess_check(ok, ["spot"], HealthPolicy())) == (
+        "Permission missing: Spot. Enable Spot in KuCoin → Profile → API Management → Edit → "
+        "API Restrictions.",
     )
+    assert binding.key_warnings(health.assess_check(ok, [], HealthPolicy())) == ()
+
+
+OLD_KEY = SimAccount(
+    api_key="6d4e5f60718293a4b5c6d7e8",
+    api_secret="b6c1d2e3-f4a5-4b6c-9d7e-8f9a0b1c2d3e",
+    passphrase="old-pass",
+    uid=720500867,
+    permissions=("General", "Spot"),
+    ip_whitelist=("127.0.0.1",),
+    created_at=days_ago_ms(753),
+)
+AGREEMENT_CASES = [
+    # (simulated key, scopes, KuCoin's clock ahead of ours in ms, what the Fleet calls it)
+    pytest.param(OLD_KEY, "spot", 0, Status.AT_RISK, id="753-day-old key"),
+    pytest.param(GENERAL_ONLY, "spot", 0, Status.SCOPE_MISSING, id="missing scope"),
+    pytest.param(OPEN_TRADER, "spot", 0, Status.AT_RISK, id="no whitelist"),
+    pytest.param(TRADER, "spot", 3_400, Status.AT_RISK, id="clock 3.4 s off"),
+    pytest.param(MASTER, "spot,futures", 0, Status.AT_RISK, id="withdrawal and an old key"),
+    pytest.param(TRADER, "spot", 2_000, Status.OK, id="nothing to warn about"),
+]
+
+
+@pytest.mark.parametrize(("account", "scopes", "clock_ms", "status"), AGREEMENT_CASES)
+def test_binding_warns_of_exactly_what_the_fleet_shows_a_second_later(
+    sim_env, account, scopes, clock_ms, status
+):
+    if account is OLD_KEY:
+        sim_env.simulator.add_account(OLD_KEY)
+    sim_env.simulator.set_clock_offset(clock_ms)  # measured at bind time, corrected for
+    checked = check(sim_env, account, label="desk", scopes=scopes)
+    binding.save(sim_env.console, checked.token, accept_warnings=True)
+    [row] = fleet_table(sim_env.console).itertuples()
+    assert row.status == status
+
+    # Every risk the Fleet lists, and a failing status, was a warning to confirm at bind time,
+    # in the same words and order; a key the Fleet calls OK binds without a question.
+    risks = row.risks.split("; ") if isinstance(row.risks, str) else []
+    expected = [f"{row.diagnosis}."] if Status(row.status).level == "error" else []
+    expected += [f"{r[:1].upper()}{r[1:]}." for r in risks]
+    assert [w[: len(e)] for w in checked.warnings for e in expected if w.startswith(e)] == expected
+    assert len(checked.warnings) == len(expected)
+    confirm = Decision.READY if status is Status.OK else Decision.NEEDS_CONFIRMATION
+    assert checked.decision is confirm
+    assert checked.status is status
+    assert (row.diagnosis, row.hint) == (checked.assessment.diagnosis, checked.assessment.hint)
+
+
+def test_binding_and_the_fleet_read_the_thresholds_from_the_stored_settings(sim_env):
+    young = dataclasses.replace(OLD_KEY, created_at=days_ago_ms(45))
+    sim_env.simulator.add_account(young)
+    assert check(sim_env, young, label="a").decision is Decision.READY  # 90-day rotation
+    save_settings(sim_env.console, rotation_age_days=30)
+    checked = check(sim_env, young, label="desk")
+    assert checked.warnings[0].startswith("Key is 45 days old.")
+    assert "rotation every 30 days" in checked.warnings[0]
+    binding.save(sim_env.console, checked.token, accept_warnings=True)
+    [row] = fleet_table(sim_env.console).itertuples()
+    assert (row.status, row.risks) == ("AT_RISK", "key is 45 days old")
+
+
+def test_a_late_answer_reads_the_same_at_bind_time_and_in_the_fleet(sim_env):
+    account_id = binding.bind(sim_env.console, label="desk", **_secrets(TRADER)).account_id
+    sim_env.simulator.set_clock_offset(30_000, api_key=TRADER.api_key)  # requests arrive late
+    check_account(sim_env.console, account_id)
+    rotation = check(sim_env, TRADER, account_id=account_id)
+    [row] = fleet_table(sim_env.console).itertuples()
+    assert row.status == "DEGRADED" and rotation.status is Status.DEGRADED
+    assert row.diagnosis == f"{rotation.diagnosis.title} (400002), retrying"
+    assert rotation.diagnosis is LATE_REQUEST
 
 
 def test_checking_logs_no_secret(sim_env, caplog):

@@ -116,7 +116,7 @@ def test_good_key_reports_connected_with_details_and_corrected_clock(simulator):
     assert 8_000 < offset < 10_000  # the simulator runs 9 s ahead; signing corrected for it
     assert "IP KuCoin sees: 127.0.0.1" in out
     assert "Futures USDT: equity 394.439280806" in out
-    assert "Transfer (withdrawal) permission is enabled" in out
+    assert "Warning: Withdrawal permission (Transfer) enabled. Disable Transfer" in out
 
 
 def test_check_reads_kucoins_urls_from_the_environment_like_every_command(simulator):
@@ -179,7 +179,7 @@ def test_json_output_is_machine_readable(simulator):
 def test_each_failure_gets_its_diagnosis_and_fix(simulator, account, env, code, diagnosis, fix):
     done = check(simulator, account, **env)
     assert done.returncode == 1
-    assert f"API Status: FAILED: {diagnosis} ({code})" in done.stdout
+    assert f"API Status: Failed: {diagnosis} ({code})" in done.stdout
     assert fix in done.stdout
 
 

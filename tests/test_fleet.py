@@ -5,14 +5,22 @@ from __future__ import annotations
 import csv
 import io
 import random
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from app_fixtures import OPEN_TRADER, TRADER, SimEnv, sim_env_fixture  # noqa: F401 (fixture)
-from simulator_fixtures import MASTER
+from app_fixtures import (  # noqa: F401 (fixture)
+    APP,
+    OPEN_TRADER,
+    TRADER,
+    SimEnv,
+    sim_env_fixture,
+)
+from simulator_fixtures import GENERAL_ONLY, MASTER
+from streamlit.testing.v1 import AppTest
 
 from lib import binding, health, store
 from lib.config import Config
@@ -31,9 +39,11 @@ from lib.fleet import (
     latest_seen_ip,
     parse_list,
     refresh_fleet,
+    refresh_summary,
     save_settings,
     settings_changes,
 )
+from lib.health import Status
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import Outcome, ProbeResult
 
@@ -156,7 +166,7 @@ OK_VARIANTS = [
     {"key_created_at": NOW - timedelta(days=200), "futures_permission_missing": True},
 ]
 FAILURES = [
-    ("rejected", code)
+    ("rejected", code, {})
     for code in (
         "400001",
         "400002",
@@ -172,7 +182,15 @@ FAILURES = [
         "503",
         None,
     )
-] + [("unreachable", None), ("unreachable", "1015")]
+] + [
+    ("unreachable", None, {}),
+    ("unreachable", "1015", {}),
+    # 400002 is transient (late in transit) only while the clocks agree.
+    ("rejected", "400002", {"clock_offset_ms": 9_000}),
+    ("rejected", "400002", {"clock_offset_ms": -2_999}),
+    ("rejected", "400002", {"clock_offset_ms": 3_000}),
+    ("rejected", "400002", {"clock_offset_ms": None}),
+]
 
 
 def test_fleet_table_decides_on_the_same_checks_as_the_rules_over_the_whole_history(
@@ -189,9 +207,9 @@ def test_fleet_table_decides_on_the_same_checks_as_the_rules_over_the_whole_hist
             if rng.random() < 0.5:
                 checks.append(result(at, **rng.choice(OK_VARIANTS)))
             else:
-                outcome, code = rng.choice(FAILURES)
+                outcome, code, fields = rng.choice(FAILURES)
                 seen = {"seen_ip": "198.51.100.9"} if code == "400006" else {}
-                checks.append(result(at, outcome, code, **seen))
+                checks.append(result(at, outcome, code, **seen, **fields))
         if checks and rng.random() < 0.2:  # two checks at the same instant
             checks.append(result(checks[-1].checked_at, "rejected", "400004"))
         record(console, account_id, *checks)
@@ -446,3 +464,68 @@ def test_no_incident_means_no_incident_accounts(
 
     assert snapshot.incident is None
     assert not snapshot.incident_accounts().any()
+
+
+def test_account_detail_before_any_passing_check_says_permissions_are_unknown(
+    console: Console, small_fleet: dict[str, int]
+) -> None:
+    never = account_detail(console, small_fleet["gamma"], NOW).permissions.set_index("permission")
+    assert set(never["state"].astype(str)) == {"unknown"}  # not "missing": never read
+    refused = account_detail(console, small_fleet["beta"], NOW).permissions.set_index("permission")
+    assert refused.loc["Spot", "state"] == "granted"  # from the last check that passed
+
+
+def test_going_stale_at_of_a_never_synced_account_is_never_in_the_past(
+    console: Console, small_fleet: dict[str, int]
+) -> None:
+    # gamma-margin was bound just now and never checked: two hours on, it is stale already.
+    later = datetime.now(UTC) + timedelta(hours=2)
+    record(console, small_fleet["alpha"], result(later - timedelta(minutes=20)))
+    fleet = fleet_table(console, later).set_index("label")
+    assert fleet.loc["gamma-margin", "freshness"] == "stale"
+    assert pd.isna(fleet.loc["gamma-margin", "going_stale_at"])
+    assert fleet.loc["alpha-desk", "going_stale_at"] == later + timedelta(minutes=55)
+    assert (fleet["going_stale_at"].dropna() > later).all()
+
+
+def test_refresh_summary_counts_failing_as_the_rules_do(
+    console: Console, small_fleet: dict[str, int]
+) -> None:
+    snapshot = fleet_snapshot(console, NOW)
+    ids = list(small_fleet.values())
+    attention, text = refresh_summary(snapshot, ids)
+    failing = int(snapshot.failing.sum())
+    assert failing == 2  # WRONG_PASSPHRASE and UNVERIFIED: both red
+    assert attention and text == f"Checked 4 accounts: {failing} failing, 0 retrying, 2 working."
+    assert refresh_summary(snapshot, [small_fleet["alpha"]]) == (
+        False,
+        "Checked 1 account: 0 failing, 0 retrying, 1 working.",
+    )
+
+
+def failing_tiles(at: AppTest) -> int:
+    """Return how many accounts the red status tiles count."""
+    codes = "|".join(sorted((s.value for s in Status), key=len, reverse=True))
+    total = 0
+    for metric in at.metric:
+        found = re.search(rf"\b({codes})\b", metric.label)
+        assert found, metric.label
+        total += int(metric.value) if Status(found.group(1)).level == "error" else 0
+    return total
+
+
+def test_refresh_all_says_as_many_failing_as_the_red_tiles_count(sim_env: SimEnv) -> None:
+    _bind(sim_env, "trader", TRADER)
+    _bind(sim_env, "reader", GENERAL_ONLY)  # connects, but lacks the Spot it needs
+    _bind(sim_env, "open", OPEN_TRADER)
+    _bind(sim_env, "treasury", MASTER)
+    sim_env.simulator.remove_account(MASTER.api_key)  # deleted on KuCoin's side
+
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.button(key="refresh_all").click().run()
+    assert not at.exception
+
+    [summary] = [m.value for m in (*at.warning, *at.success) if m.value.startswith("Checked ")]
+    failing = int(re.search(r"(\d+) fail", summary).group(1))
+    assert failing == failing_tiles(at) == 2  # KEY_UNKNOWN and SCOPE_MISSING
+    assert summary == "Checked 4 accounts: 2 failing, 0 retrying, 2 working."

@@ -11,20 +11,26 @@ import pytest
 
 from lib.health import (
     FLEET_COLUMNS,
+    PERMISSION_MARKS,
+    PERMISSION_STATE_DTYPE,
     SEVERITY,
     HealthPolicy,
     Status,
     account_health,
     account_status,
+    assess_check,
+    check_result,
+    check_results,
     fleet_health,
     fleet_incident,
     freshness,
-    going_stale_at,
+    is_failing,
+    is_transient,
     permission_coverage,
     status_counts,
     whitelist_coverage,
 )
-from lib.kucoin.diagnosis import API_MANAGEMENT, diagnose
+from lib.kucoin.diagnosis import API_MANAGEMENT, LATE_REQUEST, UNREACHABLE, diagnose
 from lib.kucoin.probe_result import Outcome, ProbeResult
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -189,7 +195,37 @@ STATUS_CASES = [
         Status.SCOPE_MISSING,
         "Permission missing: Margin",
     ),
-    ({}, [rejected("400002")], Status.CLOCK_SKEW, "Clock out of sync (400002)"),
+    ({}, [rejected("400002")], Status.CLOCK_SKEW, "Clock out of sync (400002)"),  # unmeasured
+    (
+        {},
+        [rejected("400002", clock_offset_ms=9_000)],
+        Status.CLOCK_SKEW,
+        "Clock out of sync (400002)",
+    ),
+    (
+        {},
+        [rejected("400002", clock_offset_ms=-3_000)],  # at the clock warning threshold
+        Status.CLOCK_SKEW,
+        "Clock out of sync (400002)",
+    ),
+    (  # the clocks agree: the request was slow in transit, a retry may pass
+        {},
+        [probe(minutes_ago=30), rejected("400002", clock_offset_ms=0)],
+        Status.DEGRADED,
+        "Request reached KuCoin too late (400002), retrying",
+    ),
+    (
+        {"created_at": ago(minutes=20)},
+        [rejected("400002", clock_offset_ms=2_999)],
+        Status.DEGRADED,
+        "Request reached KuCoin too late (400002), retrying",
+    ),
+    (
+        {},
+        [probe(minutes_ago=80), rejected("400002", clock_offset_ms=40)],
+        Status.STALE,
+        "No successful sync for 1 h 20 min",
+    ),
     ({}, [rejected("411100")], Status.FROZEN, "Account frozen (411100)"),
     ({}, [rejected("400008")], Status.REJECTED, "Old API key version (400008)"),
     (
@@ -318,6 +354,29 @@ def test_at_risk_lists_every_reason_gravest_first() -> None:
     assert "Disable Transfer" in row["hint"]
 
 
+def test_an_at_risk_diagnosis_names_every_risk_and_the_hint_every_fix_gravest_first() -> None:
+    row = health([probe(permissions=("General", "Spot", "Transfer"), key_created_at=ago(days=783))])
+    assert row["status"] == Status.AT_RISK
+    assert row["diagnosis"] == (
+        "Works, but: withdrawal permission (Transfer) enabled; key is 783 days old"
+    )
+    assert row["risks"] == "withdrawal permission (Transfer) enabled; key is 783 days old"
+    assert row["hint"].startswith(f"1) Disable Transfer in {API_MANAGEMENT}")
+    assert "2) Create a new key" in row["hint"]
+
+
+def test_a_failing_account_keeps_every_risk_beside_its_own_diagnosis() -> None:
+    row = health(
+        [probe(permissions=("General", "Spot", "Transfer"), key_created_at=ago(days=783))],
+        scopes=["spot", "futures"],
+    )
+    assert (row["status"], row["diagnosis"]) == (
+        Status.SCOPE_MISSING,
+        "Permission missing: Futures",
+    )
+    assert row["risks"] == "withdrawal permission (Transfer) enabled; key is 783 days old"
+
+
 WORST_WINS_CASES = [
     # (account fields, probes, why, status)
     (
@@ -380,6 +439,12 @@ WORST_WINS_CASES = [
         "the latest verdict decides, not the worst in history",
         Status.KEY_UNKNOWN,
     ),
+    (
+        {},
+        [rejected("400004", minutes_ago=30), rejected("400002", clock_offset_ms=15)],
+        "a late request does not clear a rejection",
+        Status.WRONG_PASSPHRASE,
+    ),
 ]
 
 
@@ -405,14 +470,49 @@ def test_degraded_turns_stale_exactly_at_period_plus_grace(
     # Last success at NOW; transient failures since.
     probes = [probe(minutes_ago=0), unreachable(minutes_ago=-(now - NOW).total_seconds() / 60)]
     row = health(probes, now=now)
-    assert row["going_stale_at"] == NOW + timedelta(minutes=75)
     assert (row["status"], row["freshness"]) == (status, state)
+    if status is Status.STALE:
+        assert pd.isna(row["going_stale_at"])  # it went stale: no deadline left
+    else:
+        assert row["going_stale_at"] == NOW + timedelta(minutes=75)
 
 
-def test_going_stale_at_counts_from_binding_until_the_first_success() -> None:
-    created = ago(hours=5)
-    assert going_stale_at(None, created, POLICY) == created + timedelta(minutes=75)
-    assert going_stale_at(ago(hours=1), created, POLICY) == ago(hours=1) + timedelta(minutes=75)
+GOING_STALE_CASES = [
+    # (account fields, probes, going_stale_at or None, why)
+    ({"created_at": ago(minutes=10)}, [], ago(minutes=10) + timedelta(minutes=75), "new"),
+    ({"created_at": ago(days=31)}, [], None, "never synced, bound a month ago: stale already"),
+    (
+        {"created_at": ago(days=31)},
+        [rejected("400004", minutes_ago=60 * 24 * 30)],
+        None,
+        "never synced, refused since binding",
+    ),
+    (
+        {"created_at": ago(minutes=20)},
+        [unreachable()],
+        ago(minutes=20) + timedelta(minutes=75),
+        "never synced yet, still inside its first period",
+    ),
+    ({}, [probe(minutes_ago=30)], ago(minutes=30) + timedelta(minutes=75), "synced"),
+    ({}, [probe(minutes_ago=120)], None, "synced, stale already"),
+    ({"paused": True}, [probe(minutes_ago=5)], None, "paused: nothing turns STALE"),
+]
+
+
+@pytest.mark.parametrize(
+    ("fields", "probes", "expected", "why"),
+    GOING_STALE_CASES,
+    ids=[c[3] for c in GOING_STALE_CASES],
+)
+def test_going_stale_at_is_a_deadline_still_ahead_or_none(
+    fields: dict, probes: list[dict], expected: datetime | None, why: str
+) -> None:
+    # Healthchecks' going_down_after: None once down (or paused); never a time in the past.
+    row = health(probes, **fields)
+    if expected is None:
+        assert pd.isna(row["going_stale_at"])
+    else:
+        assert row["going_stale_at"] == expected > NOW
 
 
 def test_freshness_frame() -> None:
@@ -436,6 +536,7 @@ def test_freshness_frame() -> None:
     assert (first["period"], first["grace"]) == (timedelta(hours=1), timedelta(minutes=15))
     assert first["freshness"] == "fresh"
     assert pd.isna(second["last_sync_at"]) and second["freshness"] == "stale"
+    assert pd.isna(second["going_stale_at"])
 
 
 # --- Expiry forecast and key age ---------------------------------------------------------
@@ -526,12 +627,12 @@ def test_key_age_and_identity_come_from_the_last_key_info() -> None:
         (
             {},
             [rejected("400002", clock_offset_ms=-6_400)],
-            f"{diagnose('400002').fix} Measured offset: -6.4 s.",
+            f"Measured offset: -6.4 s (KuCoin minus this machine). {diagnose('400002').fix}",
         ),
         (
             {},
-            [rejected("400002", clock_offset_ms=120)],
-            "The clocks agree, so the request took too long to reach KuCoin",
+            [probe(minutes_ago=30), rejected("400002", clock_offset_ms=120)],
+            f"Measured offset: +0.1 s (KuCoin minus this machine). {LATE_REQUEST.fix}",
         ),
         (
             {},
@@ -601,6 +702,27 @@ def test_permission_coverage(
     frame = permission_coverage(scopes, permissions, futures_missing).set_index("permission")
     assert {p: frame.loc[p, "state"] for p in expected} == expected
     assert frame.loc["Futures", "needed"] == ("futures" in scopes)
+
+
+@pytest.mark.parametrize("scopes", [["spot"], ["spot", "futures", "margin"], []])
+def test_permissions_before_key_info_was_read_are_unknown_never_missing(scopes: list[str]) -> None:
+    frame = permission_coverage(scopes, None).set_index("permission")
+    assert set(frame["state"]) == {"unknown"}
+    assert frame["granted"].isna().all()
+    assert list(frame.loc[["General", "Spot"], "needed"]) == [True, "spot" in scopes]
+
+
+def test_an_empty_permission_list_read_from_kucoin_is_missing_not_unknown() -> None:
+    frame = permission_coverage(["spot"], []).set_index("permission")
+    assert (frame.loc["General", "state"], frame.loc["Spot", "state"]) == ("missing", "missing")
+    assert frame.loc["Margin", "state"] == "not needed"
+
+
+def test_every_permission_state_has_its_own_mark() -> None:
+    assert set(PERMISSION_MARKS) == set(PERMISSION_STATE_DTYPE.categories)
+    # A missing scope must never look like one that is not needed, nor like an unknown one.
+    marks = PERMISSION_MARKS
+    assert len({marks["missing"], marks["not needed"], marks["unknown"], marks["granted"]}) == 4
 
 
 @pytest.mark.parametrize(
@@ -871,3 +993,145 @@ def test_fleet_incident_starts_at_sixty_percent() -> None:
     fleet = incident_fleet([unreachable(i, 2) for i in (1, 2, 3)] + [probe(4, 1), probe(5, 1)])
     incident = fleet_incident(fleet, POLICY, NOW)
     assert incident is not None and (incident.count, incident.checked) == (3, 5)
+
+
+# --- Failing -----------------------------------------------------------------------------
+
+
+def test_failing_is_every_status_from_frozen_down_to_stale() -> None:
+    failing = [s for s in SEVERITY if s.failing]
+    assert failing == list(SEVERITY[: Status.STALE.rank + 1])
+    assert Status.SCOPE_MISSING.failing and Status.UNVERIFIED.failing and Status.STALE.failing
+    assert not any(s.failing for s in (Status.DEGRADED, Status.AT_RISK, Status.NEW, Status.OK))
+    assert all((s.level == "error") == s.failing for s in Status)  # the red tiles
+
+
+def test_is_failing_reads_a_fleet_status_column() -> None:
+    accounts, probes = frames(
+        [account(i) for i in (1, 2, 3, 4)],
+        [probe(1), rejected("400004", 2), unreachable(3), probe(4, permissions=("General",))],
+    )
+    fleet = fleet_health(accounts, probes, POLICY, NOW).set_index("account_id")
+    assert is_failing(fleet["status"]).to_dict() == {2: True, 3: True, 4: True, 1: False}
+
+
+# --- Transient ---------------------------------------------------------------------------
+
+TRANSIENT_CASES = [
+    # (outcome, code, clock offset, transient)
+    ("unreachable", None, None, True),
+    ("unreachable", "1015", 0, True),  # a CDN page
+    ("rejected", "429000", None, True),
+    ("rejected", "500000", None, True),
+    ("rejected", "503000", None, True),
+    ("rejected", "400002", 0, True),  # late in transit: the clocks agree
+    ("rejected", "400002", -2_999, True),
+    ("rejected", "400002", 3_000, False),  # the clocks disagree: a clock problem
+    ("rejected", "400002", -9_000, False),
+    ("rejected", "400002", None, False),  # not measured: cannot say the clocks agree
+    ("rejected", "400004", 0, False),
+    ("rejected", "400006", 0, False),
+    ("rejected", None, 0, False),
+    ("ok", None, 0, False),
+]
+
+
+@pytest.mark.parametrize(("outcome", "code", "offset", "transient"), TRANSIENT_CASES)
+def test_is_transient(outcome: str, code: str | None, offset: int | None, transient: bool) -> None:
+    assert is_transient(outcome, code, offset, POLICY) is transient
+    expected = "ok" if outcome == "ok" else "retrying" if transient else "rejected"
+    assert check_result(outcome, code, offset, POLICY) == expected
+
+
+def test_check_results_of_a_frame_match_check_result_row_by_row() -> None:
+    rows = [
+        probe(outcome=o, code=c, clock_offset_ms=off, minutes_ago=i)
+        for i, (o, c, off, _) in enumerate(TRANSIENT_CASES)
+    ]
+    _, history = frames([], rows)
+    expected = [check_result(o, c, off, POLICY) for o, c, off, _ in TRANSIENT_CASES]
+    assert list(check_results(history, POLICY)) == expected
+
+
+def test_the_clock_threshold_of_the_policy_decides_whether_the_clocks_agree() -> None:
+    strict = HealthPolicy(egress_ips=POLICY.egress_ips, clock_warn_ms=1_000)
+    probes = [probe(minutes_ago=30), rejected("400002", clock_offset_ms=1_500)]
+    assert health(probes)["status"] == Status.DEGRADED
+    assert health(probes, policy=strict)["status"] == Status.CLOCK_SKEW
+
+
+@pytest.mark.parametrize("offset", [0, 80, -900, 2_999, 3_000, -4_500, 9_000, None])
+def test_a_400002_is_a_clock_problem_only_while_the_clocks_disagree(offset: int | None) -> None:
+    row = health([probe(minutes_ago=30), rejected("400002", clock_offset_ms=offset)])
+    agree = offset is not None and abs(offset) < POLICY.clock_warn_ms
+    assert row["status"] == (Status.DEGRADED if agree else Status.CLOCK_SKEW)
+    assert row["last_result"] == ("retrying" if agree else "rejected")
+    if row["status"] == Status.CLOCK_SKEW:
+        assert "agree" not in row["hint"] and "too late" not in row["diagnosis"]
+    else:
+        assert "Clock out of sync" not in row["diagnosis"] + row["hint"]
+
+
+# --- One check, judged as the fleet will ------------------------------------------------
+
+
+def one_check(**fields: Any) -> ProbeResult:
+    """Return a check taken at NOW (an OK check of a healthy spot key unless told otherwise)."""
+    row = probe(minutes_ago=0, **fields)
+    return ProbeResult(**{k: v for k, v in row.items() if k != "account_id"})
+
+
+ASSESS_CASES = [
+    # (check fields, scopes, status)
+    ({}, ["spot"], Status.OK),
+    ({"key_created_at": ago(days=753)}, ["spot"], Status.AT_RISK),
+    ({"permissions": ("General", "Spot")}, ["spot", "futures"], Status.SCOPE_MISSING),
+    ({"ip_whitelist": None}, ["spot"], Status.AT_RISK),
+    ({"clock_offset_ms": 3_400}, ["spot"], Status.AT_RISK),
+    ({"outcome": "rejected", "code": "400002", "clock_offset_ms": 0}, ["spot"], Status.DEGRADED),
+    ({"outcome": "rejected", "code": "400004"}, ["spot"], Status.WRONG_PASSPHRASE),
+    ({"outcome": "rejected", "code": "400006"}, ["spot"], Status.IP_BLOCKED),
+    ({"outcome": "unreachable"}, ["spot"], Status.DEGRADED),
+]
+
+
+@pytest.mark.parametrize(("fields", "scopes", "status"), ASSESS_CASES)
+def test_a_check_is_judged_as_the_fleet_judges_the_account_bound_with_it(
+    fields: dict, scopes: list[str], status: Status
+) -> None:
+    result = one_check(**fields)
+    assessment = assess_check(result, scopes, POLICY)
+    accounts, history = frames(
+        [account(created_at=result.checked_at, scopes=scopes)],
+        [probe(minutes_ago=0, **fields)],
+    )
+    row = fleet_health(accounts, history, POLICY, NOW).iloc[0]
+    assert assessment.status == row["status"] == status
+    assert (assessment.diagnosis, assessment.hint) == (row["diagnosis"], row["hint"])
+    risks = "; ".join(r.what for r in assessment.risks) or None
+    assert risks == (None if pd.isna(row["risks"]) else row["risks"])
+    assert assessment.transient == (row["last_result"] == "retrying")
+
+
+def test_a_failed_check_carries_what_its_code_means() -> None:
+    late = assess_check(one_check(outcome="rejected", code="400002", clock_offset_ms=0), [], POLICY)
+    assert late.failure is LATE_REQUEST and late.transient
+    skew = assess_check(
+        one_check(outcome="rejected", code="400002", clock_offset_ms=7_000), [], POLICY
+    )
+    assert skew.failure == diagnose("400002") and not skew.transient
+    gone = assess_check(one_check(outcome="unreachable"), [], POLICY)
+    assert gone.failure is UNREACHABLE and gone.transient
+    assert assess_check(one_check(), [], POLICY).failure is None
+
+
+def test_fleet_incident_names_its_accounts_and_the_fix_for_its_kind() -> None:
+    fleet = incident_fleet([rejected("400002", i, 2, clock_offset_ms=30) for i in (1, 2, 3)], n=4)
+    incident = fleet_incident(fleet, POLICY, NOW)
+    assert incident is not None and incident.status is Status.DEGRADED
+    assert (incident.title, incident.fix) == (LATE_REQUEST.title, LATE_REQUEST.fix)
+    assert incident.account_ids == {1, 2, 3}
+    skewed = incident_fleet([rejected("400002", i, 2, clock_offset_ms=8_000) for i in (1, 2, 3)])
+    incident = fleet_incident(skewed, POLICY, NOW)
+    assert incident is not None and incident.status is Status.CLOCK_SKEW
+    assert incident.fix == diagnose("400002").fix

@@ -242,7 +242,7 @@ def test_a_rotation_with_warnings_waits_for_confirmation(sim_env, harness):
     account_id = bound(sim_env, GENERAL_ONLY)
     prefix = f"account_{account_id}_rotate"
     at = rotate(account_page(harness, account_id), account_id, MASTER)
-    assert any("Transfer (withdrawal)" in w for w in texts(at, "warning"))
+    assert any("Withdrawal permission (Transfer) enabled" in w for w in texts(at, "warning"))
     assert view(sim_env, account_id).key_last4 == GENERAL_ONLY.api_key[-4:]
     at.checkbox(key=f"{prefix}_accept").check().run()
     at.button(key=f"{prefix}_save").click().run()

@@ -1,10 +1,25 @@
-"""KuCoin's codes in plain language: one table of cause and fix (reference §3.4, peers §7)."""
+"""KuCoin's codes in plain language: one table of cause and fix (reference §3.4, peers §7).
+
+Which codes are overload rather than a verdict on the key is decided here too
+(`is_transient_code`): the client's exceptions and the health rules both ask it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 API_MANAGEMENT = "KuCoin → Profile → API Management"
+# Codes that say KuCoin is busy, not that the key or the request is wrong: a retry may pass.
+TRANSIENT_CODES = frozenset({"429000"})
+SERVER_ERROR_PREFIX = "5"  # 5xxxxx: KuCoin failed to answer
+TIMESTAMP_CODE = "400002"  # the request's timestamp was more than 5 s off on arrival
+
+
+def is_transient_code(code: object) -> bool:
+    """Return whether KuCoin's code means overload or a server error, not a verdict on the key."""
+    return isinstance(code, str) and (
+        code in TRANSIENT_CODES or code.startswith(SERVER_ERROR_PREFIX)
+    )
 
 
 @dataclass(frozen=True)
@@ -125,6 +140,17 @@ UNREACHABLE = Diagnosis(
 )
 
 
+# 400002 although this machine's clock agrees with KuCoin's: the request itself was late.
+LATE_REQUEST = Diagnosis(
+    TIMESTAMP_CODE,
+    "Request reached KuCoin too late",
+    "KuCoin found the request's timestamp more than 5 seconds old on arrival, yet this "
+    "machine's clock agrees with KuCoin's: the request spent that long in transit.",
+    "Check for a slow proxy, VPN or network path between this machine and KuCoin; the next "
+    "check retries.",
+)
+
+
 def diagnose(code: str | None) -> Diagnosis:
     """Return the diagnosis for KuCoin's code; unknown codes get a generic one naming the code."""
     if code is None:
@@ -132,7 +158,7 @@ def diagnose(code: str | None) -> Diagnosis:
     known = _TABLE.get(code)
     if known:
         return known
-    if code.startswith("5"):
+    if code.startswith(SERVER_ERROR_PREFIX):
         return _TABLE["500000"]
     return Diagnosis(
         code,

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from lib.kucoin.diagnosis import is_transient_code
+
 _IP_IN_MESSAGE = re.compile(r"client IP is:?\s*([0-9A-Fa-f:.]+[0-9A-Fa-f])")
 
 
@@ -97,7 +99,7 @@ class KucoinAPIError(KucoinError):
     @property
     def transient(self) -> bool:
         """Return whether the code is one a retry can clear (rate limit, server error)."""
-        return self.code in {"429000", "500000", "503000"} or (self.code or "").startswith("5")
+        return is_transient_code(self.code)
 
     @property
     def overload(self) -> bool:
