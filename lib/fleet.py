@@ -285,11 +285,21 @@ def status_colour(status: str) -> str:
     return LEVEL_COLOURS[Status(status).level]
 
 
+def _level_icon(level: str) -> str:
+    """Return a level's coloured Markdown icon (":red[:material/error:]")."""
+    return f":{LEVEL_COLOURS[level]}[:material/{LEVEL_ICONS[level]}:]"
+
+
 def status_label(status: str) -> str:
     """Return a status as Markdown: coloured icon, plain words, code ("… Key unknown `KEY_…`")."""
     found = Status(status)
-    icon = f":{LEVEL_COLOURS[found.level]}[:material/{LEVEL_ICONS[found.level]}:]"
-    return f"{icon} {found.title} `{found.value}`"
+    return f"{_level_icon(found.level)} {found.title} `{found.value}`"
+
+
+def tile_label(tile: str, count: int) -> str:
+    """Return a status tile (or the FAILING tile) as Markdown, with its number of accounts."""
+    text = f"{_level_icon('error')} Everything failing" if tile == FAILING else status_label(tile)
+    return f"{text} **{count}**"
 
 
 def fleet_view(fleet: pd.DataFrame) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from lib.fleet import (
     is_failing,
     plural,
     status_colour,
-    status_label,
+    tile_label,
 )
 from lib.health import SEVERITY
 from lib.kucoin.diagnosis import diagnose
@@ -93,14 +93,14 @@ def status_tiles(snapshot: FleetSnapshot) -> list[str]:
     """Show one tile per status present and one for every failing account; return the chosen."""
     counts = dict(zip(snapshot.counts["status"].astype(str), snapshot.counts["count"], strict=True))
     failing = sum(int(n) for status, n in counts.items() if is_failing(status))
-    tiles = {FAILING: f":red[:material/error:] Everything failing **{failing}**"} if failing else {}
-    tiles |= {status: f"{status_label(status)} **{int(n)}**" for status, n in counts.items()}
+    tiles = {FAILING: failing} if failing else {}
+    tiles |= {status: int(n) for status, n in counts.items()}
     return st.pills(
         "Status",
         list(tiles),
         selection_mode="multi",
         key="fleet_status",
-        format_func=tiles.get,
+        format_func=lambda tile: tile_label(tile, tiles.get(tile, 0)),
         help="Click a tile to show only its accounts; click more tiles to add theirs.",
     )
 
@@ -178,7 +178,7 @@ def table(snapshot: FleetSnapshot) -> None:
                 width=160,
             ),
             "diagnosis": st.column_config.TextColumn("Diagnosis", width=210),
-            "hint": st.column_config.TextColumn("Next step", width=440),
+            "hint": st.column_config.TextColumn("Next step", width=420),
             "spot": st.column_config.TextColumn(
                 "Spot", width="small", help="✓ granted · ✗ needed but missing · – not needed"
             ),

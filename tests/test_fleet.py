@@ -38,6 +38,7 @@ from lib.fleet import (
     save_settings,
     settings_changes,
     status_label,
+    tile_label,
 )
 from lib.health import Status
 from lib.kucoin.auth import Credentials
@@ -400,6 +401,11 @@ def test_status_label_names_the_status_in_words_with_its_code() -> None:
     assert status_label("KEY_UNKNOWN") == ":red[:material/error:] Key unknown `KEY_UNKNOWN`"
     assert status_label("OK").startswith(":green[:material/check_circle:] ")
     assert len({s.title for s in Status}) == len(Status), "every status has its own words"
+
+
+def test_tile_labels_give_words_code_and_count_and_one_tile_for_every_failing() -> None:
+    assert tile_label("STALE", 2) == ":red[:material/error:] No recent sync `STALE` **2**"
+    assert tile_label(FAILING, 12) == ":red[:material/error:] Everything failing **12**"
 
 
 def test_plural_counts_one_account_as_one() -> None:

@@ -64,15 +64,18 @@ def test_every_status_shows_with_its_hint_worst_first(demo: Demo) -> None:
 def tiles(at: AppTest) -> dict[str, str]:
     """Return the status tiles as {value: label as drawn}, in the order shown."""
     pills = at.pills(key="fleet_status")
-    labels = {pills.format_func(v): v for v in (FAILING, *(s.value for s in Status))}
-    return {labels[label]: label for label in pills.options}
+    codes = [re.search(r"`(\w+)`", label) for label in pills.options]
+    return {
+        code.group(1) if code else FAILING: label
+        for code, label in zip(codes, pills.options, strict=True)
+    }
 
 
 def test_tiles_count_each_status_worst_first_in_words_with_the_code(demo: Demo) -> None:
     at = open_demo(demo)
     shown = tiles(at)
     counts = {
-        status: int(re.search(r"`(\w+)` \*\*(\d+)\*\*$", label).group(2))  # type: ignore[union-attr]
+        status: int(re.search(r"\*\*(\d+)\*\*$", label).group(1))  # type: ignore[union-attr]
         for status, label in shown.items()
         if status != FAILING
     }
@@ -96,6 +99,17 @@ def test_a_tile_filters_to_its_status_and_another_adds_its_own(demo: Demo) -> No
     assert set(table(at)["status"]) == {"AT_RISK", "STALE"}
     assert len(table(at)) == 7
     assert at.download_button(key="export_csv").label == "Export CSV (7 accounts)"
+
+
+def test_a_chosen_status_no_account_has_any_more_is_dropped(demo: Demo) -> None:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state[DEMO_FLAG] = True
+    at.session_state["fleet_status"] = ["REJECTED", "STALE"]  # no demo account is REJECTED
+    at.run()
+
+    assert not at.exception
+    assert at.pills(key="fleet_status").value == ["STALE"]
+    assert set(table(at)["status"]) == {"STALE"}
 
 
 def test_everything_failing_shows_exactly_the_failing_accounts(demo: Demo) -> None:
