@@ -102,9 +102,12 @@ def _bind(console: Console, label: str, account) -> None:
 def open_fleet(page, url: str) -> None:
     """Open the Fleet page at `url` and wait until its table is drawn."""
     page.goto(url)
-    page.get_by_test_id("stDataFrame").wait_for(timeout=120_000)
+    table = page.get_by_test_id("stDataFrame")
+    # The first visit to /?demo=1 builds the demo fleet; an exception box ends the wait early.
+    table.or_(page.get_by_test_id("stException")).first.wait_for(timeout=120_000)
     settle(page)
     assert_no_exception(page)
+    table.wait_for()
 
 
 def grid(page):
