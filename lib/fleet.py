@@ -218,6 +218,17 @@ def fleet_snapshot(console: Console, now: datetime | None = None) -> FleetSnapsh
 # --- Filtering, display and export -----------------------------------------------------------
 
 KINDS = ("master", "sub-account", "unknown")
+FAILING = "failing"  # a status filter that keeps every failing status
+
+
+def is_failing(status: str) -> bool:
+    """Return whether accounts in this status are failing, as the health rules define it."""
+    return Status(status).failing
+
+
+def plural(count: int, noun: str) -> str:
+    """Return "1 account" or "3 accounts"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def account_kind(fleet: pd.DataFrame) -> pd.Series:
@@ -238,10 +249,13 @@ def filter_fleet(
     search: str = "",
 ) -> pd.DataFrame:
     """Return the accounts matching every filter given, worst first (an empty filter keeps all)."""
-    # statuses: Status names; scopes: accounts that need any of them; kinds: "master",
-    # "sub-account", "unknown"; search: part of the label, sub-account name or UID, any case.
+    # statuses: Status names, FAILING for every failing one; scopes: accounts that need any
+    # of them; kinds: "master", "sub-account", "unknown"; search: part of the label,
+    # sub-account name or UID, any case.
     keep = pd.Series(True, index=fleet.index)
-    statuses = [str(s) for s in statuses]
+    statuses = {str(s) for s in statuses}
+    if FAILING in statuses:
+        statuses |= {s.value for s in Status if is_failing(s)}
     if statuses:
         keep &= fleet["status"].astype(str).isin(statuses)
     scopes = [s.strip().lower() for s in scopes]
@@ -272,14 +286,26 @@ def status_colour(status: str) -> str:
     return LEVEL_COLOURS[Status(status).level]
 
 
+def _level_icon(level: str) -> str:
+    """Return a level's coloured Markdown icon (":red[:material/error:]")."""
+    return f":{LEVEL_COLOURS[level]}[:material/{LEVEL_ICONS[level]}:]"
+
+
 def status_label(status: str) -> str:
-    """Return a status as Markdown with its coloured icon (":red[:material/error:] FROZEN")."""
-    level = Status(status).level
-    return f":{LEVEL_COLOURS[level]}[:material/{LEVEL_ICONS[level]}:] {status}"
+    """Return a status as Markdown: coloured icon, plain words, code ("… Key unknown `KEY_…`")."""
+    found = Status(status)
+    return f"{_level_icon(found.level)} {found.title} `{found.value}`"
+
+
+def tile_label(tile: str, count: int) -> str:
+    """Return a status tile (or the FAILING tile) as Markdown, with its number of accounts."""
+    text = f"{_level_icon('error')} Everything failing" if tile == FAILING else status_label(tile)
+    return f"{text} **{count}**"
 
 
 def fleet_view(fleet: pd.DataFrame) -> pd.DataFrame:
     """Return the table the Fleet page shows: one row per account, worst first, no secret."""
+    # What is wrong and what to do come first: they must fit beside the label on one screen.
     kind = account_kind(fleet).replace({"unknown": pd.NA})
     sub = fleet["sub_name"].astype("string")
     return pd.DataFrame(
@@ -289,6 +315,7 @@ def fleet_view(fleet: pd.DataFrame) -> pd.DataFrame:
             # One-item lists: the page draws them as coloured labels (MultiselectColumn).
             "status": [[s] for s in fleet["status"].astype(str)],
             "diagnosis": fleet["diagnosis"].astype("string"),
+            "hint": fleet["hint"].astype("string"),
             "spot": fleet["spot"].astype(object).map(_SCOPE_MARKS).fillna("?"),
             "futures": fleet["futures"].astype(object).map(_SCOPE_MARKS).fillna("?"),
             "margin": fleet["margin"].astype(object).map(_SCOPE_MARKS).fillna("?"),
@@ -298,7 +325,6 @@ def fleet_view(fleet: pd.DataFrame) -> pd.DataFrame:
             "going_stale_at": fleet["going_stale_at"],
             "key_age_days": fleet["key_age_days"].astype("Int64"),
             "expires_at": fleet["expires_at"],
-            "hint": fleet["hint"].astype("string"),
             "account": kind.where(sub.isna(), kind + " " + sub.fillna("")).astype("string"),
             "uid": fleet["uid"].astype("string"),
         }
@@ -344,12 +370,15 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _csv_column(values: pd.Series) -> pd.Series:
-    """Return one CSV column as text: ISO 8601 UTC times, "" for missing, no formulas."""
+    """Return one CSV column: numbers as numbers, ISO 8601 UTC times, text with no formulas."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ").fillna("")
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return values  # -27 is a number, not a formula: quoting it would make it text
     text = values.astype("string").fillna("")
     # Labels and KuCoin messages are outside text: a spreadsheet must not run them.
-    formula = text.str.startswith(_FORMULA_START)
+    is_text = values.astype(object).map(lambda value: isinstance(value, str)).astype(bool)
+    formula = text.str.startswith(_FORMULA_START).fillna(False).astype(bool) & is_text
     return text.where(~formula, "'" + text)
 
 
@@ -358,7 +387,8 @@ def fleet_csv(fleet: pd.DataFrame) -> bytes:
     seconds = fleet["sync_age"].dt.total_seconds().round().astype("Int64")
     frame = fleet.assign(sync_age_s=seconds)[list(CSV_COLUMNS)]
     text = pd.DataFrame({name: _csv_column(frame[name]) for name in CSV_COLUMNS})
-    return text.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    # CRLF rows (RFC 4180): the writer then quotes any cell holding a CR or LF of its own.
+    return text.to_csv(index=False, lineterminator="\r\n").encode("utf-8")
 
 
 # --- Checking accounts ---------------------------------------------------------------------

@@ -165,6 +165,11 @@ class Status(enum.StrEnum):
     OK = "OK"
 
     @property
+    def title(self) -> str:
+        """Return the status in plain words for people ("Key unknown")."""
+        return _TITLES[self]
+
+    @property
     def rank(self) -> int:
         """Return the severity rank: 0 is the worst status."""
         return _RANK[self]
@@ -185,6 +190,24 @@ class Status(enum.StrEnum):
 
 
 SEVERITY: tuple[Status, ...] = tuple(Status)  # worst first: the declaration order
+_TITLES = {
+    Status.FROZEN: "Account frozen",
+    Status.KEY_UNKNOWN: "Key unknown",
+    Status.WRONG_SECRET: "Wrong secret",
+    Status.WRONG_PASSPHRASE: "Wrong passphrase",
+    Status.BAD_REQUEST_HEADERS: "Headers refused",
+    Status.REJECTED: "Rejected",
+    Status.IP_BLOCKED: "IP not whitelisted",
+    Status.SCOPE_MISSING: "Permission missing",
+    Status.CLOCK_SKEW: "Clock out of sync",
+    Status.UNVERIFIED: "Not verified",
+    Status.STALE: "No recent sync",
+    Status.DEGRADED: "Retrying",
+    Status.AT_RISK: "At risk",
+    Status.NEW: "Not checked yet",
+    Status.PAUSED: "Paused",
+    Status.OK: "Working",
+}
 _RANK = {s: i for i, s in enumerate(SEVERITY)}
 STATUS_DTYPE = pd.CategoricalDtype([s.value for s in SEVERITY], ordered=True)
 SCOPE_STATE_DTYPE = pd.CategoricalDtype(["missing", "granted", "not needed"])

@@ -7,12 +7,15 @@ import streamlit as st
 from lib import fleet as fleet_lib
 from lib import ui
 from lib.fleet import (
+    FAILING,
     FleetSnapshot,
     filter_fleet,
     fleet_csv,
     fleet_view,
+    is_failing,
+    plural,
     status_colour,
-    status_label,
+    tile_label,
 )
 from lib.health import SEVERITY
 from lib.kucoin.probe_result import ProbeResult
@@ -23,8 +26,10 @@ ui.require_frame()
 
 SCOPE_OPTIONS = {"spot": "Spot", "futures": "Futures", "margin": "Margin"}
 KIND_OPTIONS = {"all": "All accounts", "master": "Master accounts", "sub-account": "Sub-accounts"}
-FILTER_KEYS = ("fleet_status", "fleet_scopes", "fleet_kind", "fleet_search")
+# Each filter widget's key and the value that shows every account.
+FILTER_DEFAULTS = {"fleet_status": [], "fleet_scopes": [], "fleet_kind": "all", "fleet_search": ""}
 STATUSES = [s.value for s in SEVERITY]
+ROW_HEIGHT = 66  # three lines: taller than 4rem lets the grid wrap the diagnosis and the fix
 
 ui.demo_banner()
 st.title("Fleet")
@@ -60,9 +65,10 @@ def refresh_all() -> None:
 
 
 def clear_filters() -> None:
-    """Forget every filter (a callback: widget state may change before widgets are drawn)."""
-    for key in FILTER_KEYS:
-        st.session_state.pop(key, None)
+    """Set every filter widget back to "all" (a callback: it runs before they are drawn)."""
+    # Assigning the defaults, not deleting the keys: the browser is told the new values, so
+    # the widgets show them and do not send the old filters back on the next change.
+    st.session_state.update(FILTER_DEFAULTS)
 
 
 top_left, top_mid, top_right = st.columns([3, 1, 1], vertical_alignment="center")
@@ -82,28 +88,27 @@ def incident_banner(snapshot: FleetSnapshot) -> None:
         )
 
 
-def tiles(snapshot: FleetSnapshot) -> None:
-    """Show one tile per status present, worst first."""
-    counts = snapshot.counts
-    per_row = 8
-    for start in range(0, len(counts), per_row):
-        chunk = counts.iloc[start : start + per_row]
-        for column, row in zip(st.columns(per_row), chunk.itertuples(), strict=False):
-            column.metric(status_label(str(row.status)), int(row.count))
+def status_tiles(snapshot: FleetSnapshot) -> list[str]:
+    """Show one tile per status present and one for every failing account; return the chosen."""
+    counts = dict(zip(snapshot.counts["status"].astype(str), snapshot.counts["count"], strict=True))
+    failing = sum(int(n) for status, n in counts.items() if is_failing(status))
+    tiles = {FAILING: failing} if failing else {}
+    tiles |= {status: int(n) for status, n in counts.items()}
+    return st.pills(
+        "Status",
+        list(tiles),
+        selection_mode="multi",
+        key="fleet_status",
+        format_func=lambda tile: tile_label(tile, tiles.get(tile, 0)),
+        help="Click a tile to show only its accounts; click more tiles to add theirs.",
+    )
 
 
 def table(snapshot: FleetSnapshot) -> None:
-    """Filters, the table (select a row to open it) and the CSV export."""
+    """Status tiles and filters, the table (select a row to open it) and the CSV export."""
     fleet = snapshot.fleet
-    counts = dict(zip(snapshot.counts["status"].astype(str), snapshot.counts["count"], strict=True))
-    f_status, f_scope, f_kind, f_search = st.columns([3, 2, 2, 3])
-    statuses = f_status.multiselect(
-        "Status",
-        list(counts),
-        key="fleet_status",
-        format_func=lambda s: f"{s} ({counts[s]})",
-        placeholder="All statuses",
-    )
+    statuses = status_tiles(snapshot)
+    f_scope, f_kind, f_search, f_clear = st.columns([3, 3, 4, 2], vertical_alignment="bottom")
     scopes = f_scope.multiselect(
         "Needs",
         list(SCOPE_OPTIONS),
@@ -117,6 +122,14 @@ def table(snapshot: FleetSnapshot) -> None:
     search = f_search.text_input(
         "Search", key="fleet_search", placeholder="Label, sub-account or UID"
     )
+    f_clear.button(
+        "Clear filters",
+        key="clear_filters",
+        on_click=clear_filters,
+        icon=":material/filter_alt_off:",
+        disabled=not (statuses or scopes or kind != "all" or search),
+        width="stretch",
+    )
     shown = filter_fleet(
         fleet,
         statuses=statuses,
@@ -128,7 +141,9 @@ def table(snapshot: FleetSnapshot) -> None:
     if in_incident.any():
         # The banner already says it once: list the rest unless the operator asks for them.
         count = int(in_incident.sum())
-        if not st.toggle(f"Show the {count} accounts in the incident", key="fleet_incident"):
+        if not st.toggle(
+            f"Show the {plural(count, 'account')} in the incident", key="fleet_incident"
+        ):
             shown = shown[~in_incident.loc[shown.index].to_numpy(dtype=bool)]
     if shown.empty:
         if in_incident.any() and not st.session_state.get("fleet_incident"):
@@ -137,8 +152,10 @@ def table(snapshot: FleetSnapshot) -> None:
                 icon=":material/crisis_alert:",
             )
             return
-        st.info("No account matches these filters.", icon=":material/filter_alt_off:")
-        st.button("Clear filters", key="clear_filters", on_click=clear_filters)
+        st.info(
+            "No account matches these filters: clear them to see every account.",
+            icon=":material/filter_alt_off:",
+        )
         return
     view = fleet_view(shown)
     event = st.dataframe(
@@ -147,17 +164,20 @@ def table(snapshot: FleetSnapshot) -> None:
         on_select="rerun",
         selection_mode="single-row",
         hide_index=True,
-        height=min(38 + 35 * len(view), 640),
+        height=min(38 + ROW_HEIGHT * len(view), 38 + ROW_HEIGHT * 9),
+        row_height=ROW_HEIGHT,
         column_order=[c for c in view.columns if c != "account_id"],
         column_config={
-            "label": st.column_config.TextColumn("Account", pinned=True),
+            # Label, status, diagnosis and next step fit 1440 px together; the rest scrolls.
+            "label": st.column_config.TextColumn("Account", pinned=True, width=130),
             "status": st.column_config.MultiselectColumn(
                 "Status",
                 options=STATUSES,
                 color=[status_colour(s) for s in STATUSES],
-                width="medium",
+                width=160,
             ),
-            "diagnosis": st.column_config.TextColumn("Diagnosis", width="large"),
+            "diagnosis": st.column_config.TextColumn("Diagnosis", width=210),
+            "hint": st.column_config.TextColumn("Next step", width=420),
             "spot": st.column_config.TextColumn(
                 "Spot", width="small", help="✓ granted · ✗ needed but missing · – not needed"
             ),
@@ -183,7 +203,6 @@ def table(snapshot: FleetSnapshot) -> None:
                 timezone="UTC",
                 help="Trading keys without an IP whitelist are deleted after 30 days unused.",
             ),
-            "hint": st.column_config.TextColumn("Next step", width="large"),
             "account": st.column_config.TextColumn("Master / sub"),
             "uid": st.column_config.TextColumn("UID"),
         },
@@ -195,7 +214,7 @@ def table(snapshot: FleetSnapshot) -> None:
         st.switch_page(ui.ACCOUNT_PAGE, query_params={"account": str(account_id)})
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
     st.download_button(
-        f"Export CSV ({len(shown)} accounts)",
+        f"Export CSV ({plural(len(shown), 'account')})",
         data=lambda: fleet_csv(shown),
         file_name=f"bindwatch-fleet-{stamp}.csv",
         mime="text/csv",
@@ -209,9 +228,9 @@ def table(snapshot: FleetSnapshot) -> None:
 def fleet_section() -> None:
     """The banner, tiles and table: redrawn on their own when auto-refresh is on."""
     snapshot = ui.cached_fleet(console)
-    st.caption(f"{len(snapshot.fleet)} accounts · as of {snapshot.as_of:%Y-%m-%d %H:%M:%S} UTC")
+    as_of = f"{snapshot.as_of:%Y-%m-%d %H:%M:%S} UTC"
+    st.caption(f"{plural(len(snapshot.fleet), 'account')} · as of {as_of}")
     incident_banner(snapshot)
-    tiles(snapshot)
     table(snapshot)
 
 

@@ -27,6 +27,8 @@ from lib.config import Config
 from lib.console import Console, KucoinTarget
 from lib.fleet import (
     CSV_COLUMNS,
+    FAILING,
+    _csv_column,
     account_detail,
     check_account,
     coverage_summary,
@@ -36,12 +38,16 @@ from lib.fleet import (
     fleet_snapshot,
     fleet_table,
     fleet_view,
+    is_failing,
     latest_seen_ip,
     parse_list,
+    plural,
     refresh_fleet,
     refresh_summary,
     save_settings,
     settings_changes,
+    status_label,
+    tile_label,
 )
 from lib.health import Status
 from lib.kucoin.auth import Credentials
@@ -324,6 +330,105 @@ def test_fleet_csv_lists_every_account_worst_first_and_never_a_secret(
             secret.passphrase.reveal(),
         ):
             assert value.encode() not in data
+
+
+def test_fleet_csv_keeps_numbers_as_numbers_and_quotes_only_formula_text(
+    console: Console, small_fleet: dict[str, int]
+) -> None:
+    # A negative clock offset, and text that only looks like a number or a formula.
+    record(console, small_fleet["alpha"], result(NOW - timedelta(minutes=1), clock_offset_ms=-27))
+    fleet = fleet_table(console, NOW)
+    fleet.loc[fleet["label"] == "beta-bot", "last_message"] = "-27 is not a number here"
+    fleet.loc[fleet["label"] == "gamma-margin", "label"] = "+1 desk"
+    fleet.loc[fleet["label"] == "alpha-desk", "sub_name"] = "@ops"
+
+    parsed = pd.read_csv(io.BytesIO(fleet_csv(fleet))).set_index("account_id")
+
+    alpha, beta = parsed.loc[small_fleet["alpha"]], parsed.loc[small_fleet["beta"]]
+    for name in ("clock_offset_ms", "sync_age_s", "key_age_days"):
+        assert pd.api.types.is_numeric_dtype(parsed[name]), name
+    assert alpha["clock_offset_ms"] == -27
+    assert pd.isna(parsed.loc[small_fleet["gamma"], "clock_offset_ms"]), "never checked: empty"
+    assert beta["last_message"] == "'-27 is not a number here"
+    assert parsed.loc[small_fleet["gamma"], "label"] == "'+1 desk"
+    assert alpha["sub_name"] == "'@ops"
+    assert parsed.loc[small_fleet["formula"], "label"] == '\'=HYPERLINK("x")'
+    assert alpha["label"] == "alpha-desk"
+
+
+@pytest.mark.parametrize(
+    "numbers",
+    [
+        pd.Series([-27, 5, None], dtype="Int64"),
+        pd.Series([-1.5, float("nan")]),
+        pd.Series([True, False], dtype="boolean"),
+    ],
+)
+def test_csv_numeric_columns_stay_numbers(numbers: pd.Series) -> None:
+    assert _csv_column(numbers) is numbers
+
+
+def test_csv_text_starting_like_a_formula_is_quoted_whatever_the_column_type() -> None:
+    mixed = pd.Series([-3, "-3", "=1+1", "+x", "@x", "\tx", "\rx", "ok", None], dtype=object)
+    assert list(_csv_column(mixed)) == [
+        "-3",
+        "'-3",
+        "'=1+1",
+        "'+x",
+        "'@x",
+        "'\tx",
+        "'\rx",
+        "ok",
+        "",
+    ]
+    assert list(_csv_column(pd.Series(["-", "a"], dtype="category"))) == ["'-", "a"]
+
+
+def test_fleet_csv_keeps_a_line_break_inside_its_cell(
+    console: Console, small_fleet: dict[str, int]
+) -> None:
+    fleet = fleet_table(console, NOW)
+    fleet.loc[fleet["label"] == "beta-bot", "last_message"] = "one\rtwo"
+
+    parsed = pd.read_csv(io.BytesIO(fleet_csv(fleet))).set_index("account_id")
+
+    assert len(parsed) == len(fleet)
+    assert parsed.loc[small_fleet["beta"], "last_message"] == "one\rtwo"
+
+
+def test_filter_fleet_failing_keeps_every_error_level_status(
+    console: Console, small_fleet: dict[str, int]
+) -> None:
+    fleet = fleet_table(console, NOW)
+    failing = filter_fleet(fleet, statuses=[FAILING])
+
+    assert list(zip(failing["label"], failing["status"].astype(str), strict=True)) == [
+        ("beta-bot", "WRONG_PASSPHRASE"),
+        ("gamma-margin", "UNVERIFIED"),
+    ]
+    assert len(filter_fleet(fleet, statuses=[FAILING, "OK"])) == 4, "tiles add up"
+
+
+def test_is_failing_follows_the_status_level() -> None:
+    assert [s for s in Status if is_failing(s)] == [s for s in Status if s.level == "error"]
+    assert is_failing("STALE") and not is_failing("AT_RISK") and not is_failing("PAUSED")
+
+
+def test_status_label_names_the_status_in_words_with_its_code() -> None:
+    assert status_label("KEY_UNKNOWN") == ":red[:material/error:] Key unknown `KEY_UNKNOWN`"
+    assert status_label("OK").startswith(":green[:material/check_circle:] ")
+    assert len({s.title for s in Status}) == len(Status), "every status has its own words"
+
+
+def test_tile_labels_give_words_code_and_count_and_one_tile_for_every_failing() -> None:
+    assert tile_label("STALE", 2) == ":red[:material/error:] No recent sync `STALE` **2**"
+    assert tile_label(FAILING, 12) == ":red[:material/error:] Everything failing **12**"
+
+
+def test_plural_counts_one_account_as_one() -> None:
+    assert plural(1, "account") == "1 account"
+    assert plural(0, "account") == "0 accounts"
+    assert plural(27, "account") == "27 accounts"
 
 
 def test_coverage_summary_counts_each_whitelist_state(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from lib import binding
 from lib.config import DATA_DIR_ENV, DATABASE_URL_ENV
 from lib.demo import DEMO_ACCOUNTS, Demo, demo_uid
+from lib.fleet import FAILING, is_failing
 from lib.health import Status
 from lib.ui import DEMO_FLAG, SELECTED_ACCOUNT
 
@@ -59,13 +61,75 @@ def test_every_status_shows_with_its_hint_worst_first(demo: Demo) -> None:
     assert at_risk.nunique() >= 4, "several AT_RISK reasons"
 
 
-def test_tiles_count_each_status_worst_first(demo: Demo) -> None:
-    at = open_demo(demo)
-    tiles = [(m.label.split(" ")[-1], int(m.value)) for m in at.metric]
+def tiles(at: AppTest) -> dict[str, str]:
+    """Return the status tiles as {value: label as drawn}, in the order shown."""
+    pills = at.pills(key="fleet_status")
+    codes = [re.search(r"`(\w+)`", label) for label in pills.options]
+    return {
+        code.group(1) if code else FAILING: label
+        for code, label in zip(codes, pills.options, strict=True)
+    }
 
-    assert [s for s, _ in tiles] == sorted((s for s, _ in tiles), key=lambda s: Status(s).rank)
-    assert sum(n for _, n in tiles) == len(DEMO_ACCOUNTS)
-    assert dict(tiles)["OK"] == 7
+
+def test_tiles_count_each_status_worst_first_in_words_with_the_code(demo: Demo) -> None:
+    at = open_demo(demo)
+    shown = tiles(at)
+    counts = {
+        status: int(re.search(r"\*\*(\d+)\*\*$", label).group(1))  # type: ignore[union-attr]
+        for status, label in shown.items()
+        if status != FAILING
+    }
+
+    assert list(counts) == sorted(counts, key=lambda s: Status(s).rank), "worst first"
+    assert sum(counts.values()) == len(DEMO_ACCOUNTS)
+    assert counts["OK"] == 7
+    assert "Key unknown `KEY_UNKNOWN` **2**" in shown["KEY_UNKNOWN"]
+    assert "Permission missing `SCOPE_MISSING`" in shown["SCOPE_MISSING"]
+    failing = sum(n for code, n in counts.items() if is_failing(code))
+    assert next(iter(shown)) == FAILING, "the failing tile comes first"
+    assert shown[FAILING].endswith(f"Everything failing **{failing}**")
+
+
+def test_a_tile_filters_to_its_status_and_another_adds_its_own(demo: Demo) -> None:
+    at = open_demo(demo)
+    at.pills(key="fleet_status").select("STALE").run()
+    assert set(table(at)["status"]) == {"STALE"}
+
+    at.pills(key="fleet_status").select("AT_RISK").run()
+    assert set(table(at)["status"]) == {"AT_RISK", "STALE"}
+    assert len(table(at)) == 7
+    assert at.download_button(key="export_csv").label == "Export CSV (7 accounts)"
+
+
+def test_a_chosen_status_no_account_has_any_more_is_dropped(demo: Demo) -> None:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state[DEMO_FLAG] = True
+    at.session_state["fleet_status"] = ["REJECTED", "STALE"]  # no demo account is REJECTED
+    at.run()
+
+    assert not at.exception
+    assert at.pills(key="fleet_status").value == ["STALE"]
+    assert set(table(at)["status"]) == {"STALE"}
+
+
+def test_everything_failing_shows_exactly_the_failing_accounts(demo: Demo) -> None:
+    at = open_demo(demo)
+    everyone = table(at)
+    at.pills(key="fleet_status").select(FAILING).run()
+
+    shown = table(at)
+    expected = everyone[[is_failing(s) for s in everyone["status"]]]
+    assert list(shown["label"]) == list(expected["label"])
+    assert len(shown) >= 10
+    assert all(Status(s).level == "error" for s in shown["status"])
+
+
+def test_one_account_is_exported_as_one_account(demo: Demo) -> None:
+    at = open_demo(demo)
+    at.pills(key="fleet_status").select("FROZEN").run()
+
+    assert at.download_button(key="export_csv").label == "Export CSV (1 account)"
+    assert at.caption[1].value.startswith("27 accounts · as of")
 
 
 def test_the_table_shows_scopes_whitelist_sync_and_forecasts(demo: Demo) -> None:
@@ -78,16 +142,6 @@ def test_the_table_shows_scopes_whitelist_sync_and_forecasts(demo: Demo) -> None
     assert pd.notna(shown.loc["open-spot", "expires_at"])  # KuCoin's 30-day rule
     assert shown.loc["veteran-bot", "key_age_days"] == 214
     assert shown.loc["mm-bot-01", "account"] == "sub-account mmbot01"
-
-
-def test_status_filter_keeps_only_the_chosen_statuses(demo: Demo) -> None:
-    at = open_demo(demo)
-    at.multiselect(key="fleet_status").select("AT_RISK").select("STALE").run()
-
-    shown = table(at)
-    assert set(shown["status"]) == {"AT_RISK", "STALE"}
-    assert len(shown) == 7
-    assert at.download_button(key="export_csv").label == "Export CSV (7 accounts)"
 
 
 def test_scope_and_kind_filters(demo: Demo) -> None:
@@ -113,12 +167,22 @@ def test_search_finds_by_label_or_uid(demo: Demo) -> None:
 
 def test_no_match_says_so_and_clear_filters_brings_everyone_back(demo: Demo) -> None:
     at = open_demo(demo)
+    assert at.button(key="clear_filters").disabled, "nothing to clear yet"
+    at.pills(key="fleet_status").select("OK").run()
+    at.multiselect(key="fleet_scopes").select("spot").run()
+    at.selectbox(key="fleet_kind").select("master").run()
     at.text_input(key="fleet_search").input("no-such-account").run()
 
     assert not at.dataframe
     assert any("No account matches" in i.value for i in at.info)
     at.button(key="clear_filters").click().run()
+
     assert len(table(at)) == len(DEMO_ACCOUNTS)
+    assert at.pills(key="fleet_status").value == []
+    assert at.multiselect(key="fleet_scopes").value == []
+    assert at.selectbox(key="fleet_kind").value == "all"
+    assert at.text_input(key="fleet_search").value == ""
+    assert at.button(key="clear_filters").disabled
 
 
 def test_selecting_a_row_opens_that_account(demo: Demo) -> None:
