@@ -609,13 +609,16 @@ def test_refresh_summary_counts_failing_as_the_rules_do(
 
 
 def failing_tiles(at: AppTest) -> int:
-    """Return how many accounts the red status tiles count."""
-    codes = "|".join(sorted((s.value for s in Status), key=len, reverse=True))
-    total = 0
-    for metric in at.metric:
-        found = re.search(rf"\b({codes})\b", metric.label)
-        assert found, metric.label
-        total += int(metric.value) if Status(found.group(1)).level == "error" else 0
+    """Return how many accounts the red status tiles count (the "Everything failing" tile too)."""
+    total = everything = 0
+    for label in at.pills(key="fleet_status").options:
+        count = int(re.search(r"\*\*(\d+)\*\*$", label).group(1))
+        code = re.search(r"`(\w+)`", label)
+        if code is None:
+            everything = count  # the Everything failing tile
+        elif Status(code.group(1)).failing:
+            total += count
+    assert everything == total, "the Everything failing tile counts the red tiles"
     return total
 
 
