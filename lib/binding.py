@@ -73,6 +73,12 @@ class KeyCheck:
         return self.result is not None and self.result.ok
 
     @property
+    def transient(self) -> bool:
+        """Return whether the check failed in a way a retry may fix (the health rules say)."""
+        result = self.result
+        return result is not None and health.is_transient(result.outcome, result.code)
+
+    @property
     def saveable(self) -> bool:
         """Return whether `save` may store this key (perhaps after confirmation)."""
         return self.token is not None

@@ -6,6 +6,7 @@ Pages call these and lib functions only; they never open sessions or decrypt any
 from __future__ import annotations
 
 import html
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -243,3 +244,15 @@ def status_badge(status: str) -> str:
         Status(status).level
     ]
     return f":{colour}-badge[{status}]"
+
+
+# Markdown would turn text from a link or from KuCoin into links, images and styled text.
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # CommonMark: every ASCII punctuation
+_AUTOLINK_START = re.compile(r"(?i)(https?|www)(?=\\[:.])|(?=\\@)")  # GFM links bare URLs
+
+
+def literal(text: object) -> str:
+    """Return untrusted text as Markdown that shows it as typed, on one line."""
+    escaped = _MARKDOWN_PUNCTUATION.sub(r"\\\1", " ".join(str(text).split()))
+    # Escapes don't stop GFM's bare-URL and e-mail links: a word joiner (U+2060) breaks them.
+    return _AUTOLINK_START.sub("\\1\u2060", escaped)

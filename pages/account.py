@@ -1,18 +1,19 @@
 """Account: one account's diagnosis, permissions, whitelist, balances, history and actions."""
 
+import re
+
 import pandas as pd
 import streamlit as st
 
 from lib import fleet as fleet_lib
-from lib import store, ui
+from lib import store, ui, ui_actions
 from lib.fleet import format_age
 from lib.health import Status
-from lib.ui_actions import render_lifecycle
-from lib.vault import VaultError
 
 ui.require_frame()
 
 PICKER = "account_picker"
+ACCOUNT_ID = re.compile(r"\d{1,18}")  # what ?account= may hold: an id, within the database's range
 PERMISSION_MARKS = {
     "granted": "✓ granted",
     "missing": "✗ missing",
@@ -32,50 +33,51 @@ if fleet.empty:
     ui.empty_fleet()
     st.stop()
 
-# Which account: the link (?account=7), else the last one opened, else the worst one.
-ids = [int(i) for i in fleet["account_id"]]
-labels = dict(zip(ids, fleet["label"], strict=True))
-statuses = dict(zip(ids, fleet["status"].astype(str), strict=True))
+# Which account: the link (?account=7), else the last one opened, else the worst one. The id in
+# the link is the page's subject: an action or a re-sorted fleet never moves it elsewhere.
+names = {
+    int(i): f"{label} · {status}"
+    for i, label, status in zip(
+        fleet["account_id"], fleet["label"], fleet["status"].astype(str), strict=True
+    )
+}
 raw = st.query_params.get("account")
-wanted: int | None = None
-if raw is not None:
+detail = None
+if raw is not None and not ACCOUNT_ID.fullmatch(raw.strip()):
+    # Shown as text: a link could carry Markdown (a link, an image) into the page.
+    shown = raw if len(raw) <= 200 else raw[:200] + "…"
+    st.warning(f"“{ui.literal(shown)}” is not an account id: pick an account below.")
+elif raw is not None:
     try:
-        wanted = int(str(raw).strip())
-    except ValueError:
-        st.warning(f"“{raw}” is not an account id: pick an account below.")
-    else:
-        if wanted not in labels:
-            st.warning(f"No bound account has id {wanted}: pick one below.")
-            wanted = None
-if wanted is None:
+        detail = fleet_lib.account_detail(console, int(raw))
+    except store.AccountNotFound:
+        st.warning(f"No account has id {int(raw)}: pick one below.")
+if detail is None:
     remembered = st.session_state.get(ui.SELECTED_ACCOUNT)
-    wanted = remembered if remembered in labels else ids[0]
-if st.session_state.get(PICKER) != wanted:
-    st.session_state[PICKER] = wanted  # a link or a fleet selection moves the picker
+    detail = fleet_lib.account_detail(
+        console, remembered if remembered in names else next(iter(names))
+    )
+account = detail.account
+account_id = account.id
+if account_id not in names:
+    names[account_id] = f"{account.label} · unbound"
+st.query_params["account"] = str(account_id)
+st.session_state[ui.SELECTED_ACCOUNT] = account_id
+st.session_state[PICKER] = account_id  # the picker always shows the page's subject
 
 
 def picked() -> None:
-    """Remember the account chosen in the picker and put it in the link."""
-    st.session_state[ui.SELECTED_ACCOUNT] = st.session_state[PICKER]
-    st.query_params["account"] = str(st.session_state[PICKER])
+    """Open the account chosen in the picker: put its id in the link."""
+    choice = st.session_state[PICKER]
+    # After a status change the browser may send the option's old text: that names nothing.
+    if choice in names:
+        st.query_params["account"] = str(choice)
+        st.session_state[ui.SELECTED_ACCOUNT] = choice
 
 
-account_id = st.selectbox(
-    "Account",
-    ids,
-    key=PICKER,
-    format_func=lambda i: f"{labels[i]} · {statuses[i]}",
-    on_change=picked,
+st.selectbox(
+    "Account", list(names), key=PICKER, format_func=lambda i: names.get(i, str(i)), on_change=picked
 )
-st.session_state[ui.SELECTED_ACCOUNT] = account_id
-st.query_params["account"] = str(account_id)
-
-try:
-    detail = fleet_lib.account_detail(console, account_id)
-except store.AccountNotFound as error:
-    st.error(str(error))
-    st.stop()
-account = detail.account
 row = detail.health
 status = Status(row["status"])
 
@@ -85,8 +87,8 @@ head, action = st.columns([4, 1], vertical_alignment="bottom")
 master = row["is_master"]
 kind = "" if pd.isna(master) else "master account" if bool(master) else "sub-account"
 facts = [
-    kind + (f" {row['sub_name']}" if isinstance(row["sub_name"], str) else ""),
-    f"UID {row['uid']}" if isinstance(row["uid"], str) else "",
+    kind + (f" {ui.literal(row['sub_name'])}" if isinstance(row["sub_name"], str) else ""),
+    f"UID {ui.literal(row['uid'])}" if isinstance(row["uid"], str) else "",
     f"key …{account.key_last4}" if account.key_last4 else "no key stored",
     f"needs {', '.join(s.capitalize() for s in account.scopes)}",
 ]
@@ -94,7 +96,7 @@ head.subheader(f"{account.label} {ui.status_badge(status.value)}")
 head.caption(" · ".join(f for f in facts if f))
 if action.button(
     "Check now",
-    key="check_now",
+    key=f"check_now_{account_id}",
     type="primary",
     icon=":material/sync:",
     disabled=not account.bound,
@@ -104,16 +106,16 @@ if action.button(
     with st.spinner("Checking with KuCoin…"):
         try:
             result = fleet_lib.check_account(console, account_id)
-        except (store.StoreError, VaultError) as error:
-            ui.flash("error", str(error))
+        except ui_actions.ACTION_ERRORS as error:
+            ui.flash("error", ui_actions.failure_text(error))
         else:
-            verdict = "the key works" if result.ok else f"{result.code or 'no answer'}"
+            verdict = "the key works" if result.ok else ui.literal(result.code or "no answer")
             ui.flash("success" if result.ok else "warning", f"Checked just now: {verdict}.")
     st.rerun()
 
-ui.alert(status.level)(f"**{row['diagnosis']}**  \n{row['hint']}")
+ui.alert(status.level)(f"**{ui.literal(row['diagnosis'])}**  \n{ui.literal(row['hint'])}")
 if isinstance(row["risks"], str) and status is not Status.AT_RISK:
-    st.warning(f"Also at risk: {row['risks']}.")
+    st.warning(f"Also at risk: {ui.literal(row['risks'])}.")
 
 sync, stale, key_age, expires = st.columns(4)
 sync.metric(
@@ -190,7 +192,7 @@ with right:
     if detail.whitelist_entries:
         st.markdown(
             "KuCoin shows the whitelist masked: "
-            + ", ".join(f"`{e}`" for e in detail.whitelist_entries)
+            + ", ".join(ui.literal(e) for e in detail.whitelist_entries)
         )
     elif pd.notna(row["permissions"]):
         st.markdown("The key has **no IP whitelist**: any IP may use it.")
@@ -242,7 +244,7 @@ with futures_col:
 # --- Lifecycle and audit ---------------------------------------------------------------------
 
 st.subheader("Actions")
-render_lifecycle(console, account)
+ui_actions.render_lifecycle(console, account)
 
 with st.expander(f"Audit log ({len(detail.audit)} events)"):
     if detail.audit:
