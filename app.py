@@ -13,7 +13,7 @@ import streamlit as st
 
 from lib import ui
 
-ui.frame()
 navigation = st.navigation(ui.navigation_pages(Path(__file__).parent), position="hidden")
+ui.frame()
 with ui.framed():
     navigation.run()
