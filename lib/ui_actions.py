@@ -663,10 +663,12 @@ def _render_rotation(console: Console, account: store.AccountView) -> None:
 
 def _render_scopes(console: Console, account: store.AccountView) -> None:
     key = _prefix(account.id)
-    st.session_state.setdefault(f"{key}_scopes", list(account.scopes))
+    # The stored scopes as the default, not pushed through session state: a tab not shown when
+    # a value is pushed may mount later without it, and Save would then drop a scope.
     st.multiselect(
         "Scopes this account needs",
         options=list(SCOPES),
+        default=list(account.scopes),
         format_func=scope_name,
         key=f"{key}_scopes",
     )

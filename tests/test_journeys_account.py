@@ -244,10 +244,11 @@ def assert_on(page, journeys: Journeys, label: str, tab: str | None = None) -> N
 def add_scope(page, name: str) -> None:
     """Add a scope in the visible scopes picker."""
     picker = page.get_by_test_id("stMultiSelect").locator("visible=true").first
-    picker.locator("input").click()
-    page.get_by_role("option", name=name).click()
+    picker.locator("input").fill(name)
+    page.keyboard.press("Enter")
     page.keyboard.press("Escape")
     settle(page)
+    expect(picker.get_by_role("button", name=f"Remove {name}")).to_be_visible()
 
 
 def fill_key(page, key: SimAccount, **typed: str) -> None:
