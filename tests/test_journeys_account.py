@@ -9,9 +9,10 @@ follow a link, fetch an image?). One served app per module, KuCoin simulated on 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlparse
@@ -24,6 +25,7 @@ from served_app import (
     browser_fixture,
     expect,
     goto,
+    playwright,
     serve,
     session,
     settle,
@@ -213,17 +215,25 @@ def open_tab(page) -> str:
     return page.get_by_role("tab", selected=True).inner_text().strip()
 
 
+def rerun(page, act: Callable[[], None]) -> None:
+    """Do what reruns the app, then wait for that run (not an earlier one) to finish."""
+    busy = page.locator("[data-testid='stApp']:not([data-test-script-state='notRunning'])")
+    act()
+    with contextlib.suppress(playwright.TimeoutError):  # the run was over before we looked
+        busy.wait_for(state="attached", timeout=3_000)
+    settle(page)
+
+
 def choose_tab(page, label: str) -> None:
     """Open one of the account's action tabs."""
-    page.get_by_role("tab", name=label).click()
-    settle(page)
+    rerun(page, page.get_by_role("tab", name=label).click)
     assert open_tab(page) == label
 
 
 def press(page, name: str) -> None:
     """Click the visible button with this name and wait for the run it starts."""
-    page.get_by_role("button", name=name, exact=True).locator("visible=true").first.click()
-    settle(page)
+    button = page.get_by_role("button", name=name, exact=True).locator("visible=true").first
+    rerun(page, button.click)
 
 
 def shows(page, text: str) -> None:
@@ -244,8 +254,10 @@ def assert_on(page, journeys: Journeys, label: str, tab: str | None = None) -> N
 def add_scope(page, name: str) -> None:
     """Add a scope in the visible scopes picker."""
     picker = page.get_by_test_id("stMultiSelect").locator("visible=true").first
-    picker.locator("input").fill(name)
-    page.keyboard.press("Enter")
+    # Typed, not clicked: a click on the picker does not always leave its option list open.
+    picker.locator("input").press_sequentially(name)
+    page.get_by_role("option", name=name).wait_for()
+    rerun(page, lambda: page.keyboard.press("Enter"))
     page.keyboard.press("Escape")
     settle(page)
     expect(picker.get_by_role("button", name=f"Remove {name}")).to_be_visible()
