@@ -493,6 +493,8 @@ def test_retry_after_kucoin_could_not_answer_binds_without_a_new_paste(journeys,
         page.get_by_label("Label", exact=True).fill("flaky")
         fill_key(page, FLAKY)
         press(page, "Verify and bind")
+        shows(page, "API Status: Failed")
+        expect(page.get_by_role("button", name="Retry")).to_be_visible()
         shows(page, "KuCoin could not answer")
         journeys.simulator.clear_faults(FLAKY.api_key)
 
