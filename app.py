@@ -3,7 +3,7 @@
 Never st.stop before st.navigation: page files live in pages/, and Streamlit's legacy
 auto-discovery of that folder stays live until a session has run st.navigation. For the same
 reason its own sidebar list is off (.streamlit/config.toml, client.showSidebarNavigation) and
-each page starts with `ui.require_frame()`, which serves a page that Streamlit ran on its own
+each page file ends with `ui.page(main)`, which serves a page that Streamlit ran on its own
 (a deep link on a fresh server) through this same frame.
 """
 

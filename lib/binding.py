@@ -86,6 +86,11 @@ class KeyCheck:
         return api_status(self.result, self.assessment)
 
     @property
+    def transient(self) -> bool:
+        """Return whether the check failed in a way a retry may fix (the health rules say)."""
+        return self.assessment is not None and self.assessment.transient
+
+    @property
     def saveable(self) -> bool:
         """Return whether `save` may store this key (perhaps after confirmation)."""
         return self.token is not None

@@ -14,6 +14,15 @@ KEY_SHAPE = re.compile(r"[0-9a-fA-F]{24}")
 SECRET_SHAPE = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
+# The shape of each value KuCoin gives: a value with another field's shape was pasted there.
+SHAPES = {"api_key": KEY_SHAPE, "api_secret": SECRET_SHAPE}
+SHAPE_TEXT = {"api_key": "24 hexadecimal characters", "api_secret": "a 36-character UUID"}
+EMPTY = {
+    "api_key": "API Key is empty: paste the key from KuCoin's API Management.",
+    "api_secret": "Secret is empty: paste the Secret shown when the key was created.",
+    "passphrase": "Passphrase is empty: enter the API Passphrase typed when the key was created "
+    "(not the login or trading password).",
+}
 # Characters copy-paste drags along: zero-width space/joiners, word joiner, BOM, soft hyphen.
 INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 SCOPES = ("spot", "futures", "margin")
@@ -108,56 +117,76 @@ def clean_credentials(api_key: str, api_secret: str, passphrase: str) -> Cleaned
             "Removed spaces, line breaks or invisible characters pasted with: "
             f"{', '.join(cleaned)}."
         )
-    _check_key(key, result.errors)
-    _check_secret(secret, result.errors)
-    _check_passphrase(phrase, result.errors)
+    result.errors.update(
+        _field_errors({"api_key": key, "api_secret": secret, "passphrase": phrase})
+    )
     return result
 
 
-def _check_key(key: str, errors: dict[str, str]) -> None:
-    if not key:
-        errors["api_key"] = "API Key is empty: paste the key from KuCoin's API Management."
-    elif position := _control_character(key):
-        errors["api_key"] = f"API Key has a control character at position {position}: re-type it."
-    elif SECRET_SHAPE.fullmatch(key):
-        errors["api_key"] = (
-            "This looks like your Secret (a 36-character UUID), not the API Key: "
-            "the API Key is 24 hexadecimal characters."
+def _field_errors(values: dict[str, str]) -> dict[str, str]:
+    """Return what to fix per credential field, naming values pasted into the wrong field."""
+    shapes = {name: _shape(value) for name, value in values.items()}
+    errors = {}
+    for name, value in values.items():
+        if not value:
+            errors[name] = EMPTY[name]
+        elif position := _control_character(value):
+            errors[name] = (
+                f"{FIELD_NAMES[name]} has a control character at position {position}: re-type it."
+            )
+        elif problem := _misplaced(name, values, shapes):
+            errors[name] = problem
+    return errors
+
+
+def _shape(value: str) -> str | None:
+    """Return the field whose shape the value has ("api_key", "api_secret"), or None."""
+    return next((name for name, shape in SHAPES.items() if shape.fullmatch(value)), None)
+
+
+def _misplaced(name: str, values: dict[str, str], shapes: dict[str, str | None]) -> str | None:
+    """Return what is wrong with a field's value given the others, or None when it fits."""
+    field, shape = FIELD_NAMES[name], shapes[name]
+    if shape == name:
+        return None
+    # A passphrase may look like a key or a secret, unless that field lacks its own value.
+    if shape is not None and (name in SHAPES or shapes[shape] != shape):
+        what = f"{FIELD_NAMES[shape]} ({SHAPE_TEXT[shape]})"
+        rule = f": the {field} is {SHAPE_TEXT[name]}" if name in SHAPES else ""
+        return f"This looks like your {what}, not the {field}{rule}. Put each value in its field."
+    if name not in SHAPES:
+        same = next((other for other in SHAPES if values[other] == values[name]), None)
+        if same is None:
+            return None
+        return (
+            f"The Passphrase is the {FIELD_NAMES[same]} again: enter the API Passphrase typed "
+            "when the key was created."
         )
-    elif not KEY_SHAPE.fullmatch(key):
-        errors["api_key"] = (
-            f"API Key is {len(key)} characters{_non_hex_note(key)}; a KuCoin API Key is "
+    holder = next((other for other in values if other != name and shapes[other] == name), None)
+    if holder == "passphrase":
+        return (
+            f"This looks like your Passphrase, not the {field}: the Passphrase field holds "
+            f"{SHAPE_TEXT[name]}, the shape of the {field}. Swap the two."
+        )
+    if holder is not None:
+        return (
+            f"This is not the {field} ({SHAPE_TEXT[name]}): the {field} seems to be in the "
+            f"{FIELD_NAMES[holder]} field."
+        )
+    return _wrong_shape(name, values[name])
+
+
+def _wrong_shape(name: str, value: str) -> str:
+    """Return the message for a key or secret of the wrong length or characters."""
+    if name == "api_key":
+        return (
+            f"API Key is {len(value)} characters{_non_hex_note(value)}; a KuCoin API Key is "
             "24 hexadecimal characters (0-9, a-f). Copy it again from API Management."
         )
-
-
-def _check_secret(secret: str, errors: dict[str, str]) -> None:
-    if not secret:
-        errors["api_secret"] = "Secret is empty: paste the Secret shown when the key was created."
-    elif position := _control_character(secret):
-        errors["api_secret"] = f"Secret has a control character at position {position}: re-type it."
-    elif KEY_SHAPE.fullmatch(secret):
-        errors["api_secret"] = (
-            "This looks like your API Key (24 hexadecimal characters), not the Secret: "
-            "the Secret is a 36-character UUID like xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx."
-        )
-    elif not SECRET_SHAPE.fullmatch(secret):
-        errors["api_secret"] = (
-            f"Secret is {len(secret)} characters; a KuCoin API Secret is a 36-character UUID "
-            "(8-4-4-4-12 hexadecimal characters with dashes). Paste it again."
-        )
-
-
-def _check_passphrase(phrase: str, errors: dict[str, str]) -> None:
-    if not phrase:
-        errors["passphrase"] = (
-            "Passphrase is empty: enter the API Passphrase typed when the key was created "
-            "(not the login or trading password)."
-        )
-    elif position := _control_character(phrase):
-        errors["passphrase"] = (
-            f"Passphrase has a control character at position {position}: re-type it."
-        )
+    return (
+        f"Secret is {len(value)} characters; a KuCoin API Secret is a 36-character UUID "
+        "(8-4-4-4-12 hexadecimal characters with dashes). Paste it again."
+    )
 
 
 def _non_hex_note(key: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import html
 import logging
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -152,17 +153,19 @@ def failure_text(error: Exception) -> str:
     )
 
 
-def require_frame() -> None:
-    """Serve this page through the frame when Streamlit ran the page file on its own.
+def page(main: Callable[[], None]) -> None:
+    """Run a page file's main() inside the frame, serving the file through the frame if need be.
 
     Until a session has run st.navigation on a fresh server (and in every AppTest run),
-    Streamlit's legacy pages/ discovery runs a deep-linked page file without app.py. The page
-    then registers the app's pages (ending that discovery for every session), draws the frame,
-    runs itself inside it, and stops the unframed run.
+    Streamlit's legacy pages/ discovery runs a deep-linked page file without app.py. Then this
+    registers the app's pages (ending that discovery for every session), draws the frame and
+    runs the page file again inside it; the unframed run draws nothing and ends normally, so
+    Streamlit still drops the widgets of the page the operator left.
     """
-    if not getattr(_run, "framed", False):
+    if getattr(_run, "framed", False):
+        main()
+    else:
         serve_page()
-        st.stop()
 
 
 @st.cache_resource(show_spinner=False)
@@ -328,3 +331,15 @@ def status_badge(status: str) -> str:
         Status(status).level
     ]
     return f":{colour}-badge[{status}]"
+
+
+# Markdown would turn text from a link or from KuCoin into links, images and styled text.
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # CommonMark: every ASCII punctuation
+_AUTOLINK_START = re.compile(r"(?i)(https?|www)(?=\\[:.])|(?=\\@)")  # GFM links bare URLs
+
+
+def literal(text: object) -> str:
+    """Return untrusted text as Markdown that shows it as typed, on one line."""
+    escaped = _MARKDOWN_PUNCTUATION.sub(r"\\\1", " ".join(str(text).split()))
+    # Escapes don't stop GFM's bare-URL and e-mail links: a word joiner (U+2060) breaks them.
+    return _AUTOLINK_START.sub("\\1\u2060", escaped)

@@ -1,17 +1,25 @@
 """Streamlit controls for binding a key and for an account's lifecycle after that.
 
 `render_bind` is the Bind page; `render_lifecycle` is the account page's actions: rotate the
-credential, change scopes, pause or resume monitoring, unbind. Both call lib.binding only.
+credential, change scopes, pause or resume monitoring, unbind. Both call lib.binding only, and
+every action ends with a message saying what changed (or why nothing did).
 
-Secrets are typed into form widgets and read once, in the submit button's callback, which
-clears them from widget state before the script runs again; what stays in session state is
-the KeyCheck (no secret) and its token, which names the credentials parked in lib.binding.
+Typed credentials: after a check that saved nothing, the Key, Secret and Passphrase fields keep
+what was typed (Secret and Passphrase masked), so that only the wrong field needs typing again
+and Retry re-checks without a new paste. The values then live only in the browser's fields and
+in Streamlit's own state of those widgets, which Streamlit drops as soon as the form is not
+drawn (another page, another account); no check, message or log holds them. The fields are
+emptied when the key is saved or discarded, and KEEP_TYPED_S after the last check. A checked
+key that may be saved waits in lib.binding's pending slot, named by a token, until confirmed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import math
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -21,13 +29,16 @@ from lib.binding import Decision, KeyCheck
 from lib.binding_input import FIELD_NAMES, SCOPES
 from lib.console import Console
 from lib.health import PERMISSION_MARKS
+from lib.ui import ACCOUNT_PAGE, FAILURES, SELECTED_ACCOUNT, alert, failure_text, literal
 
 CREDENTIAL_FIELDS = ("api_key", "api_secret", "passphrase")
 DEFAULT_SCOPES = ["spot"]
-FLEET_PAGE = "pages/fleet.py"
-ACCOUNT_PAGE = "pages/account.py"
 CONFIRM_UNBIND = "confirm_unbind"  # session state: the id of the account awaiting confirmation
-SELECTED_ACCOUNT = "selected_account"  # session state the account page falls back to
+ACTION_TAB = "account_action_tab"  # the lifecycle tab shown, kept across reruns
+ACTION_TABS = ("Rotate credentials", "Scopes", "Monitoring", "Unbind")
+# Typed credentials stay in a form as long as a checked key waits for confirmation.
+KEEP_TYPED_S = binding.PENDING_TTL_S
+TIMER_S = 30  # how often an idle page looks whether its typed credentials are due to go
 
 BIND = "bind"  # widget and state prefix of the Bind page
 
@@ -47,7 +58,62 @@ def _show_flash(key: str) -> None:
     flash = st.session_state.pop(f"{key}_flash", None)
     if flash:
         kind, text = flash
-        {"success": st.success, "error": st.error, "info": st.info}[kind](text)
+        alert(kind)(text)
+
+
+# --- Typed credentials -----------------------------------------------------------------------
+
+
+def _fields(prefix: str) -> str:
+    """Return the widget-key prefix of a credentials form's current (possibly emptied) fields."""
+    return f"{prefix}_{st.session_state.get(f'{prefix}_generation', 0)}"
+
+
+def _typed(prefix: str) -> dict[str, str]:
+    """Return the credentials in a form's fields as last submitted (Streamlit's widget state)."""
+    fields = _fields(prefix)
+    return {name: st.session_state.get(f"{fields}_{name}") or "" for name in CREDENTIAL_FIELDS}
+
+
+def _keep_typed(prefix: str) -> None:
+    """Let the form keep what was typed until KEEP_TYPED_S from now."""
+    st.session_state[f"{prefix}_kept_until"] = time.time() + KEEP_TYPED_S
+
+
+def _empty_form(prefix: str) -> None:
+    """Draw the form with new, empty fields from the next widget run on."""
+    # New keys make new widgets: the browser empties them too, and Streamlit drops the old ones.
+    state = st.session_state
+    state[f"{prefix}_generation"] = state.get(f"{prefix}_generation", 0) + 1
+    state.pop(f"{prefix}_kept_until", None)
+
+
+def _release_typed(prefix: str) -> str | None:
+    """Empty a form whose typed credentials are due to go; return the message, if any, to show."""
+    state = st.session_state
+    until = state.get(f"{prefix}_kept_until")
+    if until is None:
+        return None
+    if f"{_fields(prefix)}_api_secret" not in state:
+        # Streamlit dropped the fields: the form was not drawn (the operator left): start afresh.
+        _forget(prefix)
+        _empty_form(prefix)
+        return None
+    if time.time() < until:
+        return None
+    _forget(prefix)
+    _empty_form(prefix)
+    return (
+        f"The typed credentials were cleared after {KEEP_TYPED_S // 60} minutes: paste them "
+        "again to check the key."
+    )
+
+
+@st.fragment(run_every=TIMER_S)
+def _release_timer(prefix: str) -> None:
+    """Rerun the page once the form's typed credentials are due to go, even when idle."""
+    if time.time() >= st.session_state.get(f"{prefix}_kept_until", math.inf):
+        st.rerun(scope="app")
 
 
 # --- Credentials form ------------------------------------------------------------------------
@@ -59,18 +125,18 @@ def _field_error(errors: dict[str, str], name: str) -> None:
         st.error(errors[name], icon=":material/error:")
 
 
-def credential_inputs(prefix: str, errors: dict[str, str]) -> None:
+def credential_inputs(fields: str, errors: dict[str, str]) -> None:
     """Render the API Key, Secret and Passphrase inputs, with each field's error under it."""
     st.text_input(
         "API Key",
-        key=f"{prefix}_api_key",
+        key=f"{fields}_api_key",
         placeholder="24 hexadecimal characters",
         help="From KuCoin → Profile → API Management. Remove any spaces when pasting.",
     )
     _field_error(errors, "api_key")
     st.text_input(
         "Secret",
-        key=f"{prefix}_api_secret",
+        key=f"{fields}_api_secret",
         type="password",
         placeholder="xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
         help="Shown once, when the key was created. Remove any spaces when pasting.",
@@ -78,21 +144,12 @@ def credential_inputs(prefix: str, errors: dict[str, str]) -> None:
     _field_error(errors, "api_secret")
     st.text_input(
         "Passphrase",
-        key=f"{prefix}_passphrase",
+        key=f"{fields}_passphrase",
         type="password",
         help="The API Passphrase typed when creating this key on KuCoin, not the login or "
         "trading password.",
     )
     _field_error(errors, "passphrase")
-
-
-def take_credentials(prefix: str) -> dict[str, str]:
-    """Return the typed credentials and clear them from widget state (call in a callback)."""
-    state = st.session_state
-    values = {name: state.get(f"{prefix}_{name}") or "" for name in CREDENTIAL_FIELDS}
-    for name in CREDENTIAL_FIELDS:
-        state[f"{prefix}_{name}"] = ""
-    return values
 
 
 # --- What a check found ----------------------------------------------------------------------
@@ -143,25 +200,29 @@ def _count(n: int, one: str, many: str | None = None) -> str:
 
 
 def _account_kind(check: KeyCheck) -> str:
+    """Return the account KuCoin says the key belongs to, as Markdown showing its text as is."""
     result = check.result
     assert result is not None
+    uid = literal(result.uid or "-")
     if result.is_master:
-        return f"Master account, UID {result.uid}"
-    name = f" {result.sub_name}" if result.sub_name else ""
-    return f"Sub-account{name}, UID {result.uid}"
+        kind = f"Master account, UID {uid}"
+    else:
+        name = f" {literal(result.sub_name)}" if result.sub_name else ""
+        kind = f"Sub-account{name}, UID {uid}"
+    return kind + (f"  \nKey remark: {literal(result.remark)}" if result.remark else "")
 
 
 def _show_failure(check: KeyCheck) -> None:
     """Show KuCoin's refusal: the diagnosis for its code and the fix."""
     result, diagnosis = check.result, check.diagnosis
     assert result is not None and diagnosis is not None
-    st.error(f"API Status: {check.api_status}", icon=":material/link_off:")
+    st.error(f"API Status: {literal(check.api_status)}", icon=":material/link_off:")
     st.markdown(f"**Why:** {diagnosis.cause}")
     st.markdown(f"**Fix:** {diagnosis.fix}")
     if result.code == "400006" and result.seen_ip:
         st.markdown(
-            f"**The IP KuCoin saw:** `{result.seen_ip}`: add it to the key's IP whitelist, "
-            "or disable IP restriction for testing."
+            f"**The IP KuCoin saw:** {literal(result.seen_ip)}: add it to the key's IP "
+            "whitelist, or disable IP restriction for testing."
         )
     if result.code == "400002" and result.clock_offset_ms is not None:
         st.markdown(
@@ -169,9 +230,10 @@ def _show_failure(check: KeyCheck) -> None:
             "machine)."
         )
     kept = " The account keeps its current credential." if check.account_id else ""
+    endpoint = f", {literal(result.endpoint)}" if result.endpoint else ""
     st.caption(
-        f"KuCoin said: {result.message or '-'} (HTTP {result.http_status or '-'}"
-        f"{', ' + result.endpoint if result.endpoint else ''}). Nothing was saved.{kept}"
+        f"KuCoin said: {literal(result.message or '-')} (HTTP {result.http_status or '-'}"
+        f"{endpoint}). Nothing was saved.{kept}"
     )
 
 
@@ -192,14 +254,15 @@ def _show_connected(check: KeyCheck, now: datetime) -> None:
     offset = f"{result.clock_offset_ms:+d} ms" if result.clock_offset_ms is not None else "-"
     right.markdown(f"**Clock offset**  \n{offset} (KuCoin minus this machine)")
     st.caption(
-        f"Checked in {result.latency_ms} ms; KuCoin sees this machine as {result.seen_ip or '-'}."
+        f"Checked in {result.latency_ms} ms; KuCoin sees this machine as "
+        f"{literal(result.seen_ip or '-')}."
     )
 
     st.markdown("**Permissions** (against the scopes this account needs)")
     st.dataframe(_permissions_table(check), hide_index=True)
 
     if result.ip_whitelist:
-        st.markdown(f"**IP whitelist:** `{result.ip_whitelist}` (KuCoin masks the middle)")
+        st.markdown(f"**IP whitelist:** {literal(result.ip_whitelist)} (KuCoin masks the middle)")
     else:
         st.markdown("**IP whitelist:** none: any IP may use this key")
     if check.whitelist is not None and len(check.whitelist):
@@ -218,7 +281,7 @@ def _show_connected(check: KeyCheck, now: datetime) -> None:
     if len(futures):
         st.dataframe(futures, hide_index=True)
     if result.message:
-        st.caption(f"Note: {result.message}")
+        st.caption(f"Note: {literal(result.message)}")
 
     for warning in check.warnings:
         st.warning(warning, icon=":material/warning:")
@@ -244,11 +307,26 @@ def render_check(check: KeyCheck, now: datetime | None = None) -> None:
         return
     if check.connected:
         _show_connected(check, now)
-    elif check.assessment is not None and check.assessment.transient:
-        _show_failure(check)
-        st.caption("A retry may pass: nothing is known to be wrong with the key yet. Retry.")
-    else:
-        _show_failure(check)
+        return
+    _show_failure(check)
+    if check.transient:
+        st.caption(
+            "KuCoin could not answer: nothing is wrong with the key yet. Retry checks the same "
+            "values again."
+        )
+
+
+def _offer_retry(prefix: str, check: KeyCheck, submit: Callable[..., None], args: tuple) -> None:
+    """Offer to check the key in the form again after a failure a retry may fix."""
+    if check.transient:
+        st.button(
+            "Retry",
+            key=f"{prefix}_retry",
+            icon=":material/refresh:",
+            on_click=submit,
+            args=args,
+            help="Check the key still in the form again, without pasting it.",
+        )
 
 
 def render_confirmation(console: Console, prefix: str, check: KeyCheck) -> None:
@@ -296,13 +374,17 @@ def _save_pending(console: Console, prefix: str, options: dict[str, bool]) -> No
         st.session_state.pop(f"{prefix}_check", None)
         _flash(prefix, "error", str(error))
         return
+    except FAILURES as error:
+        _flash(prefix, "error", failure_text(error))
+        return
     _saved(prefix, check, account_id, unverified=bool(options.get("accept_unverified")))
 
 
 def _discard_pending(prefix: str) -> None:
-    """Forget the checked key (callback)."""
+    """Forget the checked key and empty the form (callback)."""
     _forget(prefix)
-    _flash(prefix, "info", "Discarded: nothing was saved.")
+    _empty_form(prefix)
+    _flash(prefix, "info", "Discarded: nothing was saved, and the form is empty.")
 
 
 def _forget(prefix: str) -> None:
@@ -316,7 +398,7 @@ def _forget(prefix: str) -> None:
 
 
 def _saved(prefix: str, check: KeyCheck, account_id: int, *, unverified: bool) -> None:
-    """Remember what was saved; the check stays on screen, its token is spent."""
+    """Remember what was saved and empty the form; the check stays on screen, its token spent."""
     state = st.session_state
     state.pop(f"{prefix}_accept", None)
     state[f"{prefix}_saved"] = {
@@ -325,38 +407,43 @@ def _saved(prefix: str, check: KeyCheck, account_id: int, *, unverified: bool) -
         "unverified": unverified,
         "rotated": check.account_id is not None,
     }
-    if prefix == BIND:
-        _renew_bind_form(label="", scopes=list(DEFAULT_SCOPES))
+    _empty_form(prefix)
 
 
 def _check_typed_key(
     console: Console,
     prefix: str,
-    credentials: dict[str, str],
     *,
     label: str,
-    scopes: Iterable[str],
+    scopes: list[str],
     account_id: int | None = None,
-) -> KeyCheck:
-    """Check the typed key and save it when nothing needs confirming (submit callback)."""
+) -> None:
+    """Check the key in the form; save it when nothing needs confirming (callback)."""
     _forget(prefix)
-    check = binding.check_key(
-        console, label=label, scopes=list(scopes), account_id=account_id, **credentials
-    )
-    del credentials
+    try:
+        check = binding.check_key(
+            console, label=label, scopes=scopes, account_id=account_id, **_typed(prefix)
+        )
+    except FAILURES as error:
+        _flash(prefix, "error", failure_text(error))
+        _keep_typed(prefix)
+        return
     st.session_state[f"{prefix}_check"] = check
     if check.decision is Decision.READY and check.token:
         try:
             saved_id = binding.save(console, check.token)
         except binding.BindingError as error:
             _flash(prefix, "error", str(error))
+        except FAILURES as error:
+            _flash(prefix, "error", failure_text(error))
         else:
             _saved(prefix, check, saved_id, unverified=False)
-    return check
+            return
+    _keep_typed(prefix)
 
 
 def _show_saved(prefix: str) -> None:
-    """Show the key just saved, with the way to its account."""
+    """Show the key just saved."""
     saved = st.session_state.get(f"{prefix}_saved")
     if not saved:
         return
@@ -371,42 +458,39 @@ def _show_saved(prefix: str) -> None:
         st.success(f"{what} '{saved['label']}': verified and saved.", icon=":material/check:")
 
 
+def _render_last_check(
+    console: Console, prefix: str, submit: Callable[..., None], args: tuple[Any, ...]
+) -> None:
+    """Show what the last check of a form found and what may be done with it."""
+    check: KeyCheck | None = st.session_state.get(f"{prefix}_check")
+    if check is not None:
+        render_check(check)
+        if f"{prefix}_saved" not in st.session_state:
+            _offer_retry(prefix, check, submit, args)
+            render_confirmation(console, prefix, check)
+    if f"{prefix}_kept_until" in st.session_state:
+        _release_timer(prefix)
+
+
 # --- The Bind page ---------------------------------------------------------------------------
 
 
-def _bind_fields() -> str:
-    """Return the widget-key prefix of the Bind form's current generation."""
-    return f"{BIND}_{st.session_state.get(f'{BIND}_generation', 0)}"
-
-
 def _on_bind_submit(console: Console) -> None:
-    """Check the pasted key for a new account (submit callback)."""
-    state = st.session_state
-    fields = _bind_fields()
-    credentials = take_credentials(fields)
-    label = state.get(f"{fields}_label") or ""
-    scopes = list(state.get(f"{fields}_scopes") or [])
-    check = _check_typed_key(console, BIND, credentials, label=label, scopes=scopes)
-    del credentials
-    if f"{BIND}_saved" not in state:
-        # Keep what is not secret, so that only the flagged fields need typing again.
-        _renew_bind_form(label=check.label or label, scopes=scopes)
-
-
-def _renew_bind_form(*, label: str, scopes: list[str]) -> None:
-    """Render the Bind form's widgets afresh next run, starting from these values."""
-    # New keys make new widgets, so their defaults show in the browser too, where
-    # clear_on_submit has emptied every field of the form just submitted.
-    state = st.session_state
-    state[f"{BIND}_generation"] = state.get(f"{BIND}_generation", 0) + 1
-    state[f"{BIND}_keep"] = {"label": label, "scopes": scopes}
+    """Check the key in the Bind form for a new account (submit and Retry callback)."""
+    fields = _fields(BIND)
+    _check_typed_key(
+        console,
+        BIND,
+        label=st.session_state.get(f"{fields}_label") or "",
+        scopes=list(st.session_state.get(f"{fields}_scopes") or []),
+    )
 
 
 def render_bind(console: Console) -> None:
     """Render the Bind page: the form, then what KuCoin said and what may be saved."""
     state = st.session_state
-    keep = state.get(f"{BIND}_keep") or {"label": "", "scopes": list(DEFAULT_SCOPES)}
-    fields = _bind_fields()
+    released = _release_typed(BIND)
+    fields = _fields(BIND)
     check: KeyCheck | None = state.get(f"{BIND}_check")
     errors = check.errors if check is not None else {}
 
@@ -415,10 +499,9 @@ def render_bind(console: Console) -> None:
         "checks the key live with KuCoin and saves it only if it works (or once you confirm "
         "its warnings). Secrets are encrypted at rest and never shown again."
     )
-    with st.form(f"{BIND}_form", clear_on_submit=True):
+    with st.form(f"{BIND}_form"):
         st.text_input(
             "Label",
-            value=keep["label"],
             key=f"{fields}_label",
             placeholder="e.g. mm-bot-01",
             help="How this account appears in the fleet.",
@@ -428,7 +511,7 @@ def render_bind(console: Console) -> None:
         st.multiselect(
             "Scopes this account needs",
             options=list(SCOPES),
-            default=keep["scopes"],
+            default=DEFAULT_SCOPES,
             format_func=scope_name,
             key=f"{fields}_scopes",
             help="The permissions the platform will use; General is always needed.",
@@ -438,6 +521,8 @@ def render_bind(console: Console) -> None:
             "Verify and bind", type="primary", on_click=_on_bind_submit, args=(console,)
         )
 
+    if released:
+        st.info(released, icon=":material/timer_off:")
     _show_flash(BIND)
     _show_saved(BIND)
     saved = state.get(f"{BIND}_saved")
@@ -449,10 +534,7 @@ def render_bind(console: Console) -> None:
             icon=":material/manage_accounts:",
             query_params={"account": str(saved["account_id"])},
         )
-    if check is not None:
-        render_check(check)
-        if saved is None:
-            render_confirmation(console, BIND, check)
+    _render_last_check(console, BIND, _on_bind_submit, (console,))
 
 
 # --- An account's lifecycle ------------------------------------------------------------------
@@ -462,16 +544,14 @@ def _prefix(account_id: int) -> str:
     return f"account_{account_id}"
 
 
-def _on_rotate_submit(console: Console, account: store.AccountView) -> None:
-    """Check the new credential for an account; rotate when nothing needs confirming."""
-    prefix = f"{_prefix(account.id)}_rotate"
+def _on_rotate_submit(console: Console, account_id: int, scopes: tuple[str, ...]) -> None:
+    """Check the new credential in an account's rotation form (submit and Retry callback)."""
     _check_typed_key(
         console,
-        prefix,
-        take_credentials(prefix),
-        label=account.label,
-        scopes=account.scopes,
-        account_id=account.id,
+        f"{_prefix(account_id)}_rotate",
+        label="",
+        scopes=list(scopes),
+        account_id=account_id,
     )
 
 
@@ -479,8 +559,11 @@ def _run_action(key: str, action: Callable[[], bool], done: str, unchanged: str)
     """Run one lifecycle action and leave its message (callback)."""
     try:
         changed = action()
-    except (store.StoreError, ValueError) as error:
-        _flash(key, "error", f"{str(error)[:1].upper()}{str(error)[1:]}")
+    except FAILURES as error:
+        _flash(key, "error", failure_text(error))
+        return
+    except ValueError as error:  # a choice lib.binding refuses, e.g. no scope at all
+        _flash(key, "error", f"{str(error)[:1].upper()}{str(error)[1:]}.")
         return
     _flash(key, "success" if changed else "info", done if changed else unchanged)
 
@@ -493,7 +576,7 @@ def _on_scopes(console: Console, account_id: int) -> None:
         key,
         lambda: binding.set_scopes(console, account_id, scopes),
         f"Scopes changed to {names}.",
-        "Scopes unchanged.",
+        f"Scopes unchanged: still {names}.",
     )
 
 
@@ -502,7 +585,7 @@ def _on_pause(console: Console, account_id: int) -> None:
         _prefix(account_id),
         lambda: binding.pause(console, account_id),
         "Monitoring paused: the fleet refresh skips this account until it is resumed.",
-        "Monitoring was already paused.",
+        "Monitoring was already paused (changed from another session): nothing to do.",
     )
 
 
@@ -510,8 +593,8 @@ def _on_resume(console: Console, account_id: int) -> None:
     _run_action(
         _prefix(account_id),
         lambda: binding.resume(console, account_id),
-        "Monitoring resumed.",
-        "Monitoring was already running.",
+        "Monitoring resumed: the next refresh checks this account again.",
+        "Monitoring was already running (changed from another session): nothing to do.",
     )
 
 
@@ -519,37 +602,58 @@ def _on_unbind_request(account_id: int) -> None:
     st.session_state[CONFIRM_UNBIND] = account_id
 
 
-def _on_unbind_cancel() -> None:
+def _on_unbind_cancel(account_id: int) -> None:
     st.session_state.pop(CONFIRM_UNBIND, None)
+    _flash(_prefix(account_id), "info", "Unbind cancelled: nothing changed.")
+
+
+def _on_unbind_confirm(console: Console, account_id: int, label: str) -> None:
+    st.session_state.pop(CONFIRM_UNBIND, None)
+
+    def unbind() -> bool:
+        binding.unbind(console, account_id)
+        return True
+
+    _run_action(
+        _prefix(account_id),
+        unbind,
+        f"Unbound '{label}': its API Key, Secret and Passphrase are deleted from bindwatch; its "
+        "check history and audit log stay. Delete the key on KuCoin too if nothing uses it.",
+        "",
+    )
 
 
 def _render_rotation(console: Console, account: store.AccountView) -> None:
     """Rotate the credential in place: new Key, Secret and Passphrase, verified first."""
     prefix = f"{_prefix(account.id)}_rotate"
+    released = _release_typed(prefix)
+    fields = _fields(prefix)
     check: KeyCheck | None = st.session_state.get(f"{prefix}_check")
+    submit_args = (console, account.id, account.scopes)
     st.caption(
         "Paste the new key. It is checked with KuCoin first; the label, scopes and history "
         "stay, and the old credential is destroyed once the new one is saved."
     )
-    with st.form(f"{prefix}_form", clear_on_submit=True):
-        credential_inputs(prefix, check.errors if check is not None else {})
+    with st.form(f"{prefix}_form"):
+        credential_inputs(fields, check.errors if check is not None else {})
         st.form_submit_button(
-            "Verify and rotate", type="primary", on_click=_on_rotate_submit, args=(console, account)
+            "Verify and rotate", type="primary", on_click=_on_rotate_submit, args=submit_args
         )
+    if released:
+        st.info(released, icon=":material/timer_off:")
     _show_flash(prefix)
     _show_saved(prefix)
-    if check is not None:
-        render_check(check)
-        if f"{prefix}_saved" not in st.session_state:
-            render_confirmation(console, prefix, check)
+    _render_last_check(console, prefix, _on_rotate_submit, submit_args)
 
 
 def _render_scopes(console: Console, account: store.AccountView) -> None:
     key = _prefix(account.id)
-    st.session_state.setdefault(f"{key}_scopes", list(account.scopes))
+    # The stored scopes as the default, not pushed through session state: a tab not shown when
+    # a value is pushed may mount later without it, and Save would then drop a scope.
     st.multiselect(
         "Scopes this account needs",
         options=list(SCOPES),
+        default=list(account.scopes),
         format_func=scope_name,
         key=f"{key}_scopes",
     )
@@ -576,36 +680,29 @@ def _render_monitoring(console: Console, account: store.AccountView) -> None:
 
 
 def _render_unbind(console: Console, account: store.AccountView) -> None:
-    state = st.session_state
-    if state.get(CONFIRM_UNBIND) != account.id:
+    key = _prefix(account.id)
+    if st.session_state.get(CONFIRM_UNBIND) != account.id:
         st.caption("Destroys this account's credentials; its check history and audit log stay.")
-        st.button(
-            "Unbind…",
-            key=f"{_prefix(account.id)}_unbind",
-            on_click=_on_unbind_request,
-            args=(account.id,),
-        )
+        st.button("Unbind…", key=f"{key}_unbind", on_click=_on_unbind_request, args=(account.id,))
         return
     with st.container(border=True):
         st.warning(binding.unbind_summary(console, account.id), icon=":material/delete_forever:")
         left, right = st.columns(2)
-        confirmed = left.button("Confirm: unbind", key="unbind_confirm", type="primary")
-        right.button("Cancel", key="unbind_cancel", on_click=_on_unbind_cancel)
-    if confirmed:
-        try:
-            binding.unbind(console, account.id)
-        except store.StoreError as error:
-            state.pop(CONFIRM_UNBIND, None)
-            st.error(str(error))
-            return
-        state.pop(CONFIRM_UNBIND, None)
-        st.switch_page(FLEET_PAGE)
+        left.button(
+            "Confirm: unbind",
+            key=f"{key}_unbind_confirm",
+            type="primary",
+            on_click=_on_unbind_confirm,
+            args=(console, account.id, account.label),
+        )
+        right.button(
+            "Cancel", key=f"{key}_unbind_cancel", on_click=_on_unbind_cancel, args=(account.id,)
+        )
 
 
 def render_lifecycle(console: Console, account: store.AccountView) -> None:
     """Render the actions on one account: rotate, scopes, pause/resume, unbind."""
-    key = _prefix(account.id)
-    _show_flash(key)
+    _show_flash(_prefix(account.id))
     if not account.bound:
         st.info(
             f"'{account.label}' was unbound on {account.unbound_at:%Y-%m-%d %H:%M} UTC: its "
@@ -618,9 +715,8 @@ def render_lifecycle(console: Console, account: store.AccountView) -> None:
             "this machine's IP). It stays unverified until a check passes.",
             icon=":material/gpp_maybe:",
         )
-    rotate, scopes, monitoring, unbind = st.tabs(
-        ["Rotate credentials", "Scopes", "Monitoring", "Unbind"]
-    )
+    # Keyed, so that the tab the operator chose stays open across the reruns actions cause.
+    rotate, scopes, monitoring, unbind = st.tabs(ACTION_TABS, key=ACTION_TAB, on_change="rerun")
     with rotate:
         _render_rotation(console, account)
     with scopes:

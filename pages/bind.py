@@ -4,8 +4,12 @@ import streamlit as st
 
 from lib import ui, ui_actions
 
-ui.require_frame()
 
-st.title("Bind a key")
-ui.demo_banner()
-ui_actions.render_bind(ui.console())
+def main() -> None:
+    """Draw the Bind page."""
+    st.title("Bind a key")
+    ui.demo_banner()
+    ui_actions.render_bind(ui.console())
+
+
+ui.page(main)

@@ -22,216 +22,223 @@ from lib.kucoin.probe_result import ProbeResult
 from lib.store import StoreError
 from lib.vault import VaultError
 
-ui.require_frame()
-
 SCOPE_OPTIONS = {"spot": "Spot", "futures": "Futures", "margin": "Margin"}
 KIND_OPTIONS = {"all": "All accounts", "master": "Master accounts", "sub-account": "Sub-accounts"}
 # Each filter widget's key and the value that shows every account.
-FILTER_DEFAULTS = {"fleet_status": [], "fleet_scopes": [], "fleet_kind": "all", "fleet_search": ""}
+FILTER_DEFAULTS = {
+    "fleet_status": [],
+    "fleet_scopes": [],
+    "fleet_kind": "all",
+    "fleet_search": "",
+}
 STATUSES = [s.value for s in SEVERITY]
 ROW_HEIGHT = 66  # three lines: taller than 4rem lets the grid wrap the diagnosis and the fix
 
-ui.demo_banner()
-st.title("Fleet")
-ui.show_flash()
-console = ui.console()
-if ui.cached_fleet(console).fleet.empty:
-    ui.empty_fleet()
-    st.stop()
 
+def main() -> None:
+    """Draw the Fleet page."""
 
-def refresh_all() -> None:
-    """Check every non-paused account now with a progress bar; the table below is then fresh."""
-    total = fleet_lib.refreshable_count(console)
-    if not total:
-        st.info("Every account is paused: resume one to check it.")
-        return
-    bar = st.progress(0, text=f"Checking {total} accounts with KuCoin…")
-    checked: list[int] = []
+    ui.demo_banner()
+    st.title("Fleet")
+    ui.show_flash()
+    console = ui.console()
+    if ui.cached_fleet(console).fleet.empty:
+        ui.empty_fleet()
+        st.stop()
 
-    def progress(account_id: int, result: ProbeResult) -> None:
-        """Move the bar by one account."""
-        checked.append(account_id)
-        bar.progress(len(checked) / total, text=f"Checked {len(checked)} of {total}")
+    def refresh_all() -> None:
+        """Check every non-paused account now with a progress bar; the table below is then fresh."""
+        total = fleet_lib.refreshable_count(console)
+        if not total:
+            st.info("Every account is paused: resume one to check it.")
+            return
+        bar = st.progress(0, text=f"Checking {total} accounts with KuCoin…")
+        checked: list[int] = []
 
-    try:
-        fleet_lib.refresh_fleet(console, on_result=progress)
-    except (StoreError, VaultError) as error:
-        st.error(f"The refresh stopped: {error}")
-        return
-    # Failing as the tiles count it, from the same snapshot the tiles below are drawn from.
-    attention, summary = fleet_lib.refresh_summary(ui.cached_fleet(console), checked)
-    (st.warning if attention else st.success)(summary)
+        def progress(account_id: int, result: ProbeResult) -> None:
+            """Move the bar by one account."""
+            checked.append(account_id)
+            bar.progress(len(checked) / total, text=f"Checked {len(checked)} of {total}")
 
+        try:
+            fleet_lib.refresh_fleet(console, on_result=progress)
+        except (StoreError, VaultError) as error:
+            st.error(f"The refresh stopped: {error}")
+            return
+        # Failing as the tiles count it, from the same snapshot the tiles below are drawn from.
+        attention, summary = fleet_lib.refresh_summary(ui.cached_fleet(console), checked)
+        (st.warning if attention else st.success)(summary)
 
-def clear_filters() -> None:
-    """Set every filter widget back to "all" (a callback: it runs before they are drawn)."""
-    # Assigning the defaults, not deleting the keys: the browser is told the new values, so
-    # the widgets show them and do not send the old filters back on the next change.
-    st.session_state.update(FILTER_DEFAULTS)
+    def clear_filters() -> None:
+        """Set every filter widget back to "all" (a callback: it runs before they are drawn)."""
+        # Assigning the defaults, not deleting the keys: the browser is told the new values, so
+        # the widgets show them and do not send the old filters back on the next change.
+        st.session_state.update(FILTER_DEFAULTS)
 
+    top_left, top_mid, top_right = st.columns([3, 1, 1], vertical_alignment="center")
+    top_left.caption("Worst first. Select a row to open the account.")
+    auto = top_mid.toggle("Auto-refresh", key="fleet_auto", help="Redraw the table every 30 s.")
+    if top_right.button(
+        "Refresh all", key="refresh_all", icon=":material/refresh:", width="stretch"
+    ):
+        refresh_all()  # before the table is drawn, so it shows the new results
 
-top_left, top_mid, top_right = st.columns([3, 1, 1], vertical_alignment="center")
-top_left.caption("Worst first. Select a row to open the account.")
-auto = top_mid.toggle("Auto-refresh", key="fleet_auto", help="Redraw the table every 30 s.")
-if top_right.button("Refresh all", key="refresh_all", icon=":material/refresh:", width="stretch"):
-    refresh_all()  # before the table is drawn, so it shows the new results
-
-
-def incident_banner(snapshot: FleetSnapshot) -> None:
-    """Say once when most recently checked accounts fail the same way."""
-    incident = snapshot.incident
-    if incident is not None:
-        st.error(
-            f"**Fleet incident: {incident.summary}.** {incident.fix}",
-            icon=":material/crisis_alert:",
-        )
-
-
-def status_tiles(snapshot: FleetSnapshot) -> list[str]:
-    """Show one tile per status present and one for every failing account; return the chosen."""
-    counts = dict(zip(snapshot.counts["status"].astype(str), snapshot.counts["count"], strict=True))
-    failing = sum(int(n) for status, n in counts.items() if is_failing(status))
-    tiles = {FAILING: failing} if failing else {}
-    tiles |= {status: int(n) for status, n in counts.items()}
-    return st.pills(
-        "Status",
-        list(tiles),
-        selection_mode="multi",
-        key="fleet_status",
-        format_func=lambda tile: tile_label(tile, tiles.get(tile, 0)),
-        help="Click a tile to show only its accounts; click more tiles to add theirs.",
-    )
-
-
-def table(snapshot: FleetSnapshot) -> None:
-    """Status tiles and filters, the table (select a row to open it) and the CSV export."""
-    fleet = snapshot.fleet
-    statuses = status_tiles(snapshot)
-    f_scope, f_kind, f_search, f_clear = st.columns([3, 3, 4, 2], vertical_alignment="bottom")
-    scopes = f_scope.multiselect(
-        "Needs",
-        list(SCOPE_OPTIONS),
-        key="fleet_scopes",
-        format_func=SCOPE_OPTIONS.get,
-        placeholder="Any scope",
-    )
-    kind = f_kind.selectbox(
-        "Account", list(KIND_OPTIONS), key="fleet_kind", format_func=KIND_OPTIONS.get
-    )
-    search = f_search.text_input(
-        "Search", key="fleet_search", placeholder="Label, sub-account or UID"
-    )
-    f_clear.button(
-        "Clear filters",
-        key="clear_filters",
-        on_click=clear_filters,
-        icon=":material/filter_alt_off:",
-        disabled=not (statuses or scopes or kind != "all" or search),
-        width="stretch",
-    )
-    shown = filter_fleet(
-        fleet,
-        statuses=statuses,
-        scopes=scopes,
-        kinds=[] if kind == "all" else [kind],
-        search=search,
-    )
-    in_incident = snapshot.incident_accounts()
-    if in_incident.any():
-        # The banner already says it once: list the rest unless the operator asks for them.
-        count = int(in_incident.sum())
-        if not st.toggle(
-            f"Show the {plural(count, 'account')} in the incident", key="fleet_incident"
-        ):
-            shown = shown[~in_incident.loc[shown.index].to_numpy(dtype=bool)]
-    if shown.empty:
-        if in_incident.any() and not st.session_state.get("fleet_incident"):
-            st.info(
-                "Every account shown is failing the same way: the banner above says what to do.",
+    def incident_banner(snapshot: FleetSnapshot) -> None:
+        """Say once when most recently checked accounts fail the same way."""
+        incident = snapshot.incident
+        if incident is not None:
+            st.error(
+                f"**Fleet incident: {incident.summary}.** {incident.fix}",
                 icon=":material/crisis_alert:",
             )
-            return
-        st.info(
-            "No account matches these filters: clear them to see every account.",
-            icon=":material/filter_alt_off:",
+
+    def status_tiles(snapshot: FleetSnapshot) -> list[str]:
+        """Show one tile per status present and one for every failing account; return the chosen."""
+        counts = dict(
+            zip(snapshot.counts["status"].astype(str), snapshot.counts["count"], strict=True)
         )
-        return
-    view = fleet_view(shown)
-    event = st.dataframe(
-        view,
-        key="fleet_table",
-        on_select="rerun",
-        selection_mode="single-row",
-        hide_index=True,
-        height=min(38 + ROW_HEIGHT * len(view), 38 + ROW_HEIGHT * 9),
-        row_height=ROW_HEIGHT,
-        column_order=[c for c in view.columns if c != "account_id"],
-        column_config={
-            # Label, status, diagnosis and next step fit 1440 px together; the rest scrolls.
-            "label": st.column_config.TextColumn("Account", pinned=True, width=130),
-            "status": st.column_config.MultiselectColumn(
-                "Status",
-                options=STATUSES,
-                color=[status_colour(s) for s in STATUSES],
-                width=160,
-            ),
-            "diagnosis": st.column_config.TextColumn("Diagnosis", width=210),
-            "hint": st.column_config.TextColumn("Next step", width=420),
-            "spot": st.column_config.TextColumn(
-                "Spot", width="small", help="✓ granted · ✗ needed but missing · – not needed"
-            ),
-            "futures": st.column_config.TextColumn("Futures", width="small"),
-            "margin": st.column_config.TextColumn("Margin", width="small"),
-            "whitelist": st.column_config.TextColumn(
-                "Whitelist", help="Platform egress IPs the key's IP whitelist covers"
-            ),
-            "last_sync_at": st.column_config.DatetimeColumn(
-                "Last sync (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"
-            ),
-            "sync_age": st.column_config.TextColumn("Sync age"),
-            "going_stale_at": st.column_config.DatetimeColumn(
-                "Goes stale at (UTC)",
-                format="YYYY-MM-DD HH:mm",
-                timezone="UTC",
-                help="Without another successful check, the account turns STALE then.",
-            ),
-            "key_age_days": st.column_config.NumberColumn("Key age", format="%d d"),
-            "expires_at": st.column_config.DatetimeColumn(
-                "KuCoin may delete on",
-                format="YYYY-MM-DD",
-                timezone="UTC",
-                help="Trading keys without an IP whitelist are deleted after 30 days unused.",
-            ),
-            "account": st.column_config.TextColumn("Master / sub"),
-            "uid": st.column_config.TextColumn("UID"),
-        },
-    )
-    rows = event.selection.rows if event is not None else []
-    if rows and rows[0] < len(view):
-        account_id = int(view.iloc[rows[0]]["account_id"])
-        st.session_state[ui.SELECTED_ACCOUNT] = account_id
-        st.switch_page(ui.ACCOUNT_PAGE, query_params={"account": str(account_id)})
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
-    st.download_button(
-        f"Export CSV ({plural(len(shown), 'account')})",
-        data=lambda: fleet_csv(shown),
-        file_name=f"bindwatch-fleet-{stamp}.csv",
-        mime="text/csv",
-        key="export_csv",
-        on_click="ignore",
-        icon=":material/download:",
-        help="The table as filtered, every column, no secrets.",
-    )
+        failing = sum(int(n) for status, n in counts.items() if is_failing(status))
+        tiles = {FAILING: failing} if failing else {}
+        tiles |= {status: int(n) for status, n in counts.items()}
+        return st.pills(
+            "Status",
+            list(tiles),
+            selection_mode="multi",
+            key="fleet_status",
+            format_func=lambda tile: tile_label(tile, tiles.get(tile, 0)),
+            help="Click a tile to show only its accounts; click more tiles to add theirs.",
+        )
+
+    def table(snapshot: FleetSnapshot) -> None:
+        """Status tiles and filters, the table (select a row to open it) and the CSV export."""
+        fleet = snapshot.fleet
+        statuses = status_tiles(snapshot)
+        f_scope, f_kind, f_search, f_clear = st.columns([3, 3, 4, 2], vertical_alignment="bottom")
+        scopes = f_scope.multiselect(
+            "Needs",
+            list(SCOPE_OPTIONS),
+            key="fleet_scopes",
+            format_func=SCOPE_OPTIONS.get,
+            placeholder="Any scope",
+        )
+        kind = f_kind.selectbox(
+            "Account", list(KIND_OPTIONS), key="fleet_kind", format_func=KIND_OPTIONS.get
+        )
+        search = f_search.text_input(
+            "Search", key="fleet_search", placeholder="Label, sub-account or UID"
+        )
+        f_clear.button(
+            "Clear filters",
+            key="clear_filters",
+            on_click=clear_filters,
+            icon=":material/filter_alt_off:",
+            disabled=not (statuses or scopes or kind != "all" or search),
+            width="stretch",
+        )
+        shown = filter_fleet(
+            fleet,
+            statuses=statuses,
+            scopes=scopes,
+            kinds=[] if kind == "all" else [kind],
+            search=search,
+        )
+        in_incident = snapshot.incident_accounts()
+        if in_incident.any():
+            # The banner already says it once: list the rest unless the operator asks for them.
+            count = int(in_incident.sum())
+            if not st.toggle(
+                f"Show the {plural(count, 'account')} in the incident", key="fleet_incident"
+            ):
+                shown = shown[~in_incident.loc[shown.index].to_numpy(dtype=bool)]
+        if shown.empty:
+            if in_incident.any() and not st.session_state.get("fleet_incident"):
+                st.info(
+                    "Every account shown is failing the same way: the banner above says what to "
+                    "do.",
+                    icon=":material/crisis_alert:",
+                )
+                return
+            st.info(
+                "No account matches these filters: clear them to see every account.",
+                icon=":material/filter_alt_off:",
+            )
+            return
+        view = fleet_view(shown)
+        event = st.dataframe(
+            view,
+            key="fleet_table",
+            on_select="rerun",
+            selection_mode="single-row",
+            hide_index=True,
+            height=min(38 + ROW_HEIGHT * len(view), 38 + ROW_HEIGHT * 9),
+            row_height=ROW_HEIGHT,
+            column_order=[c for c in view.columns if c != "account_id"],
+            column_config={
+                # Label, status, diagnosis and next step fit 1440 px together; the rest scrolls.
+                "label": st.column_config.TextColumn("Account", pinned=True, width=130),
+                "status": st.column_config.MultiselectColumn(
+                    "Status",
+                    options=STATUSES,
+                    color=[status_colour(s) for s in STATUSES],
+                    width=160,
+                ),
+                "diagnosis": st.column_config.TextColumn("Diagnosis", width=210),
+                "hint": st.column_config.TextColumn("Next step", width=420),
+                "spot": st.column_config.TextColumn(
+                    "Spot", width="small", help="✓ granted · ✗ needed but missing · – not needed"
+                ),
+                "futures": st.column_config.TextColumn("Futures", width="small"),
+                "margin": st.column_config.TextColumn("Margin", width="small"),
+                "whitelist": st.column_config.TextColumn(
+                    "Whitelist", help="Platform egress IPs the key's IP whitelist covers"
+                ),
+                "last_sync_at": st.column_config.DatetimeColumn(
+                    "Last sync (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"
+                ),
+                "sync_age": st.column_config.TextColumn("Sync age"),
+                "going_stale_at": st.column_config.DatetimeColumn(
+                    "Goes stale at (UTC)",
+                    format="YYYY-MM-DD HH:mm",
+                    timezone="UTC",
+                    help="Without another successful check, the account turns STALE then.",
+                ),
+                "key_age_days": st.column_config.NumberColumn("Key age", format="%d d"),
+                "expires_at": st.column_config.DatetimeColumn(
+                    "KuCoin may delete on",
+                    format="YYYY-MM-DD",
+                    timezone="UTC",
+                    help="Trading keys without an IP whitelist are deleted after 30 days unused.",
+                ),
+                "account": st.column_config.TextColumn("Master / sub"),
+                "uid": st.column_config.TextColumn("UID"),
+            },
+        )
+        rows = event.selection.rows if event is not None else []
+        if rows and rows[0] < len(view):
+            account_id = int(view.iloc[rows[0]]["account_id"])
+            st.session_state[ui.SELECTED_ACCOUNT] = account_id
+            st.switch_page(ui.ACCOUNT_PAGE, query_params={"account": str(account_id)})
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+        st.download_button(
+            f"Export CSV ({plural(len(shown), 'account')})",
+            data=lambda: fleet_csv(shown),
+            file_name=f"bindwatch-fleet-{stamp}.csv",
+            mime="text/csv",
+            key="export_csv",
+            on_click="ignore",
+            icon=":material/download:",
+            help="The table as filtered, every column, no secrets.",
+        )
+
+    def fleet_section() -> None:
+        """The banner, tiles and table: redrawn on their own when auto-refresh is on."""
+        snapshot = ui.cached_fleet(console)
+        as_of = f"{snapshot.as_of:%Y-%m-%d %H:%M:%S} UTC"
+        st.caption(f"{plural(len(snapshot.fleet), 'account')} · as of {as_of}")
+        incident_banner(snapshot)
+        table(snapshot)
+
+    st.fragment(fleet_section, run_every=f"{ui.FLEET_TTL_S}s" if auto else None)()
 
 
-def fleet_section() -> None:
-    """The banner, tiles and table: redrawn on their own when auto-refresh is on."""
-    snapshot = ui.cached_fleet(console)
-    as_of = f"{snapshot.as_of:%Y-%m-%d %H:%M:%S} UTC"
-    st.caption(f"{plural(len(snapshot.fleet), 'account')} · as of {as_of}")
-    incident_banner(snapshot)
-    table(snapshot)
-
-
-st.fragment(fleet_section, run_every=f"{ui.FLEET_TTL_S}s" if auto else None)()
+ui.page(main)

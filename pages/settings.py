@@ -9,104 +9,6 @@ from lib import store, ui
 from lib.kucoin.constants import ACCEPTED_KEY_VERSIONS
 from lib.models import Settings
 
-ui.require_frame()
-
-ui.demo_banner()
-st.title("Settings")
-ui.show_flash()
-console = ui.console()
-settings = console.settings()
-problems = store.invalid_settings(settings)
-
-# Every widget shows the stored value on every run (no copy kept in session state): a visit to
-# another page, a save or another operator's change can never bring back a stale value.
-
-
-def save(done: str, **changes: Any) -> None:
-    """Save settings (the store validates and audits); say what went wrong, never raise."""
-    try:
-        saved = fleet_lib.save_settings(console, **changes)
-    except store.InvalidInput as error:
-        st.error(str(error), icon=":material/error:")
-        return
-    if saved == settings:
-        st.info("Nothing to save: every field holds what is stored.", icon=":material/info:")
-        return
-    ui.flash("success", done)
-    st.rerun()
-
-
-# --- Egress IPs -------------------------------------------------------------------------------
-
-st.subheader("Platform egress IPs")
-st.caption(
-    "The public IPs this platform calls KuCoin from. Every key should whitelist all of them: "
-    "the fleet shows which keys do."
-)
-if "egress_ips" in problems:
-    st.warning(
-        f"The stored list is out of range: {problems['egress_ips']} The health rules still use "
-        "it; shorten it below and save.",
-        icon=":material/warning:",
-    )
-stored_ips = "\n".join(settings.egress_ips)
-with st.form("egress_form"):
-    text = st.text_area(
-        "Egress IPs, one per line",
-        value=stored_ips,
-        placeholder="203.0.113.154\n2001:db8::7",
-        help=f"IPv4 or IPv6 addresses, at most {store.MAX_EGRESS_IPS}; commas and spaces "
-        "separate them too.",
-    )
-    if st.form_submit_button("Save IPs", icon=":material/save:"):
-        ips = fleet_lib.parse_list(text)
-        changed = text != stored_ips or "egress_ips" in problems
-        done = f"Saved {len(ips)} egress IP{'s' if len(ips) != 1 else ''}."
-        save(done, **({"egress_ips": ips} if changed else {}))
-
-seen = fleet_lib.latest_seen_ip(console)
-if seen is None:
-    st.caption(
-        "No check has reported the IP KuCoin sees yet: bind a key or run a check, then the IP "
-        "can be added here in one click."
-    )
-elif seen[0] in settings.egress_ips:
-    st.caption(f"KuCoin last saw this platform as {seen[0]}: it is in the list.")
-else:
-    ip, when = seen
-    st.info(
-        f"KuCoin last saw this platform as **{ip}** ({when:%Y-%m-%d %H:%M} UTC), which is not "
-        "in the list.",
-        icon=":material/lan:",
-    )
-    if st.button(f"Add {ip}", key="add_seen_ip", icon=":material/add:"):
-        save(f"Added {ip}, the IP KuCoin saw.", egress_ips=[*settings.egress_ips, ip])
-
-coverage = fleet_lib.coverage_summary(ui.cached_fleet(console).fleet)
-if not coverage.empty:
-    st.markdown("**Whitelist coverage across the fleet now**")
-    st.dataframe(coverage, hide_index=True, key="coverage_table")
-
-# --- Thresholds -------------------------------------------------------------------------------
-
-st.subheader("Health policy")
-for problem in (text for name, text in problems.items() if name != "egress_ips"):
-    st.warning(
-        f"A stored setting is out of range: {problem} Until it is corrected the health rules "
-        "hold it to the range, as the form shows; save the policy to store what it shows.",
-        icon=":material/warning:",
-    )
-# What the form shows, in the operator's units: numbers as the rules apply them (in range).
-shown: dict[str, Any] = {
-    name: round(store.setting_in_range(settings, name) / rule.per_unit)
-    for name, rule in store.SETTING_RANGES.items()
-}
-shown["key_version"] = (
-    settings.key_version
-    if settings.key_version in ACCEPTED_KEY_VERSIONS
-    else Settings().key_version
-)
-shown["futures_currencies"] = ", ".join(settings.futures_currencies)
 HELP = {
     "freshness_seconds": "A key's last successful check should be younger than this.",
     "freshness_grace_seconds": "Slack after the period before the account turns STALE.",
@@ -114,53 +16,156 @@ HELP = {
 }
 STEPS = {"freshness_seconds": 5, "freshness_grace_seconds": 5, "rotation_age_days": 15}
 
-with st.form("policy_form"):
-    typed: dict[str, Any] = {}
-    for column, (name, rule) in zip(st.columns(3), store.SETTING_RANGES.items(), strict=True):
-        typed[name] = column.number_input(
-            f"{rule.label} ({rule.unit})",
-            value=shown[name],
-            step=STEPS[name],
-            help=f"{HELP[name]} From {rule.describe()}.",
-        )
-    version_col, futures_col = st.columns(2)
-    typed["key_version"] = version_col.selectbox(
-        "KC-API-KEY-VERSION for new keys",
-        ACCEPTED_KEY_VERSIONS,
-        index=ACCEPTED_KEY_VERSIONS.index(shown["key_version"]),
-        help="KuCoin's current keys are version 3; version 2 still works.",
-    )
-    typed["futures_currencies"] = futures_col.text_input(
-        "Futures currencies to read",
-        value=shown["futures_currencies"],
-        help="Futures overviews each check reads, e.g. USDT, XBT; at most "
-        f"{store.MAX_FUTURES_CURRENCIES}.",
-    )
-    if st.form_submit_button("Save policy", icon=":material/save:"):
-        # Only what the operator changed, and what must be corrected: an untouched field is
-        # never rewritten, so the change log lists only what the operator did.
-        changes = {
-            name: value for name, value in typed.items() if value != shown[name] or name in problems
-        }
-        for name, rule in store.SETTING_RANGES.items():
-            if name in changes:
-                changes[name] = int(changes[name]) * rule.per_unit
-        if "futures_currencies" in changes:
-            changes["futures_currencies"] = fleet_lib.parse_list(changes["futures_currencies"])
-        save("Saved the health policy.", **changes)
 
-history = fleet_lib.settings_changes(console)
-with st.expander(f"Recent changes ({len(history)})"):
-    if history.empty:
-        st.caption("No setting was changed yet.")
-    else:
-        st.dataframe(
-            history,
-            hide_index=True,
-            key="settings_changes",
-            column_config={
-                "at": st.column_config.DatetimeColumn(
-                    "At (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"
-                )
-            },
+def main() -> None:
+    """Draw the Settings page."""
+    ui.demo_banner()
+    st.title("Settings")
+    ui.show_flash()
+    console = ui.console()
+    settings = console.settings()
+    problems = store.invalid_settings(settings)
+
+    # Every widget shows the stored value on every run (no copy kept in session state): a visit to
+    # another page, a save or another operator's change can never bring back a stale value.
+
+    def save(done: str, **changes: Any) -> None:
+        """Save settings (the store validates and audits); say what went wrong, never raise."""
+        try:
+            saved = fleet_lib.save_settings(console, **changes)
+        except store.InvalidInput as error:
+            st.error(str(error), icon=":material/error:")
+            return
+        if saved == settings:
+            st.info("Nothing to save: every field holds what is stored.", icon=":material/info:")
+            return
+        ui.flash("success", done)
+        st.rerun()
+
+    # --- Egress IPs -------------------------------------------------------------------------------
+
+    st.subheader("Platform egress IPs")
+    st.caption(
+        "The public IPs this platform calls KuCoin from. Every key should whitelist all of them: "
+        "the fleet shows which keys do."
+    )
+    if "egress_ips" in problems:
+        st.warning(
+            f"The stored list is out of range: {problems['egress_ips']} The health rules still use "
+            "it; shorten it below and save.",
+            icon=":material/warning:",
         )
+    stored_ips = "\n".join(settings.egress_ips)
+    with st.form("egress_form"):
+        text = st.text_area(
+            "Egress IPs, one per line",
+            value=stored_ips,
+            placeholder="203.0.113.154\n2001:db8::7",
+            help=f"IPv4 or IPv6 addresses, at most {store.MAX_EGRESS_IPS}; commas and spaces "
+            "separate them too.",
+        )
+        if st.form_submit_button("Save IPs", icon=":material/save:"):
+            ips = fleet_lib.parse_list(text)
+            changed = text != stored_ips or "egress_ips" in problems
+            done = f"Saved {len(ips)} egress IP{'s' if len(ips) != 1 else ''}."
+            save(done, **({"egress_ips": ips} if changed else {}))
+
+    seen = fleet_lib.latest_seen_ip(console)
+    if seen is None:
+        st.caption(
+            "No check has reported the IP KuCoin sees yet: bind a key or run a check, then the IP "
+            "can be added here in one click."
+        )
+    elif seen[0] in settings.egress_ips:
+        st.caption(f"KuCoin last saw this platform as {seen[0]}: it is in the list.")
+    else:
+        ip, when = seen
+        st.info(
+            f"KuCoin last saw this platform as **{ip}** ({when:%Y-%m-%d %H:%M} UTC), which is not "
+            "in the list.",
+            icon=":material/lan:",
+        )
+        if st.button(f"Add {ip}", key="add_seen_ip", icon=":material/add:"):
+            save(f"Added {ip}, the IP KuCoin saw.", egress_ips=[*settings.egress_ips, ip])
+
+    coverage = fleet_lib.coverage_summary(ui.cached_fleet(console).fleet)
+    if not coverage.empty:
+        st.markdown("**Whitelist coverage across the fleet now**")
+        st.dataframe(coverage, hide_index=True, key="coverage_table")
+
+    # --- Thresholds -------------------------------------------------------------------------------
+
+    st.subheader("Health policy")
+    for problem in (text for name, text in problems.items() if name != "egress_ips"):
+        st.warning(
+            f"A stored setting is out of range: {problem} Until it is corrected the health rules "
+            "hold it to the range, as the form shows; save the policy to store what it shows.",
+            icon=":material/warning:",
+        )
+    # What the form shows, in the operator's units: numbers as the rules apply them (in range).
+    shown: dict[str, Any] = {
+        name: round(store.setting_in_range(settings, name) / rule.per_unit)
+        for name, rule in store.SETTING_RANGES.items()
+    }
+    shown["key_version"] = (
+        settings.key_version
+        if settings.key_version in ACCEPTED_KEY_VERSIONS
+        else Settings().key_version
+    )
+    shown["futures_currencies"] = ", ".join(settings.futures_currencies)
+
+    with st.form("policy_form"):
+        typed: dict[str, Any] = {}
+        for column, (name, rule) in zip(st.columns(3), store.SETTING_RANGES.items(), strict=True):
+            typed[name] = column.number_input(
+                f"{rule.label} ({rule.unit})",
+                value=shown[name],
+                step=STEPS[name],
+                help=f"{HELP[name]} From {rule.describe()}.",
+            )
+        version_col, futures_col = st.columns(2)
+        typed["key_version"] = version_col.selectbox(
+            "KC-API-KEY-VERSION for new keys",
+            ACCEPTED_KEY_VERSIONS,
+            index=ACCEPTED_KEY_VERSIONS.index(shown["key_version"]),
+            help="KuCoin's current keys are version 3; version 2 still works.",
+        )
+        typed["futures_currencies"] = futures_col.text_input(
+            "Futures currencies to read",
+            value=shown["futures_currencies"],
+            help="Futures overviews each check reads, e.g. USDT, XBT; at most "
+            f"{store.MAX_FUTURES_CURRENCIES}.",
+        )
+        if st.form_submit_button("Save policy", icon=":material/save:"):
+            # Only what the operator changed, and what must be corrected: an untouched field is
+            # never rewritten, so the change log lists only what the operator did.
+            changes = {
+                name: value
+                for name, value in typed.items()
+                if value != shown[name] or name in problems
+            }
+            for name, rule in store.SETTING_RANGES.items():
+                if name in changes:
+                    changes[name] = int(changes[name]) * rule.per_unit
+            if "futures_currencies" in changes:
+                changes["futures_currencies"] = fleet_lib.parse_list(changes["futures_currencies"])
+            save("Saved the health policy.", **changes)
+
+    history = fleet_lib.settings_changes(console)
+    with st.expander(f"Recent changes ({len(history)})"):
+        if history.empty:
+            st.caption("No setting was changed yet.")
+        else:
+            st.dataframe(
+                history,
+                hide_index=True,
+                key="settings_changes",
+                column_config={
+                    "at": st.column_config.DatetimeColumn(
+                        "At (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"
+                    )
+                },
+            )
+
+
+ui.page(main)

@@ -7,6 +7,7 @@ CLI and AppTest all find the same database and simulator.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -138,3 +139,8 @@ def running_demo(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterato
         stop_demo()
         yield start_demo(root / "demo")
         stop_demo()
+
+
+def shown_text(markdown: str) -> str:
+    """Return Markdown written by `lib.ui.literal` as the operator reads it (escapes undone)."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")

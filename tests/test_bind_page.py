@@ -7,7 +7,15 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from app_fixtures import APP, OPEN_TRADER, TRADER, SimEnv, key_created, sim_env_fixture  # noqa: F401
+from app_fixtures import (  # noqa: F401
+    APP,
+    OPEN_TRADER,
+    TRADER,
+    SimEnv,
+    key_created,
+    shown_text,
+    sim_env_fixture,
+)
 from simulator_fixtures import ELSEWHERE, MASTER, NO_GENERAL
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Widget
@@ -15,6 +23,7 @@ from streamlit.testing.v1.element_tree import Widget
 from lib import binding, store
 from lib.kucoin.simulator import SimAccount
 from lib.models import AuditAction
+from lib.ui_actions import CREDENTIAL_FIELDS, KEEP_TYPED_S
 
 UNKNOWN_KEY = "0123456789abcdef01234567"
 WRONG_SECRET = "00000000-0000-4000-8000-000000000000"
@@ -60,8 +69,8 @@ def field(at: AppTest, label: str):
 
 
 def messages(at: AppTest, kind: str) -> list[str]:
-    """Return the texts of every element of one kind (success, error, warning, info)."""
-    return [element.value for element in getattr(at, kind)]
+    """Return the texts of every element of one kind (success, error, warning, info), as read."""
+    return [shown_text(element.value) for element in getattr(at, kind)]
 
 
 def page_text(at: AppTest) -> str:
@@ -69,15 +78,32 @@ def page_text(at: AppTest) -> str:
     return "\n".join(everything_shown(at))
 
 
+def shown(at: AppTest) -> str:
+    """Return the text of every message and Markdown element as the operator reads it."""
+    kinds = ("markdown", "caption", "error", "warning", "info", "success")
+    return "\n".join(shown_text(e.value) for kind in kinds for e in getattr(at, kind))
+
+
 def accounts(env: SimEnv) -> list[store.AccountView]:
     """Return every account in the database, unbound ones too."""
     return binding.accounts(env.console, include_unbound=True)
 
 
-def everything_shown(at: AppTest) -> Iterator[str]:
-    """Yield every element's protobuf text, every widget's value and all session state."""
+def typed_field(name: str) -> bool:
+    """Return whether a widget key or id names one of the Bind form's credential fields."""
+    return name.startswith(("bind_", "$$ID-")) and name.endswith(CREDENTIAL_FIELDS)
+
+
+def everything_shown(at: AppTest, *, besides_typed_fields: bool = False) -> Iterator[str]:
+    """Yield every element's protobuf text, every widget's value and all session state.
+
+    With `besides_typed_fields`, leave out the Key, Secret and Passphrase fields themselves: what
+    the operator typed may stay there (and only there) while the form is on screen.
+    """
 
     def walk(node) -> Iterator[str]:
+        if besides_typed_fields and typed_field(getattr(node, "key", None) or ""):
+            return
         proto = getattr(node, "proto", None)
         if proto is not None:
             yield str(proto)
@@ -92,6 +118,8 @@ def everything_shown(at: AppTest) -> Iterator[str]:
     # The whole session state, including widgets without a key (their ids), old and new.
     state = at._session_state._state
     for key in list(state):
+        if besides_typed_fields and typed_field(key):
+            continue
         yield key
         with contextlib.suppress(KeyError):
             yield repr(state[key])
@@ -107,8 +135,9 @@ def test_good_key_binds_and_shows_connected_with_its_permissions(sim_env):
     assert permissions.loc["Spot", "Granted"] == "✓"
     assert permissions.loc["Spot", "Needed"] == "needed"
     assert permissions.loc["Futures", "Granted"] == "–"  # not needed is not missing
-    text = page_text(at)
+    text = shown(at)
     assert f"Master account, UID {TRADER.uid}" in text
+    assert "Key remark: spot bot" in text
     assert f"{key_created(TRADER):%Y-%m-%d}" in text  # the key's createdAt
     assert "Clock offset" in text
     assert "127.**.1" in text  # the masked whitelist KuCoin returned
@@ -205,7 +234,7 @@ def test_each_refusal_shows_its_diagnosis_and_saves_nothing(
     assert "API Status: Connected" not in messages(at, "success")
     assert accounts(sim_env) == []
     if code == "400006":
-        assert "The IP KuCoin saw:** `127.0.0.1`" in page_text(at)
+        assert "The IP KuCoin saw:** 127.0.0.1" in shown(at)
         assert at.button(key="bind_save").label == "Save as unverified"
     else:
         assert "bind_save" not in [b.key for b in at.button]
@@ -255,10 +284,10 @@ def test_swapped_key_and_secret_are_caught_before_any_request(sim_env):
     assert any("Nothing was sent to KuCoin. Fix: API Key, Secret" in e for e in errors)
     assert sim_env.requests == []
     assert accounts(sim_env) == []
-    # Only what is not secret is kept for the retry.
+    # The form keeps what was typed: the two values only need swapping.
     assert field(at, "Label").value == "swapped"
-    assert field(at, "Secret").value == ""
-    assert field(at, "API Key").value == ""
+    assert field(at, "API Key").value == TRADER.api_secret.reveal()
+    assert field(at, "Secret").value == TRADER.api_key
 
 
 def test_empty_passphrase_and_control_characters_are_refused_per_field(sim_env):
@@ -328,7 +357,8 @@ def test_a_chosen_scope_the_key_lacks_is_a_warning_with_a_cross(sim_env):
 def test_discarding_a_checked_key_saves_nothing(sim_env):
     at = submit(open_bind_page(), MASTER)
     at.button(key="bind_discard").click().run()
-    assert "Discarded: nothing was saved." in messages(at, "info")
+    assert "Discarded: nothing was saved, and the form is empty." in messages(at, "info")
+    assert field(at, "Secret").value == ""
     assert accounts(sim_env) == []
     assert "bind_save" not in [b.key for b in at.button]
 
@@ -348,8 +378,8 @@ def test_canary_secret_never_reaches_the_page_session_state_logs_or_database(sim
     caplog.set_level(logging.DEBUG)
     canaries = (canary_secret, canary_secret.replace("-", ""), canary_phrase)
 
-    def assert_clean(at: AppTest) -> None:
-        shown = "\n".join(everything_shown(at))
+    def assert_clean(at: AppTest, *, besides_typed_fields: bool) -> None:
+        shown = "\n".join(everything_shown(at, besides_typed_fields=besides_typed_fields))
         for canary in canaries:
             assert canary not in shown
         for record in caplog.records:
@@ -358,20 +388,157 @@ def test_canary_secret_never_reaches_the_page_session_state_logs_or_database(sim
 
     at = open_bind_page()
     # A refused key (wrong passphrase carrying the canary), an invalid paste, then a key that
-    # verifies with a warning and is saved after confirmation.
+    # verifies with a warning and is saved after confirmation. Until it is saved, the secrets
+    # stay in the form's masked fields, and nowhere else.
     at = submit(at, marked, label="canary", passphrase=canary_phrase + "-wrong")
     assert "API Status: Failed: Wrong API passphrase (400004)" in messages(at, "error")
-    assert_clean(at)
+    assert field(at, "Secret").value == canary_secret
+    assert_clean(at, besides_typed_fields=True)
     at = submit(at, marked, label="canary", api_key="nothex", passphrase=canary_phrase)
-    assert_clean(at)
+    assert_clean(at, besides_typed_fields=True)
     at = submit(at, marked, label="canary")
     assert "API Status: Connected" in messages(at, "success")
-    assert_clean(at)
+    assert_clean(at, besides_typed_fields=True)
     at.checkbox(key="bind_accept").check().run()
     at.button(key="bind_save").click().run()
     assert [a.label for a in accounts(sim_env)] == ["canary"]
-    assert_clean(at)
+    assert_clean(at, besides_typed_fields=False)
     assert caplog.records  # the logs were captured, so their check above meant something
     database = (sim_env.data_dir / "bindwatch.db").read_bytes()
     for canary in canaries:
         assert canary.encode() not in database
+
+
+def test_a_failed_bind_keeps_what_was_typed_and_a_fix_of_one_field_binds(sim_env):
+    at = submit(
+        open_bind_page(), TRADER, label="keeper", passphrase="wrong-pass", scopes=["spot", "margin"]
+    )
+    assert "API Status: Failed: Wrong API passphrase (400004)" in messages(at, "error")
+    assert field(at, "Label").value == "keeper"
+    assert field(at, "API Key").value == TRADER.api_key
+    assert field(at, "Secret").value == TRADER.api_secret.reveal()
+    assert field(at, "Passphrase").value == "wrong-pass"
+    assert at.multiselect[0].value == ["spot", "margin"]
+
+    field(at, "Passphrase").input(TRADER.passphrase.reveal())
+    at.form_submit_button[0].click().run()
+    assert any("Permission missing: Margin" in w for w in messages(at, "warning"))  # scopes kept
+    assert field(at, "Secret").value == TRADER.api_secret.reveal()  # kept until saved
+    at.checkbox(key="bind_accept").check().run()
+    at.button(key="bind_save").click().run()
+
+    assert any(m.startswith("Bound 'keeper'") for m in messages(at, "success"))
+    assert [(a.label, a.scopes) for a in accounts(sim_env)] == [("keeper", ("spot", "margin"))]
+    for name in ("Label", "API Key", "Secret", "Passphrase"):
+        assert field(at, name).value == ""
+    assert not [v for v in everything_shown(at) if TRADER.api_secret.reveal() in v]
+
+
+@pytest.mark.parametrize(
+    ("typed", "named", "fix"),
+    [
+        pytest.param(
+            {"api_secret": TRADER.passphrase.reveal(), "passphrase": TRADER.api_secret.reveal()},
+            {"Secret": "This looks like your Passphrase", "Passphrase": "looks like your Secret"},
+            "Fix: Secret, Passphrase",
+            id="secret-passphrase",
+        ),
+        pytest.param(
+            {"api_key": TRADER.passphrase.reveal(), "passphrase": TRADER.api_key},
+            {"API Key": "This looks like your Passphrase", "Passphrase": "looks like your API Key"},
+            "Fix: API Key, Passphrase",
+            id="key-passphrase",
+        ),
+    ],
+)
+def test_a_passphrase_swapped_with_the_key_or_secret_is_named(sim_env, typed, named, fix):
+    at = submit(open_bind_page(), TRADER, label="swapped", **typed)
+    errors = messages(at, "error")
+    for field_name, text in named.items():
+        assert any(text in e for e in errors), (field_name, errors)
+    assert any(fix in e for e in errors)
+    assert sim_env.requests == []
+    assert not [e for e in errors if "characters;" in e]  # never a length report instead
+
+
+def test_retry_after_kucoin_could_not_answer_checks_the_same_values_again(sim_env):
+    sim_env.simulator.set_faults(TRADER.api_key, fail_next=-1, fail_status=503)
+    at = submit(open_bind_page(), TRADER, label="flaky")
+    assert any(e.startswith("API Status: Failed") for e in messages(at, "error"))
+    assert accounts(sim_env) == []
+    sent = len(sim_env.requests)
+
+    sim_env.simulator.clear_faults(TRADER.api_key)
+    at.button(key="bind_retry").click().run()
+
+    assert not at.exception
+    assert len(sim_env.requests) > sent  # asked KuCoin again, with the values in the form
+    assert "API Status: Connected" in messages(at, "success")
+    assert [a.label for a in accounts(sim_env)] == ["flaky"]
+    assert "bind_retry" not in [b.key for b in at.button]
+    assert field(at, "Secret").value == ""
+
+
+def test_a_refusal_offers_no_retry(sim_env):
+    at = submit(open_bind_page(), TRADER, passphrase="wrong-pass")
+    assert "bind_retry" not in [b.key for b in at.button]
+
+
+def test_typed_credentials_are_cleared_after_the_timeout(sim_env):
+    at = submit(open_bind_page(), TRADER, label="idle", passphrase="wrong-pass")
+    assert field(at, "Secret").value == TRADER.api_secret.reveal()
+
+    at.session_state["bind_kept_until"] = 0.0  # the deadline has passed
+    at.run()
+
+    assert f"cleared after {KEEP_TYPED_S // 60} minutes" in " ".join(messages(at, "info"))
+    for name in ("Label", "API Key", "Secret", "Passphrase"):
+        assert field(at, name).value == ""
+    assert not [v for v in everything_shown(at) if TRADER.api_secret.reveal() in v]
+
+
+def test_leaving_the_page_clears_typed_credentials_and_the_check(sim_env):
+    at = submit(open_bind_page(), TRADER, label="away", passphrase="wrong-pass")
+    at.switch_page("pages/settings.py").run()
+    assert not [v for v in everything_shown(at) if TRADER.api_secret.reveal() in v]
+    at.switch_page("pages/bind.py").run()
+
+    assert not at.exception
+    assert field(at, "Secret").value == "" and field(at, "Label").value == ""
+    assert not any("API Status" in e for e in messages(at, "error"))
+    assert not [v for v in everything_shown(at) if TRADER.api_secret.reveal() in v]
+
+
+def test_text_from_kucoin_is_shown_as_text_not_markdown(sim_env):
+    markup = SimAccount(
+        api_key="6e5f60718293a4b5c6d7e8f9",
+        api_secret="d1e2f3a4-b5c6-4d7e-8f9a-0b1c2d3e4f5a",
+        passphrase="markup-pass",
+        uid=720500777,
+        permissions=("General", "Spot"),
+        ip_whitelist=("127.0.0.1",),
+        is_master=False,
+        sub_name="[open](http://evil.example/x) :red[sub]",
+        remark="![t](http://evil.example/t.png) https://evil.example",
+    )
+    sim_env.simulator.add_account(markup)
+    at = submit(open_bind_page(), markup, label="markup")
+
+    [account] = [m.value for m in at.markdown if m.value.startswith("**Account**")]
+    assert "](" not in account.replace("\\]\\(", "")  # every bracket escaped
+    assert "http://" not in account and "https://" not in account  # no bare URL to link
+    assert shown_text(account) == (
+        "**Account**  \nSub-account [open](http://evil.example/x) :red[sub], UID 720500777  "
+        "\nKey remark: ![t](http://evil.example/t.png) https://evil.example"
+    )
+
+
+def test_an_unusable_master_key_file_is_a_message_and_the_form_keeps_the_key(sim_env):
+    at = open_bind_page()
+    (sim_env.data_dir / "master.key").write_bytes(b"")
+    at = submit(at, TRADER, label="vault")
+
+    assert not at.exception
+    assert any("cannot use its credential store" in e for e in messages(at, "error"))
+    assert field(at, "Secret").value == TRADER.api_secret.reveal()
+    assert accounts(sim_env) == []

@@ -39,6 +39,63 @@ def test_key_pasted_in_secret_field_is_caught():
     assert "looks like your API Key" in result.errors["api_secret"]
 
 
+PHRASE = "my-passphrase"
+
+
+@pytest.mark.parametrize(
+    ("key", "secret", "phrase", "named"),
+    [
+        pytest.param(
+            SECRET,
+            KEY,
+            PHRASE,
+            {"api_key": "looks like your Secret", "api_secret": "looks like your API Key"},
+            id="key-secret",
+        ),
+        pytest.param(
+            KEY,
+            PHRASE,
+            SECRET,
+            {"api_secret": "looks like your Passphrase", "passphrase": "looks like your Secret"},
+            id="secret-passphrase",
+        ),
+        pytest.param(
+            PHRASE,
+            SECRET,
+            KEY,
+            {"api_key": "looks like your Passphrase", "passphrase": "looks like your API Key"},
+            id="key-passphrase",
+        ),
+        pytest.param(
+            SECRET,
+            PHRASE,
+            KEY,
+            {
+                "api_key": "looks like your Secret",
+                "api_secret": "the Secret seems to be in the API Key field",
+                "passphrase": "looks like your API Key",
+            },
+            id="all-three-rotated",
+        ),
+        pytest.param(
+            KEY, SECRET, KEY, {"passphrase": "The Passphrase is the API Key again"}, id="key-twice"
+        ),
+    ],
+)
+def test_every_swap_of_two_fields_is_named_in_each_field(key, secret, phrase, named):
+    result = clean_credentials(key, secret, phrase)
+    assert set(result.errors) == set(named)
+    for field_name, text in named.items():
+        assert text in result.errors[field_name]
+    assert not any(v in _all_text(result) for v in (KEY, SECRET, PHRASE))
+
+
+@pytest.mark.parametrize("phrase", [KEY, SECRET], ids=["key-shaped", "uuid-shaped"])
+def test_a_passphrase_shaped_like_a_key_is_fine_when_the_key_fields_hold_their_own(phrase):
+    other_key, other_secret = "0123456789abcdef01234567", "00000000-0000-4000-8000-000000000000"
+    assert clean_credentials(other_key, other_secret, phrase).ok
+
+
 @pytest.mark.parametrize(
     ("key", "expected"),
     [("", "empty"), (KEY[:-1], "23 characters"), ("z" * 24, "non-hexadecimal")],

@@ -391,11 +391,6 @@ def test_a_database_failure_on_a_page_is_a_message_not_the_exception_box(app, br
         assert page.get_by_text("could not read or write").count() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the Bind form's submit callback (lib/ui_actions.py) must be wrapped in ui.guarded: "
-    "Streamlit runs callbacks before the page, outside the frame's ui.run",
-)
 def test_a_master_key_file_damaged_while_the_app_runs_fails_a_bind_with_a_message(app, browser):
     key_file = app.data_dir / "master.key"
     intact = key_file.read_bytes()

@@ -6,7 +6,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from app_fixtures import APP, ROOT, TRADER, TRADER_NEW, SimEnv, sim_env_fixture  # noqa: F401
+from app_fixtures import (  # noqa: F401
+    APP,
+    ROOT,
+    TRADER,
+    TRADER_NEW,
+    SimEnv,
+    shown_text,
+    sim_env_fixture,
+)
 from simulator_fixtures import GENERAL_ONLY, MASTER
 from streamlit.testing.v1 import AppTest
 
@@ -205,13 +213,20 @@ def account_page(entry: str, account_id: int) -> AppTest:
 
 
 def texts(at: AppTest, kind: str) -> list[str]:
-    return [element.value for element in getattr(at, kind)]
+    """Return the texts of every element of one kind, as the operator reads them."""
+    return [shown_text(element.value) for element in getattr(at, kind)]
+
+
+def rotation_field(at: AppTest, account_id: int, name: str):
+    """Return an account's rotation form field (its key changes each time the form empties)."""
+    prefix = f"account_{account_id}_rotate_"
+    return next(w for w in at.text_input if w.key.startswith(prefix) and w.key.endswith(name))
 
 
 def rotate(at: AppTest, account_id: int, account: SimAccount, **changes: str) -> AppTest:
     """Type new credentials into the rotation form and submit it."""
     for name, value in {**secrets_of(account), **changes}.items():
-        at.text_input(key=f"account_{account_id}_rotate_{name}").input(value)
+        rotation_field(at, account_id, name).input(value)
     next(b for b in at.form_submit_button if b.label == "Verify and rotate").click().run()
     assert not at.exception, at.exception
     return at
@@ -227,7 +242,7 @@ def test_rotating_from_the_account_page_verifies_then_replaces_the_key(sim_env, 
     [event] = events(sim_env, account_id, AuditAction.ROTATE_CREDENTIAL)
     assert event.actor == "local-operator"
     for name in ("api_key", "api_secret", "passphrase"):
-        assert at.text_input(key=f"account_{account_id}_rotate_{name}").value == ""
+        assert rotation_field(at, account_id, name).value == ""
 
 
 def test_a_refused_rotation_shows_the_diagnosis_and_keeps_the_old_key(sim_env, harness):
@@ -236,6 +251,11 @@ def test_a_refused_rotation_shows_the_diagnosis_and_keeps_the_old_key(sim_env, h
     assert "API Status: Failed: Wrong API passphrase (400004)" in texts(at, "error")
     assert view(sim_env, account_id).key_last4 == TRADER.api_key[-4:]
     assert events(sim_env, account_id, AuditAction.ROTATE_CREDENTIAL) == []
+    # The form keeps what was typed: fixing the passphrase alone rotates.
+    assert rotation_field(at, account_id, "api_secret").value == TRADER_NEW.api_secret.reveal()
+    rotation_field(at, account_id, "passphrase").input(TRADER_NEW.passphrase.reveal())
+    next(b for b in at.form_submit_button if b.label == "Verify and rotate").click().run()
+    assert view(sim_env, account_id).key_last4 == TRADER_NEW.api_key[-4:]
 
 
 def test_a_rotation_with_warnings_waits_for_confirmation(sim_env, harness):
@@ -263,8 +283,10 @@ def test_scopes_pause_and_resume_from_the_account_page_are_audited(sim_env, harn
     at.button(key=f"{key}_pause").click().run()
     assert view(sim_env, account_id).paused
     assert "Monitoring is **paused**" in " ".join(texts(at, "markdown"))
+    assert any(s.startswith("Monitoring paused") for s in texts(at, "success"))
     at.button(key=f"{key}_resume").click().run()
     assert not view(sim_env, account_id).paused
+    assert any(s.startswith("Monitoring resumed") for s in texts(at, "success"))
 
     actions = [e.action for e in reversed(events(sim_env, account_id))]
     assert actions == ["bind", "change_scopes", "pause", "resume"]
@@ -280,22 +302,37 @@ def test_an_empty_scope_choice_is_refused_with_what_to_do(sim_env, harness):
     assert view(sim_env, account_id).scopes == ("spot",)
 
 
-def test_unbinding_asks_first_says_what_goes_and_then_returns_to_the_fleet(sim_env, harness):
+def test_unbinding_asks_first_says_what_goes_and_stays_on_the_account(sim_env, harness):
     account_id = bound(sim_env)
+    key = f"account_{account_id}"
     at = account_page(harness, account_id)
 
-    at.button(key=f"account_{account_id}_unbind").click().run()
+    at.button(key=f"{key}_unbind").click().run()
     [warning] = texts(at, "warning")
     assert f"API Key …{TRADER.api_key[-4:]}, Secret and Passphrase" in warning
-    at.button(key="unbind_cancel").click().run()
+    at.button(key=f"{key}_unbind_cancel").click().run()
+    assert "Unbind cancelled: nothing changed." in texts(at, "info")
     assert view(sim_env, account_id).bound
 
-    at.button(key=f"account_{account_id}_unbind").click().run()
-    at.button(key="unbind_confirm").click().run()
+    at.button(key=f"{key}_unbind").click().run()
+    at.button(key=f"{key}_unbind_confirm").click().run()
     assert not at.exception
-    assert [t.value for t in at.title] == ["Fleet"]
+    assert [t.value for t in at.title] == ["desk"]
+    assert any(s.startswith("Unbound 'desk'") for s in texts(at, "success"))
+    assert any("was unbound on" in i for i in texts(at, "info"))
     assert not view(sim_env, account_id).bound
     assert [e.action for e in events(sim_env, account_id)] == ["unbind", "bind"]
+
+
+def test_an_action_on_an_account_another_session_unbound_is_a_message(sim_env, harness):
+    account_id = bound(sim_env)
+    at = account_page(harness, account_id)
+    binding.unbind(sim_env.console, account_id)  # from another session, meanwhile
+
+    at.button(key=f"account_{account_id}_pause").click().run()
+
+    assert not at.exception
+    assert any("was unbound" in e for e in texts(at, "error"))
 
 
 def test_an_unverified_account_says_so_and_an_unbound_one_offers_nothing(sim_env, harness):
@@ -326,7 +363,20 @@ def test_the_apps_account_page_offers_the_lifecycle_actions(sim_env):
     at = rotate(at, account_id, TRADER_NEW)
     assert view(sim_env, account_id).key_last4 == TRADER_NEW.api_key[-4:]
     at.button(key=f"account_{account_id}_unbind").click().run()
-    at.button(key="unbind_confirm").click().run()
+    at.button(key=f"account_{account_id}_unbind_confirm").click().run()
     assert not view(sim_env, account_id).bound
     actions = [e.action for e in reversed(events(sim_env, account_id))]
     assert actions == ["bind", "pause", "rotate_credential", "unbind"]
+
+
+def test_a_rotation_with_an_unusable_master_key_file_is_a_message_and_keeps_the_paste(
+    sim_env, harness
+):
+    account_id = bound(sim_env)
+    at = account_page(harness, account_id)
+    (sim_env.data_dir / "master.key").write_bytes(b"")
+
+    at = rotate(at, account_id, TRADER_NEW)
+
+    assert any("cannot use its credential store" in e for e in texts(at, "error"))
+    assert rotation_field(at, account_id, "api_secret").value == TRADER_NEW.api_secret.reveal()
