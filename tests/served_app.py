@@ -2,9 +2,10 @@
 
 AppTest runs one fresh session per test: it cannot see a second browser session, widget state
 dropped on a page switch, or a rerun that moves the page to another account. These helpers
-serve `streamlit run app.py` as an operator would (`make run`), point it at a KuCoin simulator
-on loopback, and drive Debian's Chromium with Playwright (never a downloaded browser). Each
-`session()` is a fresh browser context: its own cookies, its own Streamlit session.
+serve the console exactly as `make run` does (`streamlit run server.py`: app.py behind the
+server's own checks), point it at a KuCoin simulator on loopback, and drive Debian's Chromium
+with Playwright (never a downloaded browser). Each `session()` is a fresh browser context: its
+own cookies, its own Streamlit session.
 
 Import what a module needs (`from served_app import browser_fixture, serve, session, settle`);
 pytest registers `browser_fixture` as `browser`. A module that imports this is skipped where
@@ -49,6 +50,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+ENTRY = "server.py"  # what `make run` serves (tests/test_hardening.py holds the two together)
 VIEWPORT = {"width": 1440, "height": 900}  # the operator's screen the console is judged at
 # Variables a test's served app must not inherit from the shell that runs the tests.
 _INHERITED = (
@@ -68,7 +70,7 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class ServedApp:
-    """A running `streamlit run app.py`: its URL, data directory and log file."""
+    """A running console (`streamlit run server.py`): its URL, data directory and log file."""
 
     url: str
     data_dir: Path
@@ -88,8 +90,9 @@ def serve(
     futures_url: str | None = None,
     env: Mapping[str, str] | None = None,
     args: tuple[str, ...] = (),
+    entry: str = ENTRY,
 ) -> Iterator[ServedApp]:
-    """Serve the app from the project root over `data_dir` until the block ends."""
+    """Serve `entry` (the console unless told) from the project root over `data_dir`."""
     log = data_dir.parent / f"streamlit-{data_dir.name}.log"
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if k not in _INHERITED}
@@ -101,7 +104,7 @@ def serve(
     environ.update(env or {})
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", f"--server.port={port}", *args],
+            [sys.executable, "-m", "streamlit", "run", entry, f"--server.port={port}", *args],
             cwd=ROOT,
             env=environ,
             stdout=out,
