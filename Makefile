@@ -2,32 +2,48 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# Every install comes from a lock: exact versions, each file checked against its hash.
+INSTALL := $(PY) -m pip install --quiet --require-hashes
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
+# One resolution for every platform and Python from 3.11 up; the header names `make lock`.
+COMPILE := $(PY) -m uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--upgrade --custom-compile-command "make lock"
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench lock clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(RUNTIME): requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	@touch $(STAMP)
+	$(INSTALL) -r requirements.lock
+	@touch $@
 
-run: $(STAMP)
-	$(PY) -m streamlit run app.py
+$(DEV): requirements-dev.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(INSTALL) -r requirements-dev.lock
+	@touch $@
 
-test: $(STAMP)
+run: $(RUNTIME)
+	$(PY) -m streamlit run server.py
+
+test: $(DEV)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-format: $(STAMP)
+format: $(DEV)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-bench: $(STAMP)
+bench: $(RUNTIME)
 	$(PY) -m bench
+
+# Re-resolve both locks from requirements*.txt, taking the newest versions their bounds allow;
+# the dev lock keeps every runtime pin of requirements.lock.
+lock: $(DEV)
+	$(COMPILE) requirements.txt -o requirements.lock
+	$(COMPILE) requirements-dev.txt -c requirements.lock -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

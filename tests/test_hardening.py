@@ -9,10 +9,16 @@ direct dependency, and hashed locks that `make` installs from.
 
 from __future__ import annotations
 
+import asyncio
+import importlib.abc
 import re
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,7 +26,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from app_fixtures import TEST_ACCOUNTS
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from served_app import (
+    ENTRY,
+    ROOT,
     ServedApp,
     browser_fixture,
     free_port,
@@ -37,6 +47,7 @@ __all__ = ["browser_fixture"]
 
 FOREIGN = "https://attacker.example"
 STREAM = "/_stcore/stream"
+TEST_TOOLS = {"pytest", "playwright", "ruff", "ccxt", "uv", "websockets", "packaging"}
 
 
 @pytest.fixture(scope="module")
@@ -243,3 +254,126 @@ def test_a_failing_page_shows_the_error_type_without_message_or_traceback(
     assert "RuntimeError" in shown
     for leak in ("detail-canary-5e1f", "Traceback", "failing_page.py", 'File "'):
         assert leak not in shown, shown
+
+
+# --- dependencies -----------------------------------------------------------------------------
+
+
+def requirements(path: Path) -> list[Requirement]:
+    """Return the requirements a requirements file names itself (not its -r includes)."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [Requirement(line) for line in lines if line and not line.startswith("-")]
+
+
+def lock_pins(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """Return each locked package's version and hashes from a hashed lock file."""
+    text = path.read_text().replace("\\\n", " ")
+    pins = {}
+    for line in text.splitlines():
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        requirement, *options = entry.split(" --hash=")
+        name, version = requirement.split(";")[0].strip().split("==")
+        pins[canonicalize_name(name)] = (version, [o.strip() for o in options])
+    return pins
+
+
+RUNTIME_REQUIREMENTS = ROOT / "requirements.txt"
+DEV_REQUIREMENTS = ROOT / "requirements-dev.txt"
+RUNTIME_LOCK = ROOT / "requirements.lock"
+DEV_LOCK = ROOT / "requirements-dev.lock"
+
+
+def test_runtime_requirements_and_lock_hold_no_test_tools() -> None:
+    runtime = {canonicalize_name(r.name) for r in requirements(RUNTIME_REQUIREMENTS)}
+    dev = {canonicalize_name(r.name) for r in requirements(DEV_REQUIREMENTS)}
+    assert not runtime & TEST_TOOLS
+    assert not set(lock_pins(RUNTIME_LOCK)) & (TEST_TOOLS - {"websockets", "packaging"})
+    assert dev >= TEST_TOOLS
+    assert "-r requirements.txt" in DEV_REQUIREMENTS.read_text().splitlines()
+
+
+def test_every_direct_dependency_has_an_upper_bound() -> None:
+    for path in (RUNTIME_REQUIREMENTS, DEV_REQUIREMENTS):
+        for requirement in requirements(path):
+            operators = {spec.operator for spec in requirement.specifier}
+            assert operators & {"<", "<=", "==", "~=", "==="}, f"{path.name}: {requirement}"
+
+
+@pytest.mark.parametrize(
+    ("requirements_file", "lock"),
+    [(RUNTIME_REQUIREMENTS, RUNTIME_LOCK), (DEV_REQUIREMENTS, DEV_LOCK)],
+    ids=["runtime", "dev"],
+)
+def test_each_lock_pins_every_requirement_with_hashes(requirements_file, lock) -> None:
+    pins = lock_pins(lock)
+    for name, (_, hashes) in pins.items():
+        assert hashes and all(h.startswith("sha256:") for h in hashes), name
+    named = requirements(requirements_file) + requirements(RUNTIME_REQUIREMENTS)
+    for requirement in named:
+        version, _ = pins[canonicalize_name(requirement.name)]
+        assert requirement.specifier.contains(version, prereleases=True), (requirement, version)
+    # The dev lock is the runtime lock plus the tools: the same version of every runtime package.
+    dev = lock_pins(DEV_LOCK)
+    assert {n: v for n, (v, _) in lock_pins(RUNTIME_LOCK).items()} == {
+        n: dev[n][0] for n in lock_pins(RUNTIME_LOCK)
+    }
+
+
+class ImportLookups(importlib.abc.MetaPathFinder):
+    """Counts the imports Python has to search for (a module already imported is not)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def find_spec(self, name, path, target=None):
+        self.names.append(name)
+        return None  # let the real finders answer
+
+
+def test_async_requests_search_for_no_missing_module(console: ServedApp) -> None:
+    # httpcore imports sniffio on every async request: were it missing, each request would
+    # search the whole import path again.
+    async def three_requests() -> None:
+        async with httpx.AsyncClient(base_url=console.url) as client:
+            await client.get("/_stcore/health")
+            sys.meta_path.insert(0, lookups)
+            try:
+                for _ in range(3):
+                    (await client.get("/_stcore/health")).raise_for_status()
+            finally:
+                sys.meta_path.remove(lookups)
+
+    lookups = ImportLookups()
+    # A thread of its own: Playwright's sync API keeps an event loop running on this one.
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, three_requests()).result()
+    assert lookups.names == []
+    assert "sniffio" in lock_pins(RUNTIME_LOCK)
+
+
+def make_dry_run(target: str) -> str:
+    """Return the commands `make TARGET` would run from scratch, without running them."""
+    if not shutil.which("make"):
+        pytest.fail("make is not installed (CI installs it)")
+    done = subprocess.run(
+        ["make", "--dry-run", "--always-make", target],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+@pytest.mark.parametrize(("target", "lock"), [("run", RUNTIME_LOCK), ("test", DEV_LOCK)])
+def test_make_installs_only_from_the_hashed_lock(target: str, lock: Path) -> None:
+    installs = [line for line in make_dry_run(target).splitlines() if "pip install" in line]
+    assert installs
+    for line in installs:
+        assert "--require-hashes" in line.split() and f"-r {lock.name}" in line, line
+
+
+def test_the_browser_tests_serve_what_make_run_serves() -> None:
+    assert f"-m streamlit run {ENTRY}" in make_dry_run("run")
