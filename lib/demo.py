@@ -33,7 +33,7 @@ from lib.fleet import check_account
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe import probe
 from lib.kucoin.probe_result import ProbeResult
-from lib.kucoin.simulator import SimAccount, Simulator, SimulatorServer
+from lib.kucoin.sim import SimAccount, Simulator, SimulatorServer
 from lib.models import Account, Credential, ProbeRecord
 from lib.vault import Keyring, new_master_key, write_keyring
 

@@ -22,7 +22,7 @@ from lib.fleet import check_account, fleet_table, save_settings
 from lib.health import HealthPolicy, Status
 from lib.kucoin.diagnosis import LATE_REQUEST, diagnose
 from lib.kucoin.probe_result import Outcome, ProbeResult
-from lib.kucoin.simulator import SimAccount
+from lib.kucoin.sim import SimAccount
 from lib.models import AuditAction
 
 

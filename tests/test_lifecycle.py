@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib import binding, store
 from lib.binding import Decision
-from lib.kucoin.simulator import SimAccount
+from lib.kucoin.sim import SimAccount
 from lib.models import AuditAction
 
 
