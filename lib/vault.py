@@ -49,10 +49,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from lib import db
 from lib.config import Config, ensure_private_dir
-from lib.models import AuditAction, AuditEvent, Credential, KeyState, VaultKey
 from lib.secret import Secret
+from lib.store import database as db
+from lib.store.models import AuditAction, AuditEvent, Credential, KeyState, VaultKey
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from lib import bind_cli, binding
 from lib.__main__ import main
 from lib.fleet import fleet_table
 from lib.kucoin.sim import SimAccount
-from lib.models import AuditAction
 from lib.store import audit_log
+from lib.store.models import AuditAction
 
 
 class Terminal(io.StringIO):

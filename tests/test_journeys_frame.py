@@ -37,7 +37,7 @@ from lib.config import Config
 from lib.console import Console, KucoinTarget
 from lib.fleet import save_settings
 from lib.kucoin.sim import Simulator, SimulatorServer
-from lib.models import AuditAction, Settings
+from lib.store.models import AuditAction, Settings
 
 __all__ = ["browser_fixture"]
 
