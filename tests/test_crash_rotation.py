@@ -16,11 +16,12 @@ from sqlmodel import select
 from store_fixtures import ACTOR, credentials, key_file_fixture, sqlite_url_fixture
 
 from lib import store
-from lib import vault as vault_module
 from lib.kucoin.auth import Credentials
 from lib.store import database
-from lib.store.models import Credential, KeyState, VaultKey
-from lib.vault import credential_place, open_vault, read_keyring, rotate_master_key
+from lib.store.models import Credential, VaultKey
+from lib.vault import KeyState, credential_place, open_vault, read_keyring, rotate_master_key
+from lib.vault import rotation as rotation_module
+from lib.vault import vault as vault_module
 
 FIXTURES = (key_file_fixture, sqlite_url_fixture)
 REPO = Path(__file__).resolve().parent.parent
@@ -215,13 +216,26 @@ def test_sigkill_at_random_points_of_rotation_never_loses_a_secret(sqlite_url, k
 
 
 # In-process interruptions at each step boundary: random kills may miss a short window.
-# (step, function in lib.vault, which call, interrupt before or after it runs)
+# (step, module, function it calls, which call, interrupt before or after it runs)
 STEPS = [
-    ("new keyring written", "write_keyring", 1, "after"),
-    ("database knows the new key, no row moved", "_reencrypt_remaining", 1, "before"),
-    ("inside the second batch", "credential_place", 50, "after"),
-    ("every row moved, old key not retired", "_retire_in_database", 1, "before"),
-    ("old key retired in the database, not in the file", "write_keyring", 2, "before"),
+    ("new keyring written", rotation_module, "write_keyring", 1, "after"),
+    (
+        "database knows the new key, no row moved",
+        rotation_module,
+        "_reencrypt_remaining",
+        1,
+        "before",
+    ),
+    # Moving a row opens its three fields and seals them again (six places a row).
+    ("inside the second batch", vault_module, "credential_place", BATCH * 6 + 3, "after"),
+    ("every row moved, old key not retired", rotation_module, "_retire_in_database", 1, "before"),
+    (
+        "old key retired in the database, not in the file",
+        rotation_module,
+        "write_keyring",
+        2,
+        "before",
+    ),
 ]
 
 
@@ -229,15 +243,17 @@ class _Interrupted(BaseException):
     """Stands in for the process dying."""
 
 
-@pytest.mark.parametrize(("name", "target", "call", "when"), STEPS, ids=[s[0] for s in STEPS])
+@pytest.mark.parametrize(
+    ("name", "module", "target", "call", "when"), STEPS, ids=[s[0] for s in STEPS]
+)
 def test_rotation_interrupted_at_each_step_is_finished_by_a_rerun(
-    sqlite_url, key_file, monkeypatch, name, target, call, when
+    sqlite_url, key_file, monkeypatch, name, module, target, call, when
 ):
     engine = database.open_database(sqlite_url)
     vault = open_vault(engine, key_file)
     ids = _bind_fleet(engine, vault, 40)
     old_key = vault.active_key_id
-    real = getattr(vault_module, target)
+    real = getattr(module, target)
     calls = {"n": 0}
 
     def interrupting(*args, **kwargs):
@@ -249,7 +265,7 @@ def test_rotation_interrupted_at_each_step_is_finished_by_a_rerun(
             raise _Interrupted
         return result
 
-    monkeypatch.setattr(vault_module, target, interrupting)
+    monkeypatch.setattr(module, target, interrupting)
     with pytest.raises(_Interrupted):
         rotate_master_key(engine, vault, actor=ACTOR, batch_size=BATCH)
     monkeypatch.undo()

@@ -28,9 +28,10 @@ from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import Outcome
 from lib.secret import Secret
 from lib.store import database
-from lib.store.models import AuditAction, Credential, KeyState, SettingRow, Settings, VaultKey
+from lib.store.models import AuditAction, Credential, SettingRow, Settings, VaultKey
 from lib.vault import (
     DecryptionError,
+    KeyState,
     RetiredKeyError,
     VaultError,
     credential_place,

@@ -19,7 +19,7 @@ from lib import store
 from lib.config import Config
 from lib.secret import Secret
 from lib.store import database
-from lib.store.models import KeyState, VaultKey
+from lib.store.models import VaultKey
 from lib.vault import (
     NONCE_BYTES,
     DecryptionError,
@@ -27,6 +27,7 @@ from lib.vault import (
     KeyFileInvalid,
     KeyFileMissing,
     Keyring,
+    KeyState,
     Place,
     RetiredKeyError,
     VaultError,
@@ -422,3 +423,21 @@ def test_first_run_with_defaults_makes_the_data_directory_private(tmp_path, monk
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     assert stat.S_IMODE((data / "master.key").stat().st_mode) == 0o600
     assert stat.S_IMODE((data / "bindwatch.db").stat().st_mode) == 0o600
+
+
+def test_the_vault_tightens_only_the_private_directory_it_is_given(tmp_path, monkeypatch):
+    given, named = tmp_path / "given", tmp_path / "named"
+    for directory in (given, named):
+        directory.mkdir(mode=0o755)
+        directory.chmod(0o755)
+    # The environment names a data directory: the vault does not read the environment.
+    monkeypatch.setenv("BINDWATCH_DATA_DIR", str(named))
+    for directory, private_dir in ((named, None), (given, given)):
+        engine = database.open_database(f"sqlite:///{tmp_path / directory.name}.db")
+        try:
+            open_vault(engine, directory / "master.key", private_dir=private_dir)
+        finally:
+            engine.dispose()
+        assert stat.S_IMODE((directory / "master.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE(named.stat().st_mode) == 0o755
+    assert stat.S_IMODE(given.stat().st_mode) == 0o700

@@ -8,9 +8,9 @@ them. Every change writes its audit row in the same transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -30,9 +30,62 @@ from lib.store.errors import (
 )
 from lib.store.models import Account, AuditAction, Credential
 from lib.store.settings import clean_key_version
-from lib.vault import CREDENTIAL_FIELDS, Vault, credential_place
 
 MAX_CREDENTIAL_LENGTH = 512  # far beyond KuCoin's values: a longer one is a bad paste
+
+
+@dataclass(frozen=True)
+class SealedCredential:
+    """A credential as stored: each value encrypted in its place, the API key fingerprinted."""
+
+    api_key_enc: str = field(repr=False)
+    api_secret_enc: str = field(repr=False)
+    passphrase_enc: str = field(repr=False)
+    fingerprint: str  # "<key id>:<HMAC-SHA256 hex>" of the API key
+    master_key_id: str
+    key_last4: str
+    key_version: str
+
+
+class CredentialVault(Protocol):
+    """The vault as the store uses it (lib.vault.Vault): seal, open and recognise credentials."""
+
+    def lock_active_key(self, session: Session) -> str:
+        """Return the master key id to seal with in this transaction, share-locking its row."""
+        ...
+
+    def fingerprints(self, api_key: str) -> tuple[str, ...]:
+        """Return the API key's fingerprint under every master key still in use."""
+        ...
+
+    def seal_credential(
+        self, account_id: int, credentials: Credentials, *, key_id: str
+    ) -> SealedCredential:
+        """Return an account's credential sealed with one master key."""
+        ...
+
+    def open_credential(self, account_id: int, sealed: SealedCredential) -> Credentials:
+        """Return an account's credential, decrypted now."""
+        ...
+
+
+def sealed_credential(row: Credential) -> SealedCredential:
+    """Return the sealed values of a credential row."""
+    return SealedCredential(
+        api_key_enc=row.api_key_enc,
+        api_secret_enc=row.api_secret_enc,
+        passphrase_enc=row.passphrase_enc,
+        fingerprint=row.fingerprint,
+        master_key_id=row.master_key_id,
+        key_last4=row.key_last4,
+        key_version=row.key_version,
+    )
+
+
+def put_sealed(row: Credential, sealed: SealedCredential) -> None:
+    """Write sealed values into a credential row (the old ciphertext is overwritten)."""
+    for name, value in asdict(sealed).items():
+        setattr(row, name, value)
 
 
 @dataclass(frozen=True)
@@ -119,7 +172,7 @@ def _bound_account(session: Session, account_id: int) -> Account:
 
 
 def _holder_of(
-    session: Session, vault: Vault, api_key: str, *, besides: int | None = None
+    session: Session, vault: CredentialVault, api_key: str, *, besides: int | None = None
 ) -> str | None:
     """Return the label of the account that holds this API key, if any (other than `besides`)."""
     query = (
@@ -132,28 +185,8 @@ def _holder_of(
     return session.exec(query).first()
 
 
-def _seal(vault: Vault, key_id: str, account_id: int, credentials: Credentials) -> dict[str, str]:
-    """Return the encrypted columns, fingerprint and last four of a credential."""
-    values = {
-        "api_key": credentials.api_key,
-        "api_secret": credentials.api_secret,
-        "passphrase": credentials.passphrase,
-    }
-    sealed = {
-        f"{name}_enc": vault.encrypt(
-            values[name], credential_place(account_id, name), key_id=key_id
-        )
-        for name in CREDENTIAL_FIELDS
-    }
-    sealed["fingerprint"] = vault.fingerprint(credentials.api_key, key_id=key_id)
-    sealed["key_last4"] = credentials.api_key[-4:]
-    sealed["key_version"] = str(credentials.key_version)
-    sealed["master_key_id"] = key_id
-    return sealed
-
-
 def _flush_unique(
-    session: Session, vault: Vault, label: str, api_key: str, besides: int | None
+    session: Session, vault: CredentialVault, label: str, api_key: str, besides: int | None
 ) -> None:
     """Flush, turning a unique-constraint race into DuplicateLabelError or DuplicateKeyError."""
     try:
@@ -170,7 +203,7 @@ def _flush_unique(
 
 def create_account_with_credentials(
     session: Session,
-    vault: Vault,
+    vault: CredentialVault,
     *,
     label: str,
     credentials: Credentials,
@@ -207,8 +240,10 @@ def create_account_with_credentials(
     session.add(account)
     _flush_unique(session, vault, label, credentials.api_key, None)
     assert account.id is not None
-    sealed = _seal(vault, key_id, account.id, credentials)
-    session.add(Credential(account_id=account.id, created_at=now, created_by=actor, **sealed))
+    sealed = vault.seal_credential(account.id, credentials, key_id=key_id)
+    session.add(
+        Credential(account_id=account.id, created_at=now, created_by=actor, **asdict(sealed))
+    )
     _flush_unique(session, vault, label, credentials.api_key, account.id)
     if probe is not None:
         record_probe(session, account.id, probe)
@@ -221,9 +256,9 @@ def create_account_with_credentials(
         details={
             "label": label,
             "scopes": scope_list,
-            "key_last4": sealed["key_last4"],
-            "key_version": sealed["key_version"],
-            "fingerprint": short_fingerprint(sealed["fingerprint"]),
+            "key_last4": sealed.key_last4,
+            "key_version": sealed.key_version,
+            "fingerprint": short_fingerprint(sealed.fingerprint),
             "verified": verified,
             "outcome": probe.outcome.value if probe is not None else None,
         },
@@ -231,24 +266,18 @@ def create_account_with_credentials(
     return account.id
 
 
-def load_credentials(session: Session, vault: Vault, account_id: int) -> Credentials:
+def load_credentials(session: Session, vault: CredentialVault, account_id: int) -> Credentials:
     """Return an account's credentials, decrypted now for the caller that signs with them."""
     _bound_account(session, account_id)
     row = session.get(Credential, account_id)
     if row is None:
         raise AccountUnbound(f"Account {account_id} has no credentials; bind its key again.")
-    api_key = vault.decrypt(row.api_key_enc, credential_place(account_id, "api_key"))
-    return Credentials(
-        api_key=api_key.reveal(),
-        api_secret=vault.decrypt(row.api_secret_enc, credential_place(account_id, "api_secret")),
-        passphrase=vault.decrypt(row.passphrase_enc, credential_place(account_id, "passphrase")),
-        key_version=row.key_version,
-    )
+    return vault.open_credential(account_id, sealed_credential(row))
 
 
 def rotate_credentials(
     session: Session,
-    vault: Vault,
+    vault: CredentialVault,
     account_id: int,
     credentials: Credentials,
     *,
@@ -267,9 +296,8 @@ def rotate_credentials(
         raise AccountUnbound(f"Account {account.label!r} has no credentials; bind its key again.")
     old = {"key_last4": row.key_last4, "fingerprint": short_fingerprint(row.fingerprint)}
     now = datetime.now(UTC)
-    sealed = _seal(vault, key_id, account_id, credentials)
-    for name, value in sealed.items():
-        setattr(row, name, value)
+    sealed = vault.seal_credential(account_id, credentials, key_id=key_id)
+    put_sealed(row, sealed)
     row.rotated_at = now
     row.rotated_by = actor
     verified = probe is not None and probe.ok
@@ -289,9 +317,9 @@ def rotate_credentials(
         details={
             "old_key_last4": old["key_last4"],
             "old_fingerprint": old["fingerprint"],
-            "key_last4": sealed["key_last4"],
-            "fingerprint": short_fingerprint(sealed["fingerprint"]),
-            "key_version": sealed["key_version"],
+            "key_last4": sealed.key_last4,
+            "fingerprint": short_fingerprint(sealed.fingerprint),
+            "key_version": sealed.key_version,
             "verified": verified,
         },
     )
@@ -448,7 +476,7 @@ def list_accounts(session: Session, *, include_unbound: bool = False) -> list[Ac
 
 
 def find_account_by_api_key(
-    session: Session, vault: Vault, api_key: str | Secret
+    session: Session, vault: CredentialVault, api_key: str | Secret
 ) -> AccountView | None:
     """Return the bound account holding this API key (matched by keyed fingerprint), or None."""
     key = api_key.reveal() if isinstance(api_key, Secret) else api_key

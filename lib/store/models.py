@@ -48,14 +48,6 @@ class UTCDateTime(TypeDecorator):
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 
 
-class KeyState(enum.StrEnum):
-    """Life stage of one master key in the keyring."""
-
-    ACTIVE = "active"  # encrypts new values; exactly one
-    RETIRING = "retiring"  # a rotation is moving its values to the active key; decrypts only
-    RETIRED = "retired"  # refused: nothing may be decrypted with it any more
-
-
 class AuditAction(enum.StrEnum):
     """What an audit event records."""
 
@@ -203,7 +195,7 @@ class VaultKey(SQLModel, table=True):
     __tablename__ = "vault_keys"
 
     key_id: str = Field(primary_key=True, max_length=64)
-    state: str = Field(max_length=16)
+    state: str = Field(max_length=16)  # a lib.vault KeyState value
     # A known marker encrypted with this key: a wrong key file fails to open it.
     check_value: str = Field(sa_type=Text)
     created_at: datetime = Field(sa_type=UTCDateTime)
