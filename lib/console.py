@@ -24,8 +24,8 @@ from lib import store
 from lib.config import Config
 from lib.health import HealthPolicy
 from lib.kucoin import constants as k
+from lib.store import Settings
 from lib.store import database as db
-from lib.store.models import Settings
 from lib.vault import Vault, open_vault
 
 # Until operators log in, every action is recorded under this name.

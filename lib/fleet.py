@@ -24,7 +24,7 @@ from lib.health import FleetIncident, HealthPolicy, Status, format_age
 from lib.kucoin.probe import probe
 from lib.kucoin.probe_result import Outcome, ProbeResult
 from lib.refresh import RefreshTarget, refresh
-from lib.store.models import AuditAction, Settings
+from lib.store import AuditAction, Settings
 
 # --- Reading the fleet ---------------------------------------------------------------------
 

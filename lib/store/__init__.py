@@ -12,6 +12,7 @@ therefore written together or not at all. Pages read the DataFrames; they never 
     audit       the append-only audit log
     frames      DataFrames of accounts and checks, for pages, the fleet table and notebooks
     seeding     history staged as if it had happened earlier (the demo fleet)
+    master_keys the master keys the database knows, and the credentials each one seals
     errors      StoreError and its subclasses, drawn below
     migrations  Alembic
 

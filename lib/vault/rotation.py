@@ -12,17 +12,17 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Engine
-
-from lib.store import master_keys
-from lib.store.audit import record_audit
+from lib.store import AuditAction, master_keys, record_audit
 from lib.store.database import transaction
-from lib.store.models import AuditAction
 from lib.vault.errors import RotationError
 from lib.vault.key_file import read_keyring, remove_stale_temp_files, write_keyring
 from lib.vault.keyring import KeyState, new_master_key
 from lib.vault.vault import Vault
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
 
