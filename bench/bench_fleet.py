@@ -27,7 +27,7 @@ from lib import store
 from lib.config import DATA_DIR_ENV, DATABASE_URL_ENV, REPO_ROOT, Config
 from lib.console import Console, KucoinTarget
 from lib.fleet import fleet_table
-from lib.models import Account, Credential, ProbeRecord
+from lib.store.models import Account, Credential, ProbeRecord
 
 REPEATS = 5
 APP = REPO_ROOT / "app.py"

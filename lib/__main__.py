@@ -8,7 +8,7 @@ import sys
 
 # name -> module providing `add_arguments(parser)` and `run(args) -> int`, plus a one-line help.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "simulate": ("lib.kucoin.simulator_cli", "run a local KuCoin simulator over HTTP"),
+    "simulate": ("lib.kucoin.sim.cli", "run a local KuCoin simulator over HTTP"),
     "check": ("lib.check_cli", "check one key from KUCOIN_API_* environment variables"),
     "rotate-master-key": ("lib.vault_cli", "re-encrypt every stored secret under a new master key"),
     "bind": ("lib.bind_cli", "check a key live and bind it to a new account"),

@@ -22,7 +22,8 @@ import pandas as pd
 from sqlmodel import Session
 
 from lib import health, store
-from lib.binding_input import clean_credentials, clean_scopes, label_problem
+from lib.account_fields import clean_scopes, label_problem
+from lib.binding_input import clean_credentials
 from lib.console import Console
 from lib.health import CheckAssessment, Status
 from lib.kucoin.auth import Credentials

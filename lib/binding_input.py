@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
+from lib.account_fields import control_character_position
 from lib.kucoin.auth import Credentials
 from lib.kucoin.constants import DEFAULT_KEY_VERSION
 from lib.secret import Secret
@@ -25,29 +25,6 @@ EMPTY = {
 }
 # Characters copy-paste drags along: zero-width space/joiners, word joiner, BOM, soft hyphen.
 INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
-SCOPES = ("spot", "futures", "margin")
-LABEL_MAX = 200
-# Labels are shown in Markdown on every page: characters that format, link or typeset math
-# there (* [ ] ! < > ` # | ~ \ $) are refused rather than escaped at each place.
-LABEL_PUNCTUATION = set(" -_.:/@+()&,'\"=%;")
-
-
-def label_problem(label: str) -> str | None:
-    """Return what is wrong with an account label, or None when it is fine."""
-    if not label:
-        return "Give the account a label, e.g. the trader or bot that uses the key."
-    if len(label) > LABEL_MAX:
-        return f"A label is at most {LABEL_MAX} characters."
-    odd = sorted({ch for ch in label if not ch.isalnum() and ch not in LABEL_PUNCTUATION})
-    if odd:
-        shown = " ".join(ch if ch.isprintable() else repr(ch) for ch in odd)
-        return (
-            "A label may hold letters, digits, spaces and - _ . : / @ + ( ) & , ' \" = % ; "
-            f"only; remove: {shown}"
-        )
-    return None
-
-
 # How each checked field is named to the operator, in the page and on the command line.
 FIELD_NAMES = {
     "label": "Label",
@@ -88,14 +65,6 @@ def _strip_paste_noise(value: str, *, inner_spaces: bool) -> tuple[str, bool]:
     return cleaned, cleaned != value
 
 
-def _control_character(value: str) -> int | None:
-    """Return the 1-based position of the first control character, or None."""
-    for position, ch in enumerate(value, start=1):
-        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
-            return position
-    return None
-
-
 def clean_credentials(api_key: str, api_secret: str, passphrase: str) -> CleanedCredentials:
     """Return the pasted credentials cleaned, with what to fix per field."""
     key, key_changed = _strip_paste_noise(api_key or "", inner_spaces=True)
@@ -130,7 +99,7 @@ def _field_errors(values: dict[str, str]) -> dict[str, str]:
     for name, value in values.items():
         if not value:
             errors[name] = EMPTY[name]
-        elif position := _control_character(value):
+        elif position := control_character_position(value):
             errors[name] = (
                 f"{FIELD_NAMES[name]} has a control character at position {position}: re-type it."
             )
@@ -192,17 +161,3 @@ def _wrong_shape(name: str, value: str) -> str:
 def _non_hex_note(key: str) -> str:
     """Return a note when the key holds characters that are not hexadecimal."""
     return "" if re.fullmatch(r"[0-9a-fA-F]*", key) else " and holds non-hexadecimal characters"
-
-
-def clean_scopes(scopes: list[str] | tuple[str, ...] | str) -> tuple[str, ...]:
-    """Return the needed scopes, lower-case, known and ordered; raise ValueError otherwise."""
-    items = scopes.split(",") if isinstance(scopes, str) else list(scopes)
-    wanted = {s.strip().lower() for s in items if s and s.strip()}
-    unknown = wanted - set(SCOPES)
-    if unknown:
-        raise ValueError(
-            f"unknown scope {', '.join(sorted(unknown))}: choose among {', '.join(SCOPES)}"
-        )
-    if not wanted:
-        raise ValueError(f"choose at least one scope among {', '.join(SCOPES)}")
-    return tuple(s for s in SCOPES if s in wanted)

@@ -20,11 +20,12 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from lib import db, store
+from lib import store
 from lib.config import Config
 from lib.health import HealthPolicy
 from lib.kucoin import constants as k
-from lib.models import Settings
+from lib.store import Settings
+from lib.store import database as db
 from lib.vault import Vault, open_vault
 
 # Until operators log in, every action is recorded under this name.

@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from sqlmodel import select
 
 from lib import binding, store
 from lib.config import Config
@@ -33,8 +32,8 @@ from lib.fleet import check_account
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe import probe
 from lib.kucoin.probe_result import ProbeResult
-from lib.kucoin.simulator import SimAccount, Simulator, SimulatorServer
-from lib.models import Account, Credential, ProbeRecord
+from lib.kucoin.sim import SimAccount, Simulator, SimulatorServer
+from lib.store import seeding
 from lib.vault import Keyring, new_master_key, write_keyring
 
 DEMO_ACTOR = "demo"
@@ -346,12 +345,8 @@ class _Builder:
             transient = self.probe_only(account)
         with self.console.transaction() as session:
             bind_check = store.latest_probe(session, account_id)
-            session.get(Account, account_id).created_at = bound_at
-            session.get(Credential, account_id).created_at = bound_at
-            for row in session.exec(
-                select(ProbeRecord).where(ProbeRecord.account_id == account_id)
-            ).all():
-                row.checked_at = last_ok
+            seeding.backdate_binding(session, account_id, bound_at)
+            seeding.retime_checks(session, account_id, last_ok)
             if bind_check is None:
                 return
             beats = []
@@ -364,7 +359,7 @@ class _Builder:
     def mark_imported(self, account_id: int) -> None:
         """Demo seeding: an account imported as verified elsewhere, awaiting its first check."""
         with self.console.transaction() as session:
-            session.get(Account, account_id).unverified = False
+            seeding.mark_verified_elsewhere(session, account_id)
 
 
 def _key(account: DemoAccount) -> str:

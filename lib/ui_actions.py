@@ -25,8 +25,9 @@ import pandas as pd
 import streamlit as st
 
 from lib import binding, fleet, store
+from lib.account_fields import SCOPES
 from lib.binding import Decision, KeyCheck
-from lib.binding_input import FIELD_NAMES, SCOPES
+from lib.binding_input import FIELD_NAMES
 from lib.console import Console
 from lib.health import PERMISSION_MARKS
 from lib.ui import ACCOUNT_PAGE, FAILURES, SELECTED_ACCOUNT, alert, failure_text, literal

@@ -6,8 +6,8 @@ import argparse
 import getpass
 import sys
 
-from lib import db
 from lib.config import Config
+from lib.store import database as db
 from lib.vault import VaultError, open_vault, rotate_master_key
 
 

@@ -7,7 +7,7 @@ import streamlit as st
 from lib import fleet as fleet_lib
 from lib import store, ui
 from lib.kucoin.constants import ACCEPTED_KEY_VERSIONS
-from lib.models import Settings
+from lib.store import Settings
 
 HELP = {
     "freshness_seconds": "A key's last successful check should be younger than this.",

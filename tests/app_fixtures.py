@@ -28,7 +28,7 @@ from lib.config import (
 )
 from lib.console import Console, KucoinTarget
 from lib.demo import Demo, start_demo, stop_demo
-from lib.kucoin.simulator import SimAccount, SimRequest, SimResponse, Simulator, SimulatorServer
+from lib.kucoin.sim import SimAccount, SimRequest, SimResponse, Simulator, SimulatorServer
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")

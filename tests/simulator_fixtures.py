@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import time
 
-from lib.kucoin.simulator import SimAccount
+from lib.kucoin.sim import SimAccount
 
 
 def hmac_b64(secret: str, message: bytes) -> str:

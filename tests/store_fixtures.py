@@ -23,9 +23,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from lib import db
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import Outcome, ProbeResult, SpotBalance
+from lib.store import database
 from lib.vault import Vault, open_vault
 
 POSTGRES_ENV = "BINDWATCH_TEST_POSTGRES_URL"
@@ -84,7 +84,7 @@ def sqlite_url_fixture(tmp_path: Path) -> str:
 @pytest.fixture(name="engine")
 def engine_fixture(database_url: str) -> Iterator[Engine]:
     """Yield an engine on the migrated database."""
-    engine = db.open_database(database_url)
+    engine = database.open_database(database_url)
     yield engine
     engine.dispose()
 

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib import binding
 from lib.demo import DEMO_ACCOUNTS, Demo, demo_credentials
-from lib.kucoin.simulator import SimAccount
+from lib.kucoin.sim import SimAccount
 from lib.ui import DEMO_FLAG, SELECTED_ACCOUNT
 
 ACCOUNT_PAGE = "pages/account.py"

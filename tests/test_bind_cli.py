@@ -22,9 +22,9 @@ from simulator_fixtures import ELSEWHERE, GENERAL_ONLY, MASTER
 from lib import bind_cli, binding
 from lib.__main__ import main
 from lib.fleet import fleet_table
-from lib.kucoin.simulator import SimAccount
-from lib.models import AuditAction
+from lib.kucoin.sim import SimAccount
 from lib.store import audit_log
+from lib.store.models import AuditAction
 
 
 class Terminal(io.StringIO):

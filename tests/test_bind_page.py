@@ -21,8 +21,8 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Widget
 
 from lib import binding, store
-from lib.kucoin.simulator import SimAccount
-from lib.models import AuditAction
+from lib.kucoin.sim import SimAccount
+from lib.store.models import AuditAction
 from lib.ui_actions import CREDENTIAL_FIELDS, KEEP_TYPED_S
 
 UNKNOWN_KEY = "0123456789abcdef01234567"

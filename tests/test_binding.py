@@ -22,8 +22,8 @@ from lib.fleet import check_account, fleet_table, save_settings
 from lib.health import HealthPolicy, Status
 from lib.kucoin.diagnosis import LATE_REQUEST, diagnose
 from lib.kucoin.probe_result import Outcome, ProbeResult
-from lib.kucoin.simulator import SimAccount
-from lib.models import AuditAction
+from lib.kucoin.sim import SimAccount
+from lib.store.models import AuditAction
 
 
 def check(env: SimEnv, account: SimAccount, label: str = "desk", **changes) -> binding.KeyCheck:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from lib.binding_input import clean_credentials, clean_scopes, label_problem
+from lib.account_fields import clean_scopes, label_problem
+from lib.binding_input import clean_credentials
 
 KEY = "5c2db93503aa674c74a31734"
 SECRET = "f03a5284-5c39-4aaa-9b20-dea10bdcf8e3"

@@ -10,7 +10,7 @@ import pytest
 from app_fixtures import OPEN_TRADER, TEST_ACCOUNTS, TRADER
 from served_app import browser_fixture, goto, serve, settle
 
-from lib.kucoin.simulator import Simulator, SimulatorServer
+from lib.kucoin.sim import Simulator, SimulatorServer
 
 __all__ = ["browser_fixture"]
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from lib.console import policy_from_settings
-from lib.models import Settings
+from lib.store.models import Settings
 
 
 def test_the_policy_is_the_stored_settings_when_they_are_in_range() -> None:

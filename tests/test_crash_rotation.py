@@ -15,11 +15,13 @@ import pytest
 from sqlmodel import select
 from store_fixtures import ACTOR, credentials, key_file_fixture, sqlite_url_fixture
 
-from lib import db, store
-from lib import vault as vault_module
+from lib import store
 from lib.kucoin.auth import Credentials
-from lib.models import Credential, KeyState, VaultKey
-from lib.vault import credential_place, open_vault, read_keyring, rotate_master_key
+from lib.store import database
+from lib.store.models import Credential, VaultKey
+from lib.vault import KeyState, credential_place, open_vault, read_keyring, rotate_master_key
+from lib.vault import rotation as rotation_module
+from lib.vault import vault as vault_module
 
 FIXTURES = (key_file_fixture, sqlite_url_fixture)
 REPO = Path(__file__).resolve().parent.parent
@@ -30,14 +32,14 @@ MARKER = "CANARY-crash"
 
 
 def _bind_fleet(engine, vault, rows: int = ROWS) -> list[int]:
-    with db.transaction(engine) as session:
+    with database.transaction(engine) as session:
         return [
             store.create_account_with_credentials(
                 session,
                 vault,
                 label=f"a{n}",
                 credentials=credentials(n, MARKER),
-                scopes=[],
+                scopes=["spot"],
                 actor=ACTOR,
             )
             for n in range(rows)
@@ -51,7 +53,7 @@ def _check_every_row_decrypts(engine, key_file: Path, ids: list[int]) -> set[str
     keyring = read_keyring(key_file)
     usable = {k.key_id for k in keyring.keys if k.state is not KeyState.RETIRED}
     vault = open_vault(engine, key_file)
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         rows = session.exec(select(Credential).order_by(Credential.account_id)).all()
     assert [row.account_id for row in rows] == ids
     for n, row in enumerate(rows):
@@ -143,7 +145,7 @@ class _Run:
 
 @pytest.mark.slow
 def test_sigkill_at_random_points_of_rotation_never_loses_a_secret(sqlite_url, key_file):
-    engine = db.open_database(sqlite_url)
+    engine = database.open_database(sqlite_url)
     ids = _bind_fleet(engine, open_vault(engine, key_file))
     env = {"BINDWATCH_DATABASE_URL": sqlite_url, "BINDWATCH_MASTER_KEY_FILE": str(key_file)}
     rng = random.Random(20260301)
@@ -197,7 +199,7 @@ def test_sigkill_at_random_points_of_rotation_never_loses_a_secret(sqlite_url, k
     assert [k.state for k in keyring.keys].count(KeyState.ACTIVE) == 1
     assert {k.state for k in keyring.keys} == {KeyState.ACTIVE, KeyState.RETIRED}
     assert _check_every_row_decrypts(engine, key_file, ids) == {keyring.active.key_id}
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         states = dict(session.exec(select(VaultKey.key_id, VaultKey.state)).all())
     assert states == {k.key_id: k.state.value for k in keyring.keys}
     assert not list(key_file.parent.glob(".*.tmp"))
@@ -214,13 +216,26 @@ def test_sigkill_at_random_points_of_rotation_never_loses_a_secret(sqlite_url, k
 
 
 # In-process interruptions at each step boundary: random kills may miss a short window.
-# (step, function in lib.vault, which call, interrupt before or after it runs)
+# (step, module, function it calls, which call, interrupt before or after it runs)
 STEPS = [
-    ("new keyring written", "write_keyring", 1, "after"),
-    ("database knows the new key, no row moved", "_reencrypt_remaining", 1, "before"),
-    ("inside the second batch", "credential_place", 50, "after"),
-    ("every row moved, old key not retired", "_retire_in_database", 1, "before"),
-    ("old key retired in the database, not in the file", "write_keyring", 2, "before"),
+    ("new keyring written", rotation_module, "write_keyring", 1, "after"),
+    (
+        "database knows the new key, no row moved",
+        rotation_module,
+        "_reencrypt_remaining",
+        1,
+        "before",
+    ),
+    # Moving a row opens its three fields and seals them again (six places a row).
+    ("inside the second batch", vault_module, "credential_place", BATCH * 6 + 3, "after"),
+    ("every row moved, old key not retired", rotation_module, "_retire_in_database", 1, "before"),
+    (
+        "old key retired in the database, not in the file",
+        rotation_module,
+        "write_keyring",
+        2,
+        "before",
+    ),
 ]
 
 
@@ -228,15 +243,17 @@ class _Interrupted(BaseException):
     """Stands in for the process dying."""
 
 
-@pytest.mark.parametrize(("name", "target", "call", "when"), STEPS, ids=[s[0] for s in STEPS])
+@pytest.mark.parametrize(
+    ("name", "module", "target", "call", "when"), STEPS, ids=[s[0] for s in STEPS]
+)
 def test_rotation_interrupted_at_each_step_is_finished_by_a_rerun(
-    sqlite_url, key_file, monkeypatch, name, target, call, when
+    sqlite_url, key_file, monkeypatch, name, module, target, call, when
 ):
-    engine = db.open_database(sqlite_url)
+    engine = database.open_database(sqlite_url)
     vault = open_vault(engine, key_file)
     ids = _bind_fleet(engine, vault, 40)
     old_key = vault.active_key_id
-    real = getattr(vault_module, target)
+    real = getattr(module, target)
     calls = {"n": 0}
 
     def interrupting(*args, **kwargs):
@@ -248,7 +265,7 @@ def test_rotation_interrupted_at_each_step_is_finished_by_a_rerun(
             raise _Interrupted
         return result
 
-    monkeypatch.setattr(vault_module, target, interrupting)
+    monkeypatch.setattr(module, target, interrupting)
     with pytest.raises(_Interrupted):
         rotate_master_key(engine, vault, actor=ACTOR, batch_size=BATCH)
     monkeypatch.undo()
@@ -259,6 +276,6 @@ def test_rotation_interrupted_at_each_step_is_finished_by_a_rerun(
     assert report.retired_key_ids == (old_key,)
     assert _check_every_row_decrypts(engine, key_file, ids) == {report.new_key_id}
     assert read_keyring(key_file).get(old_key).state is KeyState.RETIRED
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         assert len(store.audit_log(session, action="rotate_master_key")) == 1
     engine.dispose()

@@ -30,7 +30,7 @@ from lib.demo import (
 )
 from lib.fleet import fleet_csv
 from lib.health import Status
-from lib.kucoin.simulator import SimulatorServer
+from lib.kucoin.sim import SimulatorServer
 
 EVERY_STATUS = {s.value for s in Status} - {"REJECTED"}
 

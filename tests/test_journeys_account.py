@@ -34,7 +34,7 @@ from served_app import (
 from lib import binding
 from lib.config import Config
 from lib.console import Console, KucoinTarget
-from lib.kucoin.simulator import SimAccount, SimulatorServer
+from lib.kucoin.sim import SimAccount, SimulatorServer
 
 __all__ = ["browser_fixture"]
 

@@ -33,7 +33,7 @@ from lib.config import DATA_DIR_ENV, Config
 from lib.console import Console, KucoinTarget
 from lib.fleet import is_failing
 from lib.health import Status
-from lib.kucoin.simulator import Simulator, SimulatorServer
+from lib.kucoin.sim import Simulator, SimulatorServer
 
 __all__ = ["browser_fixture"]
 

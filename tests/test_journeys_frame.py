@@ -36,8 +36,8 @@ from lib import binding, store
 from lib.config import Config
 from lib.console import Console, KucoinTarget
 from lib.fleet import save_settings
-from lib.kucoin.simulator import Simulator, SimulatorServer
-from lib.models import AuditAction, Settings
+from lib.kucoin.sim import Simulator, SimulatorServer
+from lib.store.models import AuditAction, Settings
 
 __all__ = ["browser_fixture"]
 

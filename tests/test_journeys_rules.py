@@ -15,7 +15,7 @@ from served_app import assert_no_exception, browser_fixture, serve, session, set
 from simulator_fixtures import GENERAL_ONLY
 
 from lib.health import Status
-from lib.kucoin.simulator import Simulator, SimulatorServer
+from lib.kucoin.sim import Simulator, SimulatorServer
 
 __all__ = ["browser_fixture"]
 

@@ -12,7 +12,7 @@ from lib.kucoin.client import KucoinClient
 from lib.kucoin.errors import KucoinAPIError, KucoinBadResponse, KucoinTransportError
 from lib.kucoin.probe import probe
 from lib.kucoin.probe_result import Outcome
-from lib.kucoin.simulator import Simulator, SimulatorServer
+from lib.kucoin.sim import Simulator, SimulatorServer
 
 
 def creds(account, **changes) -> Credentials:

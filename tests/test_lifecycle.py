@@ -20,8 +20,8 @@ from streamlit.testing.v1 import AppTest
 
 from lib import binding, store
 from lib.binding import Decision
-from lib.kucoin.simulator import SimAccount
-from lib.models import AuditAction
+from lib.kucoin.sim import SimAccount
+from lib.store.models import AuditAction
 
 
 def secrets_of(account: SimAccount) -> dict[str, str]:

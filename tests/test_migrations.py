@@ -10,18 +10,18 @@ from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 from store_fixtures import database_url_fixture, sqlite_url_fixture
 
-from lib import db
+from lib.store import database
 
 FIXTURES = (database_url_fixture, sqlite_url_fixture)
 
 
 def test_empty_database_upgrades_to_head_and_matches_the_models(database_url):
-    engine = db.open_database(database_url)
+    engine = database.open_database(database_url)
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn)
             assert compare_metadata(context, SQLModel.metadata) == []
-            head = ScriptDirectory.from_config(db.alembic_config()).get_current_head()
+            head = ScriptDirectory.from_config(database.alembic_config()).get_current_head()
             assert context.get_current_revision() == head
             tables = set(sa.inspect(conn).get_table_names())
         assert {
@@ -38,14 +38,14 @@ def test_empty_database_upgrades_to_head_and_matches_the_models(database_url):
 
 
 def test_opening_twice_is_a_no_op_and_downgrade_removes_everything(database_url):
-    db.open_database(database_url).dispose()
-    engine = db.open_database(database_url)
+    database.open_database(database_url).dispose()
+    engine = database.open_database(database_url)
     try:
         with engine.begin() as conn:
-            command.downgrade(db.alembic_config(conn), "base")
+            command.downgrade(database.alembic_config(conn), "base")
         with engine.connect() as conn:
             assert set(sa.inspect(conn).get_table_names()) <= {"alembic_version"}
-        db.upgrade(engine)
+        database.upgrade(engine)
         with engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
     finally:
@@ -54,7 +54,7 @@ def test_opening_twice_is_a_no_op_and_downgrade_removes_everything(database_url)
 
 def test_migrations_do_not_depend_on_the_working_directory(database_url, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    engine = db.open_database(database_url)
+    engine = database.open_database(database_url)
     try:
         with engine.connect() as conn:
             assert MigrationContext.configure(conn).get_current_revision() is not None
@@ -63,7 +63,7 @@ def test_migrations_do_not_depend_on_the_working_directory(database_url, tmp_pat
 
 
 def test_sqlite_connections_are_durable_and_strict(sqlite_url):
-    engine = db.open_database(sqlite_url)
+    engine = database.open_database(sqlite_url)
     try:
         with engine.connect() as conn:
             pragmas = {
@@ -79,23 +79,23 @@ def test_sqlite_connections_are_durable_and_strict(sqlite_url):
         assert pragmas == {
             "journal_mode": "wal",
             "synchronous": 2,  # FULL
-            "busy_timeout": db.BUSY_TIMEOUT_MS,
+            "busy_timeout": database.BUSY_TIMEOUT_MS,
             "foreign_keys": 1,
             "secure_delete": 1,
         }
-        assert db.BUSY_TIMEOUT_MS >= 5000
+        assert database.BUSY_TIMEOUT_MS >= 5000
     finally:
         engine.dispose()
 
 
 def test_sqlite_write_transactions_begin_immediately(sqlite_url):
-    engine = db.open_database(sqlite_url)
+    engine = database.open_database(sqlite_url)
     statements: list[str] = []
     sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     try:
-        with db.transaction(engine) as session:
+        with database.transaction(engine) as session:
             session.exec(sa.select(1))  # type: ignore[call-overload]
-        with db.read_session(engine) as session:
+        with database.read_session(engine) as session:
             session.exec(sa.select(1))  # type: ignore[call-overload]
         assert "BEGIN IMMEDIATE" in statements
         assert "BEGIN DEFERRED" in statements

@@ -9,7 +9,7 @@ from app_fixtures import RecordingSimulator
 
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import Outcome
-from lib.kucoin.simulator import SimAccount, SimulatorServer
+from lib.kucoin.sim import SimAccount, SimulatorServer
 from lib.refresh import RefreshTarget, refresh
 
 

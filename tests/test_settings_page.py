@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.demo import CALLER_IP, EGRESS_IPS, FUTURES_CURRENCIES, Demo
 from lib.fleet import save_settings, settings_changes
-from lib.models import SettingRow
+from lib.store.models import SettingRow
 from lib.ui import DEMO_FLAG
 
 SETTINGS_PAGE = "pages/settings.py"

@@ -26,7 +26,7 @@ from simulator_fixtures import (
     signed_headers,
 )
 
-from lib.kucoin.simulator import (
+from lib.kucoin.sim import (
     SAMPLE_ACCOUNTS,
     AccountsError,
     Faults,

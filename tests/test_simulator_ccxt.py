@@ -11,7 +11,7 @@ import ccxt
 import pytest
 from simulator_fixtures import ALL_ACCOUNTS, GENERAL_ONLY, MASTER, SUB
 
-from lib.kucoin.simulator import SimAccount, Simulator, SimulatorServer
+from lib.kucoin.sim import SimAccount, Simulator, SimulatorServer
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 from sqlmodel import func, select
 from store_fixtures import key_file_fixture, sqlite_url_fixture
 
-from lib import db
-from lib.models import Account, AuditEvent, Credential
+from lib.store import database
+from lib.store.models import Account, AuditEvent, Credential
 from lib.vault import open_vault
 
 FIXTURES = (key_file_fixture, sqlite_url_fixture)
@@ -29,14 +29,15 @@ import json, sys, time
 from pathlib import Path
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
-from lib import db, store
+from lib import store
+from lib.store import database
 from lib.kucoin.auth import Credentials
-from lib.models import Account, AuditEvent, Credential
+from lib.store.models import Account, AuditEvent, Credential
 from lib.vault import open_vault
 
 url, key_file, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[5])
 worker, count = int(sys.argv[3]), int(sys.argv[4])
-engine = db.open_database(url)
+engine = database.open_database(url)
 vault = open_vault(engine, key_file)
 while not go.exists():
     time.sleep(0.001)
@@ -44,7 +45,7 @@ result = {"committed": 0, "locked": 0, "errors": [], "partial": 0, "reads": 0}
 if worker < 0:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not Path(str(go) + ".done").exists():
-        with db.read_session(engine) as s:
+        with database.read_session(engine) as s:
             accounts = set(s.exec(select(Account.id)).all())
             creds = set(s.exec(select(Credential.account_id)).all())
             audited = set(s.exec(select(AuditEvent.account_id)).all())
@@ -53,7 +54,7 @@ if worker < 0:
 else:
     for n in range(count):
         try:
-            with db.transaction(engine) as s:
+            with database.transaction(engine) as s:
                 store.create_account_with_credentials(
                     s, vault, label=f"w{worker}-{n}",
                     credentials=Credentials(f"key-{worker}-{n:05d}", f"sec-{worker}-{n}", "pp"),
@@ -73,7 +74,7 @@ print(json.dumps(result))
 def test_four_processes_write_one_thousand_transactions_without_a_lock_error(
     sqlite_url, key_file, tmp_path
 ):
-    engine = db.open_database(sqlite_url)
+    engine = database.open_database(sqlite_url)
     open_vault(engine, key_file)
     go = tmp_path / "go"
     procs = [
@@ -112,7 +113,7 @@ def test_four_processes_write_one_thousand_transactions_without_a_lock_error(
     assert sum(w["locked"] for w in writers) == 0
     assert [w["errors"] for w in writers] == [[]] * PROCESSES
     assert sum(w["committed"] for w in writers) == PROCESSES * TRANSACTIONS
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         for table in (Account, Credential, AuditEvent):
             assert session.exec(select(func.count()).select_from(table)).one() == 1000
         assert session.exec(select(func.count(func.distinct(Credential.fingerprint)))).one() == 1000

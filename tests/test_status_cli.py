@@ -20,7 +20,7 @@ from lib.fleet import CSV_COLUMNS
 from lib.health import Status
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import Outcome, ProbeResult
-from lib.models import SettingRow
+from lib.store.models import SettingRow
 
 
 @pytest.fixture(scope="module", name="demo_dir")

@@ -22,13 +22,16 @@ from store_fixtures import (
     vault_fixture,
 )
 
-from lib import db, store
+from lib import store
+from lib.account_fields import clean_scopes, label_problem
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import Outcome
-from lib.models import AuditAction, Credential, KeyState, SettingRow, Settings, VaultKey
 from lib.secret import Secret
+from lib.store import database
+from lib.store.models import AuditAction, Credential, SettingRow, Settings, VaultKey
 from lib.vault import (
     DecryptionError,
+    KeyState,
     RetiredKeyError,
     VaultError,
     credential_place,
@@ -41,7 +44,7 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def bind(engine, vault, n: int = 1, *, label: str | None = None, **kwargs) -> int:
-    with db.transaction(engine) as session:
+    with database.transaction(engine) as session:
         return store.create_account_with_credentials(
             session,
             vault,
@@ -54,12 +57,12 @@ def bind(engine, vault, n: int = 1, *, label: str | None = None, **kwargs) -> in
 
 
 def audit(engine, account_id: int | None = None) -> list[store.AuditEntry]:
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         return store.audit_log(session, account_id=account_id)
 
 
 def credential_row(engine, account_id: int) -> Credential | None:
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         return session.get(Credential, account_id)
 
 
@@ -68,7 +71,7 @@ def credential_row(engine, account_id: int) -> Credential | None:
 
 def test_bind_then_load_returns_the_same_credentials(engine, vault):
     account_id = bind(engine, vault, 1)
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         loaded = store.load_credentials(session, vault, account_id)
         view = store.get_account(session, account_id)
     assert loaded == credentials(1)
@@ -96,27 +99,27 @@ def test_stored_columns_hold_only_ciphertext(engine, vault):
 
 def test_bind_with_a_passing_check_is_verified_and_stores_the_check(engine, vault):
     account_id = bind(engine, vault, 1, probe=probe())
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         assert store.get_account(session, account_id).unverified is False
         assert store.probe_history(session, account_id) == [probe()]
 
 
 def test_bind_with_a_failing_check_is_unverified(engine, vault):
     account_id = bind(engine, vault, 1, probe=probe(Outcome.REJECTED))
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         assert store.get_account(session, account_id).unverified is True
 
 
 def test_binding_a_bound_key_again_names_the_account_that_holds_it(engine, vault):
     bind(engine, vault, 1, label="desk A")
     twin = Credentials(credentials(1).api_key, "other secret", "other passphrase")
-    with pytest.raises(store.DuplicateKeyError) as caught, db.transaction(engine) as session:
+    with pytest.raises(store.DuplicateKeyError) as caught, database.transaction(engine) as session:
         store.create_account_with_credentials(
-            session, vault, label="desk B", credentials=twin, scopes=[], actor=ACTOR
+            session, vault, label="desk B", credentials=twin, scopes=["spot"], actor=ACTOR
         )
     assert caught.value.label == "desk A"
     assert "'desk A'" in str(caught.value)
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         assert [a.label for a in store.list_accounts(session)] == ["desk A"]
 
 
@@ -139,9 +142,9 @@ def test_a_taken_label_is_refused(engine, vault):
     ],
 )
 def test_bad_credentials_are_refused_without_echoing_them(engine, vault, creds, message):
-    with pytest.raises(store.InvalidInput) as caught, db.transaction(engine) as session:
+    with pytest.raises(store.InvalidInput) as caught, database.transaction(engine) as session:
         store.create_account_with_credentials(
-            session, vault, label="x", credentials=creds, scopes=[], actor=ACTOR
+            session, vault, label="x", credentials=creds, scopes=["spot"], actor=ACTOR
         )
     assert message in str(caught.value)
     assert "SECRETVALUE" not in str(caught.value) and "PASSVALUE" not in str(caught.value)
@@ -152,9 +155,35 @@ def test_unknown_scope_is_refused(engine, vault):
         bind(engine, vault, 1, scopes=["options"])
 
 
+@pytest.mark.parametrize("scopes", [[], ["", " "]])
+def test_no_scope_is_refused_as_binding_refuses_it(engine, vault, scopes):
+    with pytest.raises(store.InvalidInput) as caught:
+        bind(engine, vault, 1, scopes=scopes)
+    with pytest.raises(ValueError) as owner:
+        clean_scopes(scopes)
+    assert str(caught.value) == str(owner.value).capitalize() + "."
+    account_id = bind(engine, vault, 2)
+    with pytest.raises(store.InvalidInput, match="at least one scope"):
+        with database.transaction(engine) as session:
+            store.set_scopes(session, account_id, [], actor=ACTOR)
+
+
+@pytest.mark.parametrize("label", ["**bold**", "a\u200bb", "x" * 201, "   "])
+def test_a_label_binding_refuses_is_refused_with_binding_s_message(engine, vault, label):
+    with pytest.raises(store.InvalidInput) as caught:
+        bind(engine, vault, 1, label=label)
+    assert str(caught.value) == label_problem(label.strip())
+
+
+def test_a_pasted_zero_width_space_is_a_control_character_to_the_store(engine, vault):
+    creds = Credentials("key\u200b1", "s", "p")
+    with pytest.raises(store.InvalidInput, match="API key contains a control character"):
+        bind(engine, vault, 1, creds=creds)
+
+
 def test_find_account_by_api_key(engine, vault):
     account_id = bind(engine, vault, 3)
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         assert (
             store.find_account_by_api_key(session, vault, credentials(3).api_key).id == account_id
         )
@@ -168,13 +197,13 @@ def test_rotate_credentials_replaces_in_place_and_audits(engine, vault):
     account_id = bind(engine, vault, 1, probe=probe())
     before = credential_row(engine, account_id)
     new = credentials(2)
-    with db.transaction(engine) as session:
+    with database.transaction(engine) as session:
         store.rotate_credentials(session, vault, account_id, new, actor="bob")
     after = credential_row(engine, account_id)
     assert after.api_secret_enc != before.api_secret_enc
     assert after.rotated_by == "bob" and after.rotated_at is not None
     assert after.created_at == before.created_at
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         assert store.load_credentials(session, vault, account_id) == new
         assert store.get_account(session, account_id).unverified is True
         assert store.find_account_by_api_key(session, vault, credentials(1).api_key) is None
@@ -187,13 +216,16 @@ def test_rotate_credentials_replaces_in_place_and_audits(engine, vault):
 def test_rotating_to_a_key_another_account_holds_is_refused(engine, vault):
     first = bind(engine, vault, 1, label="one")
     bind(engine, vault, 2, label="two")
-    with pytest.raises(store.DuplicateKeyError, match="'two'"), db.transaction(engine) as session:
+    with (
+        pytest.raises(store.DuplicateKeyError, match="'two'"),
+        database.transaction(engine) as session,
+    ):
         store.rotate_credentials(session, vault, first, credentials(2), actor=ACTOR)
 
 
 def test_scopes_pause_resume_verify_each_write_one_audit_row(engine, vault):
     account_id = bind(engine, vault, 1)
-    with db.transaction(engine) as session:
+    with database.transaction(engine) as session:
         assert store.set_scopes(session, account_id, ["futures", "spot"], actor=ACTOR)
         assert not store.set_scopes(session, account_id, ["spot", "futures"], actor=ACTOR)
         assert store.pause(session, account_id, actor=ACTOR, reason="maintenance")
@@ -202,7 +234,7 @@ def test_scopes_pause_resume_verify_each_write_one_audit_row(engine, vault):
         assert store.mark_verified(session, account_id, probe(), actor=ACTOR)
     actions = [e.action for e in reversed(audit(engine, account_id))]
     assert actions == ["bind", "change_scopes", "pause", "resume", "verify"]
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         view = store.get_account(session, account_id)
         assert view.scopes == ("spot", "futures")
         assert view.paused is False and view.unverified is False
@@ -213,17 +245,17 @@ def test_scopes_pause_resume_verify_each_write_one_audit_row(engine, vault):
 
 def test_a_failing_verification_keeps_the_account_unverified(engine, vault):
     account_id = bind(engine, vault, 1)
-    with db.transaction(engine) as session:
+    with database.transaction(engine) as session:
         assert not store.mark_verified(session, account_id, probe(Outcome.REJECTED), actor=ACTOR)
     assert audit(engine, account_id)[0].details["outcome"] == "rejected"
 
 
 def test_unbind_destroys_credentials_and_keeps_history(engine, vault):
     account_id = bind(engine, vault, 1, probe=probe())
-    with db.transaction(engine) as session:
+    with database.transaction(engine) as session:
         store.unbind(session, account_id, actor="bob", reason="desk closed")
     assert credential_row(engine, account_id) is None
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         view = store.get_account(session, account_id)
         assert view.unbound_at is not None and not view.bound
         assert view.key_last4 is None
@@ -240,7 +272,10 @@ def test_unbind_destroys_credentials_and_keeps_history(engine, vault):
 
 
 def test_unknown_account_is_reported(engine, vault):
-    with db.read_session(engine) as session, pytest.raises(store.AccountNotFound, match="999"):
+    with (
+        database.read_session(engine) as session,
+        pytest.raises(store.AccountNotFound, match="999"),
+    ):
         store.load_credentials(session, vault, 999)
 
 
@@ -262,10 +297,10 @@ def test_probe_result_round_trips_exactly(engine, vault):
         futures_permission_missing=True,
         vip_level=None,
     )
-    with db.transaction(engine) as session:
+    with database.transaction(engine) as session:
         store.record_probe(session, account_id, original)
         store.record_probe(session, account_id, empty)
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         newest, oldest = store.probe_history(session, account_id)
         assert store.latest_probe(session, account_id) == empty
     assert newest == empty
@@ -277,18 +312,18 @@ def test_probe_result_round_trips_exactly(engine, vault):
 
 def test_probe_history_newest_first_with_limit(engine, vault):
     account_id = bind(engine, vault, 1)
-    with db.transaction(engine) as session:
+    with database.transaction(engine) as session:
         store.record_probes(
             session, [(account_id, probe(at=T0 + timedelta(hours=h))) for h in (2, 0, 1)]
         )
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         history = store.probe_history(session, account_id, limit=2)
     assert [r.checked_at for r in history] == [T0 + timedelta(hours=2), T0 + timedelta(hours=1)]
 
 
 def test_naive_times_are_refused(engine, vault):
     account_id = bind(engine, vault, 1)
-    with pytest.raises(sa.exc.StatementError), db.transaction(engine) as session:
+    with pytest.raises(sa.exc.StatementError), database.transaction(engine) as session:
         store.record_probe(session, account_id, probe(at=datetime(2026, 1, 1)))
 
 
@@ -297,7 +332,7 @@ def test_naive_times_are_refused(engine, vault):
 
 def _fleet(engine, vault, accounts: int = 3, checks: int = 4) -> list[int]:
     ids = [bind(engine, vault, n, scopes=["spot", "margin"][: n % 2 + 1]) for n in range(accounts)]
-    with db.transaction(engine) as session:
+    with database.transaction(engine) as session:
         store.record_probes(
             session,
             [
@@ -314,9 +349,9 @@ def _fleet(engine, vault, accounts: int = 3, checks: int = 4) -> list[int]:
 
 def test_accounts_frame_has_typed_columns(engine, vault):
     ids = _fleet(engine, vault)
-    with db.transaction(engine) as session:
+    with database.transaction(engine) as session:
         store.unbind(session, ids[0], actor=ACTOR)
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         frame = store.accounts_frame(session)
         every = store.accounts_frame(session, include_unbound=True)
     assert list(frame["account_id"]) == ids[1:]
@@ -337,7 +372,7 @@ def test_accounts_frame_has_typed_columns(engine, vault):
 
 def test_probe_history_frame_has_every_field_typed(engine, vault):
     ids = _fleet(engine, vault)
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         frame = store.probe_history_frame(session)
     assert len(frame) == 12
     assert list(frame.columns) == list(store.PROBE_FRAME_COLUMNS)
@@ -356,7 +391,7 @@ def test_probe_history_frame_has_every_field_typed(engine, vault):
 
 def test_probe_history_frame_limits_each_account_to_its_newest(engine, vault):
     ids = _fleet(engine, vault, accounts=2, checks=5)
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         frame = store.probe_history_frame(session, per_account_limit=2)
         one = store.probe_history_frame(session, account_id=ids[1], columns=["outcome"])
     assert len(frame) == 4
@@ -370,7 +405,7 @@ def test_probe_history_frame_limits_each_account_to_its_newest(engine, vault):
 def test_latest_probes_frame_has_one_row_per_checked_account(engine, vault):
     ids = _fleet(engine, vault, accounts=3, checks=3)
     bind(engine, vault, 99)  # never checked: absent
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         latest = store.latest_probes_frame(session)
     assert list(latest["account_id"]) == ids
     assert (latest["checked_at"] == pd.Timestamp(T0 + timedelta(hours=2))).all()
@@ -378,7 +413,7 @@ def test_latest_probes_frame_has_one_row_per_checked_account(engine, vault):
 
 
 def test_frames_of_an_empty_database_are_typed(engine, vault):
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         accounts = store.accounts_frame(session)
         history = store.probe_history_frame(session)
         latest = store.latest_probes_frame(session)
@@ -392,13 +427,13 @@ def test_frames_of_an_empty_database_are_typed(engine, vault):
 
 
 def test_settings_have_defaults_and_changes_are_audited(engine, vault):
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         assert store.get_settings(session) == Settings()
     defaults = Settings()
     assert defaults.freshness_seconds == 3600 and defaults.freshness_grace_seconds == 900
     assert defaults.rotation_age_days == 90 and defaults.key_version == "3"
     assert defaults.futures_currencies == ("USDT",)
-    with db.transaction(engine) as session:
+    with database.transaction(engine) as session:
         updated = store.update_settings(
             session,
             actor="bob",
@@ -409,7 +444,7 @@ def test_settings_have_defaults_and_changes_are_audited(engine, vault):
     assert updated.egress_ips == ("203.0.113.154", "2001:db8::7")
     assert updated.freshness_seconds == 1800
     assert updated.futures_currencies == ("USDT", "XBT")
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         assert store.get_settings(session) == updated
     entry = audit(engine)[0]
     assert entry.action == "change_settings" and entry.actor == "bob"
@@ -428,7 +463,7 @@ def test_settings_have_defaults_and_changes_are_audited(engine, vault):
     ],
 )
 def test_invalid_settings_are_refused(engine, vault, change):
-    with pytest.raises(store.InvalidInput), db.transaction(engine) as session:
+    with pytest.raises(store.InvalidInput), database.transaction(engine) as session:
         store.update_settings(session, actor=ACTOR, **change)
 
 
@@ -464,10 +499,10 @@ def test_invalid_settings_are_refused(engine, vault, change):
 def test_each_setting_has_a_range_and_the_message_names_field_and_range(
     engine, vault, change, message
 ):
-    with pytest.raises(store.InvalidInput) as refused, db.transaction(engine) as session:
+    with pytest.raises(store.InvalidInput) as refused, database.transaction(engine) as session:
         store.update_settings(session, actor=ACTOR, **change)
     assert str(refused.value).startswith(message)
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         assert store.get_settings(session) == Settings()
     assert audit(engine) == []
 
@@ -482,16 +517,16 @@ def test_the_ends_of_each_range_are_accepted(engine, vault):
     }
     for name, values in ends.items():
         for value in values:
-            with db.transaction(engine) as session:
+            with database.transaction(engine) as session:
                 store.update_settings(session, actor=ACTOR, **{name: value})
-            with db.read_session(engine) as session:
+            with database.read_session(engine) as session:
                 stored = getattr(store.get_settings(session), name)
             assert stored == (tuple(value) if isinstance(value, list) else value)
 
 
 def put_setting(engine, name: str, value: object) -> None:
     """Write a setting straight into the table, as a database from before the ranges holds it."""
-    with db.transaction(engine) as session:
+    with database.transaction(engine) as session:
         session.merge(
             SettingRow(name=name, value=value, updated_at=datetime.now(UTC), updated_by="old")
         )
@@ -500,14 +535,14 @@ def put_setting(engine, name: str, value: object) -> None:
 def test_a_stored_value_out_of_range_is_reported_and_can_be_corrected(engine, vault):
     put_setting(engine, "rotation_age_days", 10_000_000_000)
     put_setting(engine, "freshness_seconds", "hourly")
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         settings = store.get_settings(session)
     problems = store.invalid_settings(settings)
     assert set(problems) == {"rotation_age_days", "freshness_seconds"}
     assert "Rotate keys after must be 1 to 3,650 days" in problems["rotation_age_days"]
     assert store.setting_in_range(settings, "rotation_age_days") == 3_650
     assert store.setting_in_range(settings, "freshness_seconds") == 3_600  # not a number
-    with db.transaction(engine) as session:
+    with database.transaction(engine) as session:
         store.update_settings(session, actor=ACTOR, rotation_age_days=3_650)
     assert audit(engine)[0].details == {"rotation_age_days": {"from": 10_000_000_000, "to": 3_650}}
 
@@ -524,12 +559,15 @@ def test_audit_table_refuses_update_and_delete(engine, vault):
 
 
 def test_audit_details_refuse_a_secret(engine, vault):
-    with pytest.raises(TypeError, match="never hold a secret"), db.transaction(engine) as session:
+    with (
+        pytest.raises(TypeError, match="never hold a secret"),
+        database.transaction(engine) as session,
+    ):
         store.record_audit(session, actor=ACTOR, action="login", details={"p": Secret("x")})
 
 
 def test_login_events_can_be_recorded(engine, vault):
-    with db.transaction(engine) as session:
+    with database.transaction(engine) as session:
         store.record_audit(
             session, actor="bob", action=AuditAction.FAILED_LOGIN, details={"ip": "10.0.0.1"}
         )
@@ -539,10 +577,10 @@ def test_login_events_can_be_recorded(engine, vault):
 
 def test_a_change_and_its_audit_row_roll_back_together(engine, vault):
     account_id = bind(engine, vault, 1)
-    with pytest.raises(RuntimeError), db.transaction(engine) as session:
+    with pytest.raises(RuntimeError), database.transaction(engine) as session:
         store.pause(session, account_id, actor=ACTOR)
         raise RuntimeError("crash before commit")
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         assert store.get_account(session, account_id).paused is False
     assert [e.action for e in audit(engine)] == ["bind"]
 
@@ -563,14 +601,14 @@ def test_ciphertext_moved_between_rows_or_fields_fails(engine, vault):
     row_one, row_two = credential_row(engine, one), credential_row(engine, two)
     # Another row's secret pasted into this row.
     _set_column(engine, one, "api_secret_enc", row_two.api_secret_enc)
-    with db.read_session(engine) as session, pytest.raises(DecryptionError):
+    with database.read_session(engine) as session, pytest.raises(DecryptionError):
         store.load_credentials(session, vault, one)
     # This row's passphrase pasted into its secret field.
     _set_column(engine, one, "api_secret_enc", row_one.passphrase_enc)
-    with db.read_session(engine) as session, pytest.raises(DecryptionError):
+    with database.read_session(engine) as session, pytest.raises(DecryptionError):
         store.load_credentials(session, vault, one)
     _set_column(engine, one, "api_secret_enc", row_one.api_secret_enc)
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         assert store.load_credentials(session, vault, one) == credentials(1)
 
 
@@ -591,7 +629,7 @@ def test_every_bit_flip_of_a_stored_secret_is_rejected(engine, vault):
                     {"v": flipped.decode(), "a": account_id},
                 )
                 conn.commit()
-                with db.read_session(engine) as session, pytest.raises(VaultError):
+                with database.read_session(engine) as session, pytest.raises(VaultError):
                     store.load_credentials(session, vault, account_id)
                 rejected += 1
     assert rejected >= 7 * len(data) - len(data)
@@ -602,7 +640,7 @@ def test_master_key_rotation_leaves_no_row_on_the_old_key(engine, vault, key_fil
     old_key = vault.active_key_id
     stale = credential_row(engine, ids[0]).api_secret_enc
     report = rotate_master_key(engine, vault, actor="ops", batch_size=5)
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         keys = {r.master_key_id for r in session.exec(select(Credential)).all()}
         fingerprints = {r.fingerprint.split(":")[0] for r in session.exec(select(Credential)).all()}
         assert keys == fingerprints == {report.new_key_id}
@@ -638,14 +676,14 @@ def test_rotation_while_another_process_binds_leaves_nothing_on_the_old_key(
         n = 100
         try:
             while not done.is_set() or n < 140:
-                with db.transaction(engine) as session:
+                with database.transaction(engine) as session:
                     ids.append(
                         store.create_account_with_credentials(
                             session,
                             writer_vault,
                             label=f"late-{n}",
                             credentials=credentials(n),
-                            scopes=[],
+                            scopes=["spot"],
                             actor="writer",
                         )
                     )
@@ -664,7 +702,7 @@ def test_rotation_while_another_process_binds_leaves_nothing_on_the_old_key(
         thread.join(timeout=60)
     assert errors == []
     assert len(ids) >= 70
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         rows = session.exec(select(Credential)).all()
         assert old_key not in {r.master_key_id for r in rows}
         fresh = open_vault(engine, key_file)
@@ -674,16 +712,16 @@ def test_rotation_while_another_process_binds_leaves_nothing_on_the_old_key(
 
 
 def test_replaced_and_unbound_ciphertext_is_gone_from_the_sqlite_file(engine, vault):
-    path = db.sqlite_path(engine)
+    path = database.sqlite_path(engine)
     if path is None:
         pytest.skip("about SQLite's own files")
     one, two = bind(engine, vault, 1), bind(engine, vault, 2)
     replaced = credential_row(engine, one)
     removed = credential_row(engine, two)
-    with db.transaction(engine) as session:
+    with database.transaction(engine) as session:
         store.rotate_credentials(session, vault, one, credentials(3), actor=ACTOR)
         store.unbind(session, two, actor=ACTOR)
-    db.checkpoint(engine)
+    database.checkpoint(engine)
     content = b"".join(Path(f"{path}{suffix}").read_bytes() for suffix in ("", "-wal"))
     for row in (replaced, removed):
         for token in (row.api_key_enc, row.api_secret_enc, row.passphrase_enc):

@@ -11,9 +11,11 @@ import pytest
 import sqlalchemy as sa
 from store_fixtures import ACTOR, credentials, database_url_fixture, encodings, probe
 
-from lib import db, store
+from lib import store
 from lib.kucoin.auth import Credentials
 from lib.secret import Secret
+from lib.store import database
+from lib.store.models import Credential
 from lib.vault import VaultError, credential_place, open_vault, rotate_master_key
 
 FIXTURES = (database_url_fixture,)
@@ -25,7 +27,7 @@ def _hits(blob: bytes, forms: list[bytes]) -> list[bytes]:
 
 def _files(engine: sa.Engine) -> list[Path]:
     """Return every file the database keeps on disk that this process can read."""
-    path = db.sqlite_path(engine)
+    path = database.sqlite_path(engine)
     if path is not None:
         return [p for p in path.parent.iterdir() if p.is_file()]
     pg_dir = os.environ.get("BINDWATCH_PG_DIR")
@@ -53,7 +55,7 @@ def test_no_secret_reaches_disk_logs_or_errors(database_url, tmp_path, caplog, c
     for name in ("sqlalchemy", "sqlalchemy.engine", "sqlalchemy.pool", "lib", "alembic"):
         caplog.set_level(logging.DEBUG, logger=name)
     # Parameters and result rows are logged too: they must hold ciphertext only.
-    engine = db.open_database(database_url, echo="debug", hide_parameters=False)
+    engine = database.open_database(database_url, echo="debug", hide_parameters=False)
     key_file = tmp_path / "keys" / "master.key"
     vault = open_vault(engine, key_file)
     errors: list[BaseException] = []
@@ -64,7 +66,7 @@ def test_no_secret_reaches_disk_logs_or_errors(database_url, tmp_path, caplog, c
         errors.append(caught.value)
 
     # Bind, with and without a first check.
-    with db.transaction(engine) as session:
+    with database.transaction(engine) as session:
         ids = [
             store.create_account_with_credentials(
                 session,
@@ -77,14 +79,14 @@ def test_no_secret_reaches_disk_logs_or_errors(database_url, tmp_path, caplog, c
             )
             for n in range(4)
         ]
-    path = db.sqlite_path(engine)
+    path = database.sqlite_path(engine)
     if path is not None:
         assert Path(f"{path}-wal").stat().st_size > 0  # the scan covers a WAL with content
     for blob in (_table_dump(engine), *(p.read_bytes() for p in _files(engine))):
         assert _hits(blob, forms) == []
 
     # Every path that touches a secret, including the failing ones.
-    with db.transaction(engine) as session:
+    with database.transaction(engine) as session:
         loaded = store.load_credentials(session, vault, ids[0])
         store.rotate_credentials(session, vault, ids[1], credentials(10, marker), actor=ACTOR)
         store.mark_verified(session, ids[2], probe(), actor=ACTOR)
@@ -95,9 +97,9 @@ def test_no_secret_reaches_disk_logs_or_errors(database_url, tmp_path, caplog, c
         assert marker not in text
 
     def bind_again(creds: Credentials, label: str = "dup") -> None:
-        with db.transaction(engine) as session:
+        with database.transaction(engine) as session:
             store.create_account_with_credentials(
-                session, vault, label=label, credentials=creds, scopes=[], actor=ACTOR
+                session, vault, label=label, credentials=creds, scopes=["spot"], actor=ACTOR
             )
 
     expect_error(lambda: bind_again(credentials(0, marker)), store.DuplicateKeyError)
@@ -108,15 +110,15 @@ def test_no_secret_reaches_disk_logs_or_errors(database_url, tmp_path, caplog, c
     expect_error(lambda: bind_again(Credentials(f" {marker}", marker, marker)), store.InvalidInput)
 
     def audit_a_secret() -> None:
-        with db.transaction(engine) as session:
+        with database.transaction(engine) as session:
             store.record_audit(session, actor=ACTOR, action="login", details={"x": Secret(marker)})
 
     expect_error(audit_a_secret, TypeError)
 
     def load_tampered() -> None:
-        with db.transaction(engine) as session:
-            row = session.get(store.Credential, ids[0])
-            other = session.get(store.Credential, ids[2])
+        with database.transaction(engine) as session:
+            row = session.get(Credential, ids[0])
+            other = session.get(Credential, ids[2])
             row.api_secret_enc, other.api_secret_enc = other.api_secret_enc, row.api_secret_enc
             session.flush()
             store.load_credentials(session, vault, ids[0])
@@ -124,27 +126,27 @@ def test_no_secret_reaches_disk_logs_or_errors(database_url, tmp_path, caplog, c
     expect_error(load_tampered, VaultError)
 
     def decrypt_elsewhere() -> None:
-        with db.read_session(engine) as session:
-            row = session.get(store.Credential, ids[0])
+        with database.read_session(engine) as session:
+            row = session.get(Credential, ids[0])
             vault.decrypt(row.passphrase_enc, credential_place(ids[0], "api_secret"))
 
     expect_error(decrypt_elsewhere, VaultError)
 
     # Master key rotation, then unbind, then a checkpoint.
     rotate_master_key(engine, vault, actor=ACTOR, batch_size=2)
-    with db.transaction(engine) as session:
+    with database.transaction(engine) as session:
         store.unbind(session, ids[3], actor=ACTOR)
         assert store.load_credentials(session, vault, ids[1]) == credentials(10, marker)
     if path is not None:
         before_checkpoint = [p.read_bytes() for p in _files(engine)]
-        db.checkpoint(engine)
+        database.checkpoint(engine)
         assert Path(f"{path}-wal").stat().st_size == 0
         for blob in before_checkpoint:
             assert _hits(blob, forms) == []
     engine.dispose()
 
     # Nothing anywhere: files, rows, logs, captured output, error text.
-    engine = db.create_engine(database_url)
+    engine = database.create_engine(database_url)
     try:
         blobs = [_table_dump(engine), *(p.read_bytes() for p in _files(engine))]
     finally:
@@ -164,11 +166,11 @@ def test_no_secret_reaches_disk_logs_or_errors(database_url, tmp_path, caplog, c
 
 def test_the_scan_finds_a_marker_that_was_stored_in_clear(database_url):
     marker = f"CANARY{uuid.uuid4().hex}"
-    engine = db.open_database(database_url)
+    engine = database.open_database(database_url)
     try:
-        with db.transaction(engine) as session:
+        with database.transaction(engine) as session:
             store.record_audit(session, actor=marker, action="login")
-        db.checkpoint(engine)
+        database.checkpoint(engine)
         files = _files(engine)
         assert _hits(_table_dump(engine), encodings(marker))
         if files:

@@ -15,10 +15,11 @@ import pytest
 from sqlmodel import select
 from store_fixtures import ACTOR, credentials, encodings, key_file_fixture, sqlite_url_fixture
 
-from lib import db, store
+from lib import store
 from lib.config import Config
-from lib.models import KeyState, VaultKey
 from lib.secret import Secret
+from lib.store import database
+from lib.store.models import VaultKey
 from lib.vault import (
     NONCE_BYTES,
     DecryptionError,
@@ -26,6 +27,7 @@ from lib.vault import (
     KeyFileInvalid,
     KeyFileMissing,
     Keyring,
+    KeyState,
     Place,
     RetiredKeyError,
     VaultError,
@@ -45,7 +47,7 @@ FIXTURES = (key_file_fixture, sqlite_url_fixture)
 
 @pytest.fixture
 def sqlite_engine(sqlite_url: str):
-    engine = db.open_database(sqlite_url)
+    engine = database.open_database(sqlite_url)
     yield engine
     engine.dispose()
 
@@ -181,11 +183,11 @@ def test_first_run_creates_the_key_file_0600_in_a_0700_directory(lone_vault, key
 
 
 def test_database_files_are_0600(sqlite_engine, lone_vault):
-    with db.transaction(sqlite_engine) as session:
+    with database.transaction(sqlite_engine) as session:
         store.create_account_with_credentials(
-            session, lone_vault, label="a", credentials=credentials(1), scopes=[], actor=ACTOR
+            session, lone_vault, label="a", credentials=credentials(1), scopes=["spot"], actor=ACTOR
         )
-    path = db.sqlite_path(sqlite_engine)
+    path = database.sqlite_path(sqlite_engine)
     assert path is not None
     for suffix in ("", "-wal", "-shm"):
         side = Path(f"{path}{suffix}")
@@ -208,14 +210,14 @@ def test_reopening_uses_the_same_key(sqlite_engine, lone_vault, key_file):
 
 
 def _bind_one(engine, vault) -> None:
-    with db.transaction(engine) as session:
+    with database.transaction(engine) as session:
         store.create_account_with_credentials(
             session, vault, label="a", credentials=credentials(1), scopes=["spot"], actor=ACTOR
         )
 
 
 def _vault_rows(engine) -> list[tuple[str, str]]:
-    with db.read_session(engine) as session:
+    with database.read_session(engine) as session:
         return [(r.key_id, r.state) for r in session.exec(select(VaultKey)).all()]
 
 
@@ -320,14 +322,14 @@ def test_config_repr_hides_a_database_password():
 
 
 def test_rotation_moves_every_row_and_retires_the_old_key(sqlite_engine, lone_vault, key_file):
-    with db.transaction(sqlite_engine) as session:
+    with database.transaction(sqlite_engine) as session:
         ids = [
             store.create_account_with_credentials(
                 session,
                 lone_vault,
                 label=f"a{n}",
                 credentials=credentials(n),
-                scopes=[],
+                scopes=["spot"],
                 actor=ACTOR,
             )
             for n in range(25)
@@ -348,7 +350,7 @@ def test_rotation_moves_every_row_and_retires_the_old_key(sqlite_engine, lone_va
     assert keyring.active.key_id == report.new_key_id != old
     assert keyring.get(old).state is KeyState.RETIRED
     fresh = open_vault(sqlite_engine, key_file)
-    with db.read_session(sqlite_engine) as session:
+    with database.read_session(sqlite_engine) as session:
         for n, account_id in enumerate(ids):
             assert store.load_credentials(session, fresh, account_id) == credentials(n)
     assert dict(_vault_rows(sqlite_engine)) == {old: "retired", report.new_key_id: "active"}
@@ -369,14 +371,14 @@ def test_cli_rotates_prints_progress_and_can_run_again(
     sqlite_url, sqlite_engine, lone_vault, key_file
 ):
     marker = "CANARY-cli-7f3e9d"
-    with db.transaction(sqlite_engine) as session:
+    with database.transaction(sqlite_engine) as session:
         for n in range(5):
             store.create_account_with_credentials(
                 session,
                 lone_vault,
                 label=f"a{n}",
                 credentials=credentials(n, marker),
-                scopes=[],
+                scopes=["spot"],
                 actor=ACTOR,
             )
     env = {"BINDWATCH_DATABASE_URL": sqlite_url, "BINDWATCH_MASTER_KEY_FILE": str(key_file)}
@@ -413,7 +415,7 @@ def test_first_run_with_defaults_makes_the_data_directory_private(tmp_path, monk
     monkeypatch.delenv("BINDWATCH_DATABASE_URL", raising=False)
     monkeypatch.delenv("BINDWATCH_MASTER_KEY_FILE", raising=False)
     config = Config.from_env()
-    engine = db.open_database()
+    engine = database.open_database()
     try:
         open_vault(engine, config.master_key_file)
     finally:
@@ -421,3 +423,21 @@ def test_first_run_with_defaults_makes_the_data_directory_private(tmp_path, monk
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     assert stat.S_IMODE((data / "master.key").stat().st_mode) == 0o600
     assert stat.S_IMODE((data / "bindwatch.db").stat().st_mode) == 0o600
+
+
+def test_the_vault_tightens_only_the_private_directory_it_is_given(tmp_path, monkeypatch):
+    given, named = tmp_path / "given", tmp_path / "named"
+    for directory in (given, named):
+        directory.mkdir(mode=0o755)
+        directory.chmod(0o755)
+    # The environment names a data directory: the vault does not read the environment.
+    monkeypatch.setenv("BINDWATCH_DATA_DIR", str(named))
+    for directory, private_dir in ((named, None), (given, given)):
+        engine = database.open_database(f"sqlite:///{tmp_path / directory.name}.db")
+        try:
+            open_vault(engine, directory / "master.key", private_dir=private_dir)
+        finally:
+            engine.dispose()
+        assert stat.S_IMODE((directory / "master.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE(named.stat().st_mode) == 0o755
+    assert stat.S_IMODE(given.stat().st_mode) == 0o700

@@ -1,10 +1,10 @@
-"""Alembic environment: bindwatch's tables, on the connection lib.db hands over or from config."""
+"""Alembic environment: bindwatch's tables, on the connection lib.store.database hands over."""
 
 from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-import lib.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import lib.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 target_metadata = SQLModel.metadata
 
@@ -29,7 +29,7 @@ def run_migrations_online() -> None:
             context.run_migrations()
         return
     from lib.config import Config
-    from lib.db import create_engine
+    from lib.store.database import create_engine
 
     url = context.config.get_main_option("sqlalchemy.url") or Config.from_env().database_url
     engine = create_engine(url)

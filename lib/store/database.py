@@ -94,7 +94,7 @@ def _prepare_sqlite_file(url: URL) -> None:
 
 
 def alembic_config(connection: Connection | None = None) -> AlembicConfig:
-    """Return an Alembic configuration for lib/migrations that does not depend on the cwd."""
+    """Return an Alembic configuration for lib/store/migrations that does not depend on the cwd."""
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["connection"] = connection

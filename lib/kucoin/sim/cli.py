@@ -9,13 +9,9 @@ import sys
 import threading
 
 from lib.kucoin import constants as k
-from lib.kucoin.simulator import (
-    SAMPLE_ACCOUNTS,
-    AccountsError,
-    Faults,
-    Simulator,
-    SimulatorServer,
-)
+from lib.kucoin.sim.accounts import SAMPLE_ACCOUNTS, AccountsError, Faults
+from lib.kucoin.sim.gateway import Simulator
+from lib.kucoin.sim.server import SimulatorServer
 
 EXIT_OK = 0
 EXIT_CANNOT_SERVE = 1  # the address is in use or not ours
@@ -124,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command on its own: `python -m lib.kucoin.simulator_cli ...`."""
+    """Run the command on its own: `python -m lib.kucoin.sim.cli ...`."""
     parser = argparse.ArgumentParser(prog="python -m lib simulate")
     add_arguments(parser)
     return run(parser.parse_args(argv))

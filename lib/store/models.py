@@ -1,6 +1,6 @@
 """The database tables (SQLModel) and the small enums and settings type that describe their values.
 
-Every schema change goes through an Alembic migration in lib/migrations/versions/.
+Every schema change goes through an Alembic migration in lib/store/migrations/versions/.
 """
 
 import enum
@@ -48,22 +48,6 @@ class UTCDateTime(TypeDecorator):
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 
 
-class Scope(enum.StrEnum):
-    """A trading permission the platform needs from a bound key."""
-
-    SPOT = "spot"
-    FUTURES = "futures"
-    MARGIN = "margin"
-
-
-class KeyState(enum.StrEnum):
-    """Life stage of one master key in the keyring."""
-
-    ACTIVE = "active"  # encrypts new values; exactly one
-    RETIRING = "retiring"  # a rotation is moving its values to the active key; decrypts only
-    RETIRED = "retired"  # refused: nothing may be decrypted with it any more
-
-
 class AuditAction(enum.StrEnum):
     """What an audit event records."""
 
@@ -101,7 +85,7 @@ class Account(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     label: str = Field(max_length=200)
     exchange: str = Field(default="kucoin", max_length=32)
-    scopes: list[str] = Field(default_factory=list, sa_type=JSON)
+    scopes: list[str] = Field(default_factory=list, sa_type=JSON)  # of account_fields.SCOPES
     paused: bool = False
     unverified: bool = True  # saved without a passing check
     unbound_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -211,7 +195,7 @@ class VaultKey(SQLModel, table=True):
     __tablename__ = "vault_keys"
 
     key_id: str = Field(primary_key=True, max_length=64)
-    state: str = Field(max_length=16)
+    state: str = Field(max_length=16)  # a lib.vault KeyState value
     # A known marker encrypted with this key: a wrong key file fails to open it.
     check_value: str = Field(sa_type=Text)
     created_at: datetime = Field(sa_type=UTCDateTime)

@@ -1,0 +1,343 @@
+"""DataFrames of accounts and checks for pages, the fleet table and notebooks.
+
+One SELECT of plain columns on the driver's cursor (no ORM objects, no Row wrappers), then one
+vectorised conversion per column: the whole history of a large fleet reads in about a second.
+Every query is built from the models' tables and compiled for the session's database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import BigInteger, Column, Text, and_, cast, extract, func, not_, or_, select
+from sqlalchemy import true as sql_true
+from sqlalchemy.sql import ColumnElement, FromClause, Select
+from sqlmodel import Session
+
+from lib.kucoin import diagnosis
+from lib.kucoin.probe_result import Outcome
+from lib.store.models import Account, AuditEvent, Credential, ProbeRecord
+
+_ACCOUNTS = Account.__table__
+_CREDENTIALS = Credential.__table__
+_PROBES = ProbeRecord.__table__
+_TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy writes DATETIME in SQLite
+
+# Frame column -> (table column, kind). Kinds: ts (UTC datetime), int, Int64 (nullable), bool,
+# boolean (nullable), str, json (text), perms and tuple (tuples of str).
+PROBE_FRAME_COLUMNS: dict[str, tuple[Column, str]] = {
+    "probe_id": (_PROBES.c.id, "int"),
+    "account_id": (_PROBES.c.account_id, "int"),
+    "checked_at": (_PROBES.c.checked_at, "ts"),
+    "outcome": (_PROBES.c.outcome, "str"),
+    "latency_ms": (_PROBES.c.latency_ms, "int"),
+    "code": (_PROBES.c.code, "str"),
+    "message": (_PROBES.c.message, "str"),
+    "http_status": (_PROBES.c.http_status, "Int64"),
+    "endpoint": (_PROBES.c.endpoint, "str"),
+    "permissions": (_PROBES.c.permissions, "perms"),
+    "ip_whitelist": (_PROBES.c.ip_whitelist, "str"),
+    "is_master": (_PROBES.c.is_master, "boolean"),
+    "sub_name": (_PROBES.c.sub_name, "str"),
+    "uid": (_PROBES.c.uid, "str"),
+    "remark": (_PROBES.c.remark, "str"),
+    "api_version": (_PROBES.c.api_version, "Int64"),
+    "key_created_at": (_PROBES.c.key_created_at, "ts"),
+    "clock_offset_ms": (_PROBES.c.clock_offset_ms, "Int64"),
+    "seen_ip": (_PROBES.c.seen_ip, "str"),
+    "rate_limit_remaining": (_PROBES.c.rate_limit_remaining, "Int64"),
+    "balances_json": (_PROBES.c.balances, "json"),
+    "futures_permission_missing": (_PROBES.c.futures_permission_missing, "bool"),
+    "vip_level": (_PROBES.c.vip_level, "Int64"),
+}
+
+ACCOUNT_FRAME_COLUMNS: dict[str, tuple[Column, str]] = {
+    "account_id": (_ACCOUNTS.c.id, "int"),
+    "label": (_ACCOUNTS.c.label, "str"),
+    "exchange": (_ACCOUNTS.c.exchange, "str"),
+    "scopes": (_ACCOUNTS.c.scopes, "tuple"),
+    "paused": (_ACCOUNTS.c.paused, "bool"),
+    "unverified": (_ACCOUNTS.c.unverified, "bool"),
+    "unbound_at": (_ACCOUNTS.c.unbound_at, "ts"),
+    "created_at": (_ACCOUNTS.c.created_at, "ts"),
+    "created_by": (_ACCOUNTS.c.created_by, "str"),
+    "updated_at": (_ACCOUNTS.c.updated_at, "ts"),
+    "updated_by": (_ACCOUNTS.c.updated_by, "str"),
+    "key_last4": (_CREDENTIALS.c.key_last4, "str"),
+    "key_version": (_CREDENTIALS.c.key_version, "str"),
+    "credential_created_at": (_CREDENTIALS.c.created_at, "ts"),
+    "credential_rotated_at": (_CREDENTIALS.c.rotated_at, "ts"),
+}
+
+
+# --- reading and converting -------------------------------------------------------------------
+
+
+def _selected(dialect: str, column: ColumnElement, kind: str) -> ColumnElement:
+    """Return what to SELECT for one column: values the converters below read cheaply."""
+    if kind == "ts" and dialect == "postgresql":
+        # Integers are far cheaper to fetch and convert than timestamptz objects.
+        return cast(extract("epoch", column) * 1_000_000, BigInteger)
+    if kind in ("json", "tuple"):
+        return cast(column, Text)  # PostgreSQL would parse JSON per row otherwise
+    return column
+
+
+def _ts_values(dialect: str, values: np.ndarray) -> pd.Series:
+    if dialect == "postgresql":
+        micros = values.astype("datetime64[us]")  # None becomes NaT
+        return pd.Series(micros).dt.tz_localize("UTC").astype("datetime64[ns, UTC]")
+    return pd.Series(pd.to_datetime(values, format=_TS_FORMAT, utc=True))
+
+
+def _by_unique(values: np.ndarray, parse: Callable[[Any], Any]) -> pd.Series:
+    """Return values parsed once per distinct value (scopes and permissions repeat a lot)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    parsed = np.empty(len(uniques), dtype=object)
+    parsed[:] = [parse(v) for v in uniques]
+    return pd.Series(parsed[codes], dtype=object)
+
+
+def _json_tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return tuple(json.loads(value) if isinstance(value, str) else value)
+
+
+def _permission_tuple(value: str | None) -> tuple[str, ...]:
+    return tuple(p for p in (value or "").split(",") if p)
+
+
+def _column(dialect: str, kind: str, values: np.ndarray) -> pd.Series:
+    """Return one typed column from an object array of the values the driver returned."""
+    if kind == "ts":
+        return _ts_values(dialect, values)
+    if kind == "int":
+        return pd.Series(values.astype(np.int64))
+    if kind == "Int64":
+        return pd.Series(pd.array(values, dtype="Int64"))
+    if kind == "bool":
+        return pd.Series(values.astype(bool))
+    if kind == "boolean":
+        return pd.Series(pd.array(values, dtype="boolean"))
+    if kind == "perms":
+        return _by_unique(values, _permission_tuple)
+    if kind == "tuple":
+        return _by_unique(values, _json_tuple)
+    return pd.Series(values, dtype=object)
+
+
+def _read_frame(
+    session: Session,
+    columns: Mapping[str, tuple[Column, str]],
+    source: Mapping[Any, FromClause],
+    where: Callable[[Select], Select] = lambda query: query,
+) -> pd.DataFrame:
+    """Return the frame of one SELECT, one typed column per entry of `columns`.
+
+    `source` maps each table of `columns` to what the query reads it as (an alias or a
+    subquery); `where` adds the conditions.
+    """
+    dialect = session.get_bind().dialect
+    query = select(
+        *(
+            _selected(dialect.name, source[column.table].c[column.name], kind)
+            for column, kind in columns.values()
+        )
+    )
+    # Literal values (ids, limits, codes) are ours, never an operator's text.
+    sql = str(where(query).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    # The driver's own cursor, inside the session's transaction: no Row objects to build.
+    cursor = session.connection().connection.driver_connection.cursor()
+    try:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    table = np.empty((len(rows), len(columns)), dtype=object)
+    if rows:
+        table[:] = rows
+    return pd.DataFrame(
+        {
+            name: _column(dialect.name, kind, table[:, j])
+            for j, (name, (_, kind)) in enumerate(columns.items())
+        },
+        copy=False,
+    )
+
+
+def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Return the frame sorted in memory (cheaper than an ORDER BY that walks an index)."""
+    keys = [k for k in keys if k in frame.columns]
+    if not keys or frame.empty:
+        return frame.reset_index(drop=True)
+    return frame.sort_values(keys, kind="stable", ignore_index=True)
+
+
+def _probe_columns(columns: Iterable[str] | None) -> dict[str, tuple[Column, str]]:
+    if columns is None:
+        return PROBE_FRAME_COLUMNS
+    wanted = set(columns) | {"account_id", "checked_at"}
+    unknown = sorted(wanted - set(PROBE_FRAME_COLUMNS))
+    if unknown:
+        raise ValueError(f"unknown probe frame column(s): {', '.join(unknown)}")
+    return {k: v for k, v in PROBE_FRAME_COLUMNS.items() if k in wanted}
+
+
+def _newest_first(q: FromClause) -> tuple[ColumnElement, ColumnElement]:
+    """Return the order of an account's checks, newest first (ties: the later row)."""
+    return q.c.checked_at.desc(), q.c.id.desc()
+
+
+# --- the frames -------------------------------------------------------------------------------
+
+
+def accounts_frame(session: Session, *, include_unbound: bool = False) -> pd.DataFrame:
+    """Return one row per bound account (all, with `include_unbound`) and its key metadata.
+
+    Columns: the keys of ACCOUNT_FRAME_COLUMNS plus `bound`; scopes are tuples of str, times
+    are UTC (NaT when absent). Never a secret.
+    """
+    a, c = _ACCOUNTS.alias("a"), _CREDENTIALS.alias("c")
+
+    def where(query: Select) -> Select:
+        query = query.select_from(a.outerjoin(c, c.c.account_id == a.c.id))
+        return query if include_unbound else query.where(a.c.unbound_at.is_(None))
+
+    frame = _read_frame(session, ACCOUNT_FRAME_COLUMNS, {_ACCOUNTS: a, _CREDENTIALS: c}, where)
+    frame.insert(6, "bound", frame["unbound_at"].isna())
+    return _sorted(frame, ["account_id"])
+
+
+def probe_history_frame(
+    session: Session,
+    per_account_limit: int | None = None,
+    *,
+    account_id: int | None = None,
+    columns: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Return checks sorted by account and time: all of them, or each account's newest N.
+
+    Columns: the keys of PROBE_FRAME_COLUMNS (or only `columns`, plus account_id and
+    checked_at): the ProbeResult fields, probe_id, and balances_json (decode_balances reads
+    it). Permissions are tuples of str; times are UTC; nullable numbers are Int64.
+    """
+    if per_account_limit is None:
+        p = _PROBES.alias("p")
+    else:
+        q = _PROBES.alias("q")
+        rank = func.row_number().over(partition_by=q.c.account_id, order_by=_newest_first(q))
+        p = select(q, rank.label("rn")).subquery("p")
+
+    def where(query: Select) -> Select:
+        if account_id is not None:
+            query = query.where(p.c.account_id == int(account_id))
+        if per_account_limit is not None:
+            query = query.where(p.c.rn <= int(per_account_limit))
+        return query
+
+    frame = _read_frame(session, _probe_columns(columns), {_PROBES: p}, where)
+    return _sorted(frame, ["account_id", "checked_at", "probe_id"])
+
+
+def latest_probes_frame(session: Session, *, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    """Return each account's newest check, one row per account ever checked; columns as above."""
+    a, q = _ACCOUNTS.alias("a"), _PROBES.alias("q")
+    newest = select(q).where(q.c.account_id == a.c.id).order_by(*_newest_first(q)).limit(1)
+    if session.get_bind().dialect.name == "postgresql":
+        p = newest.lateral("p")
+
+        def where(query: Select) -> Select:
+            return query.select_from(a.join(p, sql_true()))
+
+    else:
+        # One index seek per account on (account_id, checked_at).
+        p = _PROBES.alias("p")
+        newest_id = newest.with_only_columns(q.c.id).scalar_subquery()
+
+        def where(query: Select) -> Select:
+            return query.where(p.c.id.in_(select(newest_id).select_from(a)))
+
+    frame = _read_frame(session, _probe_columns(columns), {_PROBES: p}, where)
+    return _sorted(frame, ["account_id"])
+
+
+# --- the checks the health rules decide on ----------------------------------------------------
+
+
+def _is_ok(q: FromClause) -> ColumnElement:
+    """Return the SQL condition: the check passed."""
+    return q.c.outcome == Outcome.OK.value
+
+
+def _is_transient(q: FromClause, clock_warn_ms: int) -> ColumnElement:
+    """Return the SQL form of the health rules' is_transient, built from their own constants."""
+    # Unreachable; or rejected with an overload code (diagnosis.is_transient_code), or with
+    # 400002 while the clocks agree (|offset| below clock_warn_ms; an unmeasured one does not).
+    code = func.coalesce(q.c.code, "")
+    offset = func.coalesce(func.abs(q.c.clock_offset_ms), clock_warn_ms)
+    prefix = diagnosis.SERVER_ERROR_PREFIX
+    return or_(
+        q.c.outcome == Outcome.UNREACHABLE.value,
+        and_(
+            q.c.outcome == Outcome.REJECTED.value,
+            or_(
+                code.in_(sorted(diagnosis.TRANSIENT_CODES)),
+                func.substr(code, 1, len(prefix)) == prefix,
+                and_(code == diagnosis.TIMESTAMP_CODE, offset < clock_warn_ms),
+            ),
+        ),
+    )
+
+
+def _shows_ip(q: FromClause, ip_blocked_code: str) -> ColumnElement:
+    """Return the SQL form of the rules' IP evidence: a success, or KuCoin's IP refusal."""
+    return or_(_is_ok(q), and_(q.c.outcome == Outcome.REJECTED.value, q.c.code == ip_blocked_code))
+
+
+def deciding_checks_frame(
+    session: Session, columns: Iterable[str], *, clock_warn_ms: int, ip_blocked_code: str
+) -> pd.DataFrame:
+    """Return, per bound account, the checks the health rules decide on; columns as above.
+
+    They are the newest check, the newest non-transient one (the key's verdict), the newest
+    success (key info) and the newest that shows whether our IP passes: at most four rows per
+    account, found through the (account_id, checked_at) index instead of reading history.
+    The caller passes the rules' own numbers: HealthPolicy.clock_warn_ms (a 400002 below it
+    is transient) and the code KuCoin refuses an IP with.
+    """
+    a = _ACCOUNTS.alias("a")
+    conditions: tuple[Callable[[FromClause], ColumnElement] | None, ...] = (
+        None,
+        lambda q: not_(_is_transient(q, clock_warn_ms)),
+        _is_ok,
+        lambda q: _shows_ip(q, ip_blocked_code),
+    )
+    deciding = []
+    for condition in conditions:
+        q = _PROBES.alias()
+        newest = select(q.c.id).where(q.c.account_id == a.c.id)
+        if condition is not None:
+            newest = newest.where(condition(q))
+        newest_id = newest.order_by(*_newest_first(q)).limit(1).scalar_subquery()
+        deciding.append(select(newest_id).where(a.c.unbound_at.is_(None)))
+    p = _PROBES.alias("p")
+
+    def where(query: Select) -> Select:
+        return query.where(p.c.id.in_(deciding[0].union(*deciding[1:])))
+
+    wanted = _probe_columns([*columns, "probe_id"])
+    frame = _read_frame(session, wanted, {_PROBES: p}, where)
+    return _sorted(frame, ["account_id", "checked_at", "probe_id"])
+
+
+def data_version(session: Session) -> tuple[int, int]:
+    """Return a cheap token that changes whenever a check, a binding or a setting is recorded."""
+    # Every change writes an audit event and every check a probe row: their newest ids move.
+    audit = session.execute(select(func.max(AuditEvent.id))).scalar()
+    probes = session.execute(select(func.max(ProbeRecord.id))).scalar()
+    return int(audit or 0), int(probes or 0)
