@@ -155,7 +155,7 @@ def _times(run, repeats: int = REPEATS) -> list[float]:
 def _phase_times(console: Console, now: datetime) -> dict[str, float]:
     """Return the median time of each part of fleet_table: reading, then the rules."""
     from lib.fleet import fleet_inputs
-    from lib.health import fleet_health
+    from lib.health.fleet import fleet_health
 
     with console.reading() as session:
         accounts_s = statistics.median(_times(lambda: store.accounts_frame(session), 3))

@@ -20,7 +20,8 @@ from lib.binding_input import FIELD_NAMES
 from lib.check_cli import ENV_KEY, ENV_PASSPHRASE, ENV_SECRET, render_report
 from lib.config import FUTURES_URL_ENV, SPOT_URL_ENV
 from lib.console import Console, KucoinTarget
-from lib.health import PERMISSION_MARKS, Status
+from lib.health.coverage import PERMISSION_MARKS
+from lib.health.status import Status
 from lib.vault import VaultError
 
 EXIT_SAVED = 0

@@ -21,10 +21,14 @@ from dataclasses import dataclass, field
 import pandas as pd
 from sqlmodel import Session
 
-from lib import health, store
+from lib import store
 from lib.binding_input import clean_credentials, clean_scopes, label_problem
 from lib.console import Console
-from lib.health import CheckAssessment, Status
+from lib.health.account import permission_coverage, whitelist_coverage
+from lib.health.assessment import CheckAssessment, assess_check
+from lib.health.fleet import probe_frame
+from lib.health.status import Status
+from lib.health.wording import api_status, key_warnings
 from lib.kucoin.auth import Credentials
 from lib.kucoin.diagnosis import Diagnosis
 from lib.kucoin.probe import probe
@@ -134,27 +138,6 @@ def discard(token: str | None) -> None:
             _pending.pop(token, None)
 
 
-def key_warnings(assessment: CheckAssessment) -> tuple[str, ...]:
-    """Return what the operator should confirm about a working key, gravest first."""
-    # The health rules' own findings, so that nothing binds quietly that the Fleet flags a
-    # second later: what the account cannot do (SCOPE_MISSING), then every risk.
-    found = [f"{assessment.diagnosis}. {assessment.hint}"] if assessment.status.failing else []
-    found.extend(f"{risk.what[:1].upper()}{risk.what[1:]}. {risk.fix}" for risk in assessment.risks)
-    return tuple(found)
-
-
-def api_status(result: ProbeResult, assessment: CheckAssessment) -> str:
-    """Return a check's verdict as the reports say it, after "API Status: "."""
-    if not result.ok:
-        failure = assessment.failure
-        title = failure.title if failure is not None else "Rejected by KuCoin"
-        return f"Failed: {title}{f' ({result.code})' if result.code else ''}"
-    if assessment.status.failing:
-        # KuCoin accepts the key, yet the Fleet will show it red: say both.
-        return f"Connected, but this key cannot do what the account needs: {assessment.diagnosis}"
-    return "Connected"
-
-
 def check_key(
     console: Console,
     *,
@@ -247,9 +230,9 @@ def _evaluate(
 ) -> KeyCheck:
     """Return the KeyCheck for a probe result: decision, warnings, coverage tables."""
     policy = console.policy()  # the stored thresholds, as the Fleet applies them
-    assessment = health.assess_check(result, scopes, policy)
-    whitelist = health.whitelist_coverage(health.probe_frame(result), policy)
-    permissions = health.permission_coverage(
+    assessment = assess_check(result, scopes, policy)
+    whitelist = whitelist_coverage(probe_frame(result), policy)
+    permissions = permission_coverage(
         scopes, result.permissions if result.ok else None, result.futures_permission_missing
     )
     common = {

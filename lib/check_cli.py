@@ -11,10 +11,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from lib.binding import api_status, key_warnings
 from lib.config import FUTURES_URL_ENV, SPOT_URL_ENV
 from lib.console import KucoinTarget
-from lib.health import IP_BLOCKED_CODE, CheckAssessment, HealthPolicy, assess_check
+from lib.health.assessment import CheckAssessment, assess_check
+from lib.health.checks import IP_BLOCKED_CODE
+from lib.health.policy import HealthPolicy
+from lib.health.wording import api_status, key_warnings
 from lib.kucoin import constants as k
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe import probe

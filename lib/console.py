@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from lib import db, store
 from lib.config import Config
-from lib.health import HealthPolicy
+from lib.health.policy import HealthPolicy
 from lib.kucoin import constants as k
 from lib.models import Settings
 from lib.vault import Vault, open_vault

@@ -24,7 +24,13 @@ from sqlmodel import Session
 
 from lib import health, store
 from lib.console import Console, policy_from_settings
-from lib.health import FleetIncident, HealthPolicy, Status, format_age
+from lib.health.account import account_health, permission_coverage, whitelist_coverage
+from lib.health.fleet import check_results, fleet_health, status_counts
+from lib.health.fleet import is_failing as statuses_failing
+from lib.health.incident import FleetIncident, fleet_incident
+from lib.health.policy import HealthPolicy
+from lib.health.status import Status
+from lib.health.wording import format_age
 from lib.kucoin import diagnosis
 from lib.kucoin.probe import probe
 from lib.kucoin.probe_result import Outcome, ProbeResult
@@ -141,9 +147,7 @@ def fleet_inputs(console: Console) -> tuple[pd.DataFrame, pd.DataFrame, HealthPo
 def fleet_table(console: Console, now: datetime | None = None) -> pd.DataFrame:
     """Return one row per bound account, worst status first (health.FLEET_COLUMNS + scopes)."""
     accounts, probes, policy = fleet_inputs(console)
-    return _with_scopes(
-        health.fleet_health(accounts, probes, policy, now or datetime.now(UTC)), accounts
-    )
+    return _with_scopes(fleet_health(accounts, probes, policy, now or datetime.now(UTC)), accounts)
 
 
 def _with_scopes(fleet: pd.DataFrame, accounts: pd.DataFrame) -> pd.DataFrame:
@@ -175,17 +179,17 @@ class FleetSnapshot:
     @property
     def incident(self) -> FleetIncident | None:
         """Return the shared failure of most recently checked accounts, if any."""
-        return health.fleet_incident(self.fleet, self.policy, self.as_of)
+        return fleet_incident(self.fleet, self.policy, self.as_of)
 
     @property
     def counts(self) -> pd.DataFrame:
         """Return the number of accounts per status, worst first."""
-        return health.status_counts(self.fleet)
+        return status_counts(self.fleet)
 
     @property
     def failing(self) -> pd.Series:
         """Return, per account, whether it is failing (health.Status.failing: the red tiles)."""
-        return health.is_failing(self.fleet["status"])
+        return statuses_failing(self.fleet["status"])
 
     def incident_accounts(self) -> pd.Series:
         """Return, per account, whether its latest check is part of the incident."""
@@ -211,7 +215,7 @@ def fleet_snapshot(console: Console, now: datetime | None = None) -> FleetSnapsh
     """Return the fleet table with its policy and time."""
     now = now or datetime.now(UTC)
     accounts, probes, policy = fleet_inputs(console)
-    fleet = _with_scopes(health.fleet_health(accounts, probes, policy, now), accounts)
+    fleet = _with_scopes(fleet_health(accounts, probes, policy, now), accounts)
     return FleetSnapshot(fleet, policy, now)
 
 
@@ -507,17 +511,17 @@ def account_detail(console: Console, account_id: int, now: datetime | None = Non
     history = mine[
         ["checked_at", "outcome", "code", "message", "http_status", "endpoint", "latency_ms"]
     ].reset_index(drop=True)
-    history.insert(1, "result", health.check_results(mine, policy).astype(str))
+    history.insert(1, "result", check_results(mine, policy).astype(str))
     whitelist_text = last_ok["ip_whitelist"] if last_ok is not None else None
     return AccountDetail(
         account=account,
-        health=health.account_health(row, mine, policy, now),
-        permissions=health.permission_coverage(
+        health=account_health(row, mine, policy, now),
+        permissions=permission_coverage(
             account.scopes,
             last_ok["permissions"] if last_ok is not None else None,
             bool(last_ok["futures_permission_missing"]) if last_ok is not None else False,
         ),
-        whitelist=health.whitelist_coverage(mine, policy),
+        whitelist=whitelist_coverage(mine, policy),
         spot_balances=spot_frame(spot),
         futures_balances=futures_frame(futures),
         history=history,

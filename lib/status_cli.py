@@ -17,7 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from lib.config import Config
 from lib.console import Console
 from lib.fleet import CSV_COLUMNS, FleetSnapshot, fleet_snapshot, format_age
-from lib.health import Status, is_failing
+from lib.health.fleet import is_failing
+from lib.health.status import Status
 from lib.vault import VaultError
 
 EXIT_HEALTHY = 0  # no account needs action (OK, AT_RISK, DEGRADED, NEW, PAUSED)

@@ -22,7 +22,7 @@ from streamlit.navigation.page import StreamlitPage
 from lib.config import Config, redact_url
 from lib.console import Console, KucoinTarget
 from lib.fleet import FleetSnapshot, data_version, fleet_snapshot
-from lib.health import Status
+from lib.health.status import Status
 from lib.store import StoreError
 from lib.vault import VaultError
 

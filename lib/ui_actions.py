@@ -28,7 +28,7 @@ from lib import binding, fleet, store
 from lib.binding import Decision, KeyCheck
 from lib.binding_input import FIELD_NAMES, SCOPES
 from lib.console import Console
-from lib.health import PERMISSION_MARKS
+from lib.health.coverage import PERMISSION_MARKS
 from lib.ui import ACCOUNT_PAGE, FAILURES, SELECTED_ACCOUNT, alert, failure_text, literal
 
 CREDENTIAL_FIELDS = ("api_key", "api_secret", "passphrase")

@@ -8,7 +8,7 @@ import streamlit as st
 from lib import fleet as fleet_lib
 from lib import store, ui, ui_actions
 from lib.fleet import format_age
-from lib.health import Status
+from lib.health.status import Status
 
 PICKER = "account_picker"
 ACCOUNT_ID = re.compile(r"\d{1,18}")  # what ?account= may hold: an id, within the database's range

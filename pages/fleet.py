@@ -17,7 +17,7 @@ from lib.fleet import (
     status_colour,
     tile_label,
 )
-from lib.health import SEVERITY
+from lib.health.status import SEVERITY
 from lib.kucoin.probe_result import ProbeResult
 from lib.store import StoreError
 from lib.vault import VaultError

@@ -16,10 +16,13 @@ from app_fixtures import (  # noqa: F401 (fixture)
 )
 from simulator_fixtures import ELSEWHERE, GENERAL_ONLY, MASTER, NO_GENERAL, SUB
 
-from lib import binding, health, store
+from lib import binding, store
 from lib.binding import BindingError, Decision
 from lib.fleet import check_account, fleet_table, save_settings
-from lib.health import HealthPolicy, Status
+from lib.health.assessment import assess_check
+from lib.health.policy import HealthPolicy
+from lib.health.status import Status
+from lib.health.wording import key_warnings
 from lib.kucoin.diagnosis import LATE_REQUEST, diagnose
 from lib.kucoin.probe_result import Outcome, ProbeResult
 from lib.kucoin.simulator import SimAccount
@@ -243,7 +246,7 @@ def test_key_warnings_are_the_rules_findings_gravest_first():
         futures_permission_missing=True,
         key_created_at=now - timedelta(days=753),
     )
-    warnings = binding.key_warnings(health.assess_check(result, ["futures"], HealthPolicy()))
+    warnings = key_warnings(assess_check(result, ["futures"], HealthPolicy()))
     assert [w.split(". ")[0] for w in warnings] == [
         "Permission missing: Futures",
         "Withdrawal permission (Transfer) enabled",
@@ -254,11 +257,11 @@ def test_key_warnings_are_the_rules_findings_gravest_first():
     # Not needed, the refused futures API is no warning: the Fleet calls such a key OK.
     ok = dataclasses.replace(result, permissions=("General", "Futures"), clock_offset_ms=0)
     ok = dataclasses.replace(ok, key_created_at=now - timedelta(days=5))
-    assert binding.key_warnings(health.assess_check(ok, ["spot"], HealthPolicy())) == (
+    assert key_warnings(assess_check(ok, ["spot"], HealthPolicy())) == (
         "Permission missing: Spot. Enable Spot in KuCoin → Profile → API Management → Edit → "
         "API Restrictions.",
     )
-    assert binding.key_warnings(health.assess_check(ok, [], HealthPolicy())) == ()
+    assert key_warnings(assess_check(ok, [], HealthPolicy())) == ()
 
 
 OLD_KEY = SimAccount(

@@ -29,7 +29,7 @@ from lib.demo import (
     stop_demo,
 )
 from lib.fleet import fleet_csv
-from lib.health import Status
+from lib.health.status import Status
 from lib.kucoin.simulator import SimulatorServer
 
 EVERY_STATUS = {s.value for s in Status} - {"REJECTED"}

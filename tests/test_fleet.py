@@ -22,7 +22,7 @@ from app_fixtures import (  # noqa: F401 (fixture)
 from simulator_fixtures import GENERAL_ONLY, MASTER
 from streamlit.testing.v1 import AppTest
 
-from lib import binding, health, store
+from lib import binding, store
 from lib.config import Config
 from lib.console import Console, KucoinTarget
 from lib.fleet import (
@@ -49,7 +49,8 @@ from lib.fleet import (
     status_label,
     tile_label,
 )
-from lib.health import Status
+from lib.health.fleet import fleet_health
+from lib.health.status import Status
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import Outcome, ProbeResult
 
@@ -227,7 +228,7 @@ def test_fleet_table_decides_on_the_same_checks_as_the_rules_over_the_whole_hist
     with console.reading() as session:
         accounts = store.accounts_frame(session)
         history = store.probe_history_frame(session)
-    expected = health.fleet_health(accounts, history, console.policy(), NOW)
+    expected = fleet_health(accounts, history, console.policy(), NOW)
     fleet = fleet_table(console, NOW)
 
     pd.testing.assert_frame_equal(fleet.drop(columns="scopes"), expected)

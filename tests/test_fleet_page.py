@@ -15,7 +15,7 @@ from lib import binding
 from lib.config import DATA_DIR_ENV, DATABASE_URL_ENV
 from lib.demo import DEMO_ACCOUNTS, Demo, demo_uid
 from lib.fleet import FAILING, is_failing
-from lib.health import Status
+from lib.health.status import Status
 from lib.ui import DEMO_FLAG, SELECTED_ACCOUNT
 
 EVERY_STATUS = {s.value for s in Status} - {"REJECTED"}  # no KuCoin code left for REJECTED

@@ -32,7 +32,7 @@ from lib import binding
 from lib.config import DATA_DIR_ENV, Config
 from lib.console import Console, KucoinTarget
 from lib.fleet import is_failing
-from lib.health import Status
+from lib.health.status import Status
 from lib.kucoin.simulator import Simulator, SimulatorServer
 
 __all__ = ["browser_fixture"]

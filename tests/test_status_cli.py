@@ -17,7 +17,7 @@ from lib.config import DATA_DIR_ENV, DATABASE_URL_ENV, MASTER_KEY_FILE_ENV, Conf
 from lib.console import Console, KucoinTarget
 from lib.demo import DEMO_ACCOUNTS, build_demo, demo_credentials
 from lib.fleet import CSV_COLUMNS
-from lib.health import Status
+from lib.health.status import Status
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import Outcome, ProbeResult
 from lib.models import SettingRow
