@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from lib import binding, store
-from lib.console import Console
+from lib import store
+from lib.console import Console, binding
 from lib.vault import VaultError
 
 COLUMNS = ("LABEL", "ID", "SCOPES", "KEY", "STATE", "CREATED")

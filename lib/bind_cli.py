@@ -1,8 +1,8 @@
 """`python -m lib bind`: check a key live, show what KuCoin said, save it once confirmed.
 
-The same cleaning, verification and confirmation as the Bind page (lib.binding). Secrets come
-from KUCOIN_API_KEY / KUCOIN_API_SECRET / KUCOIN_API_PASSPHRASE, or are asked for without echo
-when absent and stdin is a terminal; never from the command line.
+The same cleaning, verification and confirmation as the Bind page (lib.console.binding).
+Secrets come from KUCOIN_API_KEY / KUCOIN_API_SECRET / KUCOIN_API_PASSPHRASE, or are asked
+for without echo when absent and stdin is a terminal; never from the command line.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from lib import binding
-from lib.binding import BindingError, Decision, KeyCheck
 from lib.binding_input import FIELD_NAMES
 from lib.check_cli import ENV_KEY, ENV_PASSPHRASE, ENV_SECRET, render_report
-from lib.config import FUTURES_URL_ENV, SPOT_URL_ENV
-from lib.console import Console, KucoinTarget
+from lib.config import FUTURES_URL_ENV, SPOT_URL_ENV, Config
+from lib.console import Console, KucoinTarget, binding
+from lib.console.binding import BindingError, Decision, KeyCheck
 from lib.health.coverage import PERMISSION_MARKS
 from lib.health.status import Status
 from lib.vault import VaultError
@@ -136,7 +135,11 @@ def render_check(check: KeyCheck, now: datetime) -> str:
 
 def open_console(spot_url: str | None = None, futures_url: str | None = None) -> Console:
     """Open the configured console, KuCoin's URLs overridden when given."""
-    return Console.open(kucoin=KucoinTarget.from_env().with_urls(spot_url, futures_url))
+    config = Config.from_env()
+    kucoin = KucoinTarget(
+        spot_url or config.kucoin_spot_url, futures_url or config.kucoin_futures_url
+    )
+    return Console.open(config, kucoin=kucoin)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,8 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from lib.config import FUTURES_URL_ENV, SPOT_URL_ENV
-from lib.console import KucoinTarget
+from lib.config import FUTURES_URL_ENV, SPOT_URL_ENV, Config
 from lib.health.assessment import CheckAssessment, assess_check
 from lib.health.checks import IP_BLOCKED_CODE
 from lib.health.policy import HealthPolicy
@@ -69,8 +68,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    kucoin = KucoinTarget.from_env().with_urls(args.spot_url, args.futures_url)
-    result = probe(credentials, spot_url=kucoin.spot_url, futures_url=kucoin.futures_url)
+    config = Config.from_env()
+    result = probe(
+        credentials,
+        spot_url=args.spot_url or config.kucoin_spot_url,
+        futures_url=args.futures_url or config.kucoin_futures_url,
+    )
     # One key, no account: no scope is needed, and the thresholds are the policy's defaults.
     assessment = assess_check(result, (), HealthPolicy())
     if args.json:

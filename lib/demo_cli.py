@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 
 from lib.config import DATA_DIR_ENV, FUTURES_URL_ENV, SPOT_URL_ENV
-from lib.demo import DEMO_ACCOUNTS, DemoError, build_demo, default_demo_dir
-from lib.fleet import fleet_snapshot
+from lib.console.demo import DEMO_ACCOUNTS, DemoError, build_demo, default_demo_dir
+from lib.console.fleet import fleet_snapshot
 from lib.status_cli import render_fleet
 
 EXIT_OK = 0

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import textwrap
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -16,9 +14,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from lib.config import Config
 from lib.console import Console
-from lib.fleet import CSV_COLUMNS, FleetSnapshot, fleet_snapshot, format_age
+from lib.console.export import fleet_json
+from lib.console.fleet import FleetSnapshot, fleet_snapshot
 from lib.health.fleet import is_failing
 from lib.health.status import Status
+from lib.health.wording import format_age
 from lib.vault import VaultError
 
 EXIT_HEALTHY = 0  # no account needs action (OK, AT_RISK, DEGRADED, NEW, PAUSED)
@@ -131,26 +131,3 @@ def _wrap(text: object, width: int) -> list[str]:
     value = "-" if text is None or pd.isna(text) else str(text)
     # A code, an IP or a URL is never cut: a word longer than the width keeps its own line.
     return textwrap.wrap(value, width, break_long_words=False, break_on_hyphens=False) or ["-"]
-
-
-def _json_value(value: object) -> object:
-    """Return a cell as JSON: ISO 8601 UTC times, null for missing, plain numbers."""
-    if value is None or (not isinstance(value, list | tuple) and pd.isna(value)):
-        return None
-    if isinstance(value, pd.Timestamp | datetime):
-        return pd.Timestamp(value).tz_convert(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if isinstance(value, pd.Timedelta):
-        return round(value.total_seconds())
-    if hasattr(value, "item"):
-        return value.item()  # numpy scalars
-    return value if isinstance(value, bool | int | float) else str(value)
-
-
-def fleet_json(fleet: pd.DataFrame) -> str:
-    """Return the fleet as a JSON list, worst first, with the CSV export's fields."""
-    frame = fleet.assign(sync_age_s=fleet["sync_age"])
-    records = [
-        {name: _json_value(value) for name, value in zip(CSV_COLUMNS, row, strict=True)}
-        for row in frame[list(CSV_COLUMNS)].itertuples(index=False, name=None)
-    ]
-    return json.dumps(records, indent=2, ensure_ascii=False)

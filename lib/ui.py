@@ -21,10 +21,10 @@ from streamlit.navigation.page import StreamlitPage
 
 from lib.config import Config, redact_url
 from lib.console import Console, KucoinTarget
-from lib.fleet import FleetSnapshot, data_version, fleet_snapshot
+from lib.console.errors import FAILURES, DemoError, StoreError, VaultError
+from lib.console.fleet import FAILING, FleetSnapshot, account_kind, data_version, fleet_snapshot
 from lib.health.status import Status
-from lib.store import StoreError
-from lib.vault import VaultError
+from lib.health.wording import format_age
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -40,8 +40,6 @@ SETTINGS_PAGE = "pages/settings.py"
 FLEET_TTL_S = 30  # statuses move with time (STALE arrives unannounced): recompute this often
 _FLASH = "_page_flash"
 _FAILED_CALLBACK = "_failed_callback"  # a guarded callback's failure, shown by run()
-# What a page or callback may run into that the operator can act on: shown, never a crash.
-FAILURES = (StoreError, VaultError, SQLAlchemyError)
 # The app's pages, one place for the navigation, the sidebar and every link:
 # (section, file, title, icon); the first is the default page, served at /.
 PAGES = (
@@ -184,7 +182,7 @@ def in_demo() -> bool:
 def console() -> Console:
     """Return this session's console (the demo's while in demo mode); stop with help if none."""
     if in_demo():
-        from lib.demo import DemoError, demo_console
+        from lib.console.demo import demo_console
 
         try:
             return demo_console()
@@ -208,7 +206,7 @@ def console() -> Console:
 
 def enter_demo() -> bool:
     """Start the demo fleet (simulator + database) and switch this session to it."""
-    from lib.demo import DEMO_ACCOUNTS, DemoError, start_demo
+    from lib.console.demo import DEMO_ACCOUNTS, start_demo
 
     with st.spinner(
         f"Starting the KuCoin simulator and binding {len(DEMO_ACCOUNTS)} simulated accounts…"
@@ -343,3 +341,67 @@ def literal(text: object) -> str:
     escaped = _MARKDOWN_PUNCTUATION.sub(r"\\\1", " ".join(str(text).split()))
     # Escapes don't stop GFM's bare-URL and e-mail links: a word joiner (U+2060) breaks them.
     return _AUTOLINK_START.sub("\\1\u2060", escaped)
+
+
+# --- Statuses and the fleet table, as the pages show them ----------------------------------
+
+
+def plural(count: int, noun: str) -> str:
+    """Return "1 account" or "3 accounts"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+_SCOPE_MARKS = {"granted": "✓", "missing": "✗", "not needed": "–"}
+# Colours and icons by Status.level: red act now, orange needs attention, blue for information.
+LEVEL_COLOURS = {"error": "red", "warning": "orange", "info": "blue", "ok": "green"}
+LEVEL_ICONS = {"error": "error", "warning": "warning", "info": "info", "ok": "check_circle"}
+
+
+def status_colour(status: str) -> str:
+    """Return the colour a status is drawn in ("red", "orange", "blue" or "green")."""
+    return LEVEL_COLOURS[Status(status).level]
+
+
+def _level_icon(level: str) -> str:
+    """Return a level's coloured Markdown icon (":red[:material/error:]")."""
+    return f":{LEVEL_COLOURS[level]}[:material/{LEVEL_ICONS[level]}:]"
+
+
+def status_label(status: str) -> str:
+    """Return a status as Markdown: coloured icon, plain words, code ("… Key unknown `KEY_…`")."""
+    found = Status(status)
+    return f"{_level_icon(found.level)} {found.title} `{found.value}`"
+
+
+def tile_label(tile: str, count: int) -> str:
+    """Return a status tile (or the FAILING tile) as Markdown, with its number of accounts."""
+    text = f"{_level_icon('error')} Everything failing" if tile == FAILING else status_label(tile)
+    return f"{text} **{count}**"
+
+
+def fleet_view(fleet: pd.DataFrame) -> pd.DataFrame:
+    """Return the table the Fleet page shows: one row per account, worst first, no secret."""
+    # What is wrong and what to do come first: they must fit beside the label on one screen.
+    kind = account_kind(fleet).replace({"unknown": pd.NA})
+    sub = fleet["sub_name"].astype("string")
+    return pd.DataFrame(
+        {
+            "account_id": fleet["account_id"].astype("Int64"),
+            "label": fleet["label"].astype("string"),
+            # One-item lists: the page draws them as coloured labels (MultiselectColumn).
+            "status": [[s] for s in fleet["status"].astype(str)],
+            "diagnosis": fleet["diagnosis"].astype("string"),
+            "hint": fleet["hint"].astype("string"),
+            "spot": fleet["spot"].astype(object).map(_SCOPE_MARKS).fillna("?"),
+            "futures": fleet["futures"].astype(object).map(_SCOPE_MARKS).fillna("?"),
+            "margin": fleet["margin"].astype(object).map(_SCOPE_MARKS).fillna("?"),
+            "whitelist": fleet["whitelist"].astype("string").fillna("key info not read yet"),
+            "last_sync_at": fleet["last_sync_at"],
+            "sync_age": [format_age(a) for a in fleet["sync_age"]],
+            "going_stale_at": fleet["going_stale_at"],
+            "key_age_days": fleet["key_age_days"].astype("Int64"),
+            "expires_at": fleet["expires_at"],
+            "account": kind.where(sub.isna(), kind + " " + sub.fillna("")).astype("string"),
+            "uid": fleet["uid"].astype("string"),
+        }
+    ).reset_index(drop=True)

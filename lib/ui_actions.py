@@ -1,8 +1,8 @@
 """Streamlit controls for binding a key and for an account's lifecycle after that.
 
 `render_bind` is the Bind page; `render_lifecycle` is the account page's actions: rotate the
-credential, change scopes, pause or resume monitoring, unbind. Both call lib.binding only, and
-every action ends with a message saying what changed (or why nothing did).
+credential, change scopes, pause or resume monitoring, unbind. Both call lib.console.binding
+only, and every action ends with a message saying what changed (or why nothing did).
 
 Typed credentials: after a check that saved nothing, the Key, Secret and Passphrase fields keep
 what was typed (Secret and Passphrase masked), so that only the wrong field needs typing again
@@ -10,7 +10,8 @@ and Retry re-checks without a new paste. The values then live only in the browse
 in Streamlit's own state of those widgets, which Streamlit drops as soon as the form is not
 drawn (another page, another account); no check, message or log holds them. The fields are
 emptied when the key is saved or discarded, and KEEP_TYPED_S after the last check. A checked
-key that may be saved waits in lib.binding's pending slot, named by a token, until confirmed.
+key that may be saved waits in lib.console.binding's pending slot, named by a token, until
+confirmed.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from lib import binding, fleet, store
-from lib.binding import Decision, KeyCheck
+from lib import store
 from lib.binding_input import FIELD_NAMES, SCOPES
-from lib.console import Console
+from lib.console import Console, binding
+from lib.console.account import futures_frame, spot_frame
+from lib.console.binding import Decision, KeyCheck
 from lib.health.coverage import PERMISSION_MARKS
 from lib.ui import ACCOUNT_PAGE, FAILURES, SELECTED_ACCOUNT, alert, failure_text, literal
 
@@ -270,8 +272,8 @@ def _show_connected(check: KeyCheck, now: datetime) -> None:
         if not check.whitelist["is_platform_ip"].any():
             st.caption("Add the platform's egress IPs in Settings to see which ones it covers.")
 
-    spot = fleet.spot_frame(result).rename(columns=_BALANCE_COLUMNS)
-    futures = fleet.futures_frame(result).rename(columns=_BALANCE_COLUMNS)
+    spot = spot_frame(result).rename(columns=_BALANCE_COLUMNS)
+    futures = futures_frame(result).rename(columns=_BALANCE_COLUMNS)
     st.markdown(
         f"**Balances:** {_count(len(spot), 'non-zero spot row')}, "
         f"{_count(len(futures), 'futures currency', 'futures currencies')}"
@@ -562,7 +564,7 @@ def _run_action(key: str, action: Callable[[], bool], done: str, unchanged: str)
     except FAILURES as error:
         _flash(key, "error", failure_text(error))
         return
-    except ValueError as error:  # a choice lib.binding refuses, e.g. no scope at all
+    except ValueError as error:  # a choice lib.console.binding refuses, e.g. no scope at all
         _flash(key, "error", f"{str(error)[:1].upper()}{str(error)[1:]}.")
         return
     _flash(key, "success" if changed else "info", done if changed else unchanged)

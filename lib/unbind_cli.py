@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lib import binding, store
+from lib import store
 from lib.bind_cli import confirm, interactive
-from lib.console import Console
+from lib.console import Console, binding
 from lib.vault import VaultError
 
 

@@ -5,10 +5,11 @@ import re
 import pandas as pd
 import streamlit as st
 
-from lib import fleet as fleet_lib
 from lib import store, ui, ui_actions
-from lib.fleet import format_age
+from lib.console import account as fleet_lib
+from lib.console.checks import check_account
 from lib.health.status import Status
+from lib.health.wording import format_age
 
 PICKER = "account_picker"
 ACCOUNT_ID = re.compile(r"\d{1,18}")  # what ?account= may hold: an id, within the database's range
@@ -109,7 +110,7 @@ def main() -> None:
     ):
         with st.spinner("Checking with KuCoin…"):
             try:
-                result = fleet_lib.check_account(console, account_id)
+                result = check_account(console, account_id)
             except ui.FAILURES as error:
                 ui.flash("error", ui.failure_text(error))
             else:

@@ -4,22 +4,14 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from lib import fleet as fleet_lib
 from lib import ui
-from lib.fleet import (
-    FAILING,
-    FleetSnapshot,
-    filter_fleet,
-    fleet_csv,
-    fleet_view,
-    is_failing,
-    plural,
-    status_colour,
-    tile_label,
-)
+from lib.console import checks as fleet_lib
+from lib.console.export import fleet_csv
+from lib.console.fleet import FAILING, FleetSnapshot, filter_fleet, is_failing, refresh_summary
 from lib.health.status import SEVERITY
 from lib.kucoin.probe_result import ProbeResult
 from lib.store import StoreError
+from lib.ui import fleet_view, plural, status_colour, tile_label
 from lib.vault import VaultError
 
 SCOPE_OPTIONS = {"spot": "Spot", "futures": "Futures", "margin": "Margin"}
@@ -66,7 +58,7 @@ def main() -> None:
             st.error(f"The refresh stopped: {error}")
             return
         # Failing as the tiles count it, from the same snapshot the tiles below are drawn from.
-        attention, summary = fleet_lib.refresh_summary(ui.cached_fleet(console), checked)
+        attention, summary = refresh_summary(ui.cached_fleet(console), checked)
         (st.warning if attention else st.success)(summary)
 
     def clear_filters() -> None:

@@ -4,8 +4,8 @@ from typing import Any
 
 import streamlit as st
 
-from lib import fleet as fleet_lib
 from lib import store, ui
+from lib.console import settings as fleet_lib
 from lib.kucoin.constants import ACCEPTED_KEY_VERSIONS
 from lib.models import Settings
 

@@ -27,7 +27,7 @@ from lib.config import (
     Config,
 )
 from lib.console import Console, KucoinTarget
-from lib.demo import Demo, start_demo, stop_demo
+from lib.console.demo import Demo, start_demo, stop_demo
 from lib.kucoin.simulator import SimAccount, SimRequest, SimResponse, Simulator, SimulatorServer
 
 ROOT = Path(__file__).resolve().parent.parent

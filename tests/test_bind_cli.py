@@ -19,9 +19,10 @@ from app_fixtures import (  # noqa: F401 (fixture)
 )
 from simulator_fixtures import ELSEWHERE, GENERAL_ONLY, MASTER
 
-from lib import bind_cli, binding
+from lib import bind_cli
 from lib.__main__ import main
-from lib.fleet import fleet_table
+from lib.console import binding
+from lib.console.fleet import fleet_table
 from lib.kucoin.simulator import SimAccount
 from lib.models import AuditAction
 from lib.store import audit_log

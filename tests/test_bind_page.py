@@ -20,7 +20,8 @@ from simulator_fixtures import ELSEWHERE, MASTER, NO_GENERAL
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Widget
 
-from lib import binding, store
+from lib import store
+from lib.console import binding
 from lib.kucoin.simulator import SimAccount
 from lib.models import AuditAction
 from lib.ui_actions import CREDENTIAL_FIELDS, KEEP_TYPED_S

@@ -1,4 +1,4 @@
-"""lib.binding over real HTTP to the simulator and a real SQLite file: check, confirm, save."""
+"""Binding over real HTTP to the simulator and a real SQLite file: check, confirm, save."""
 
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ from app_fixtures import (  # noqa: F401 (fixture)
 )
 from simulator_fixtures import ELSEWHERE, GENERAL_ONLY, MASTER, NO_GENERAL, SUB
 
-from lib import binding, store
-from lib.binding import BindingError, Decision
-from lib.fleet import check_account, fleet_table, save_settings
+from lib import store
+from lib.console import binding
+from lib.console.binding import BindingError, Decision
+from lib.console.checks import check_account
+from lib.console.fleet import fleet_table
+from lib.console.settings import save_settings
 from lib.health.assessment import assess_check
 from lib.health.policy import HealthPolicy
 from lib.health.status import Status

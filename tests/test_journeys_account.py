@@ -31,9 +31,8 @@ from served_app import (
     settle,
 )
 
-from lib import binding
 from lib.config import Config
-from lib.console import Console, KucoinTarget
+from lib.console import Console, KucoinTarget, binding
 from lib.kucoin.simulator import SimAccount, SimulatorServer
 
 __all__ = ["browser_fixture"]

@@ -28,10 +28,9 @@ from served_app import (
     settle,
 )
 
-from lib import binding
 from lib.config import DATA_DIR_ENV, Config
-from lib.console import Console, KucoinTarget
-from lib.fleet import is_failing
+from lib.console import Console, KucoinTarget, binding
+from lib.console.fleet import is_failing
 from lib.health.status import Status
 from lib.kucoin.simulator import Simulator, SimulatorServer
 

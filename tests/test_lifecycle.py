@@ -18,8 +18,9 @@ from app_fixtures import (  # noqa: F401
 from simulator_fixtures import GENERAL_ONLY, MASTER
 from streamlit.testing.v1 import AppTest
 
-from lib import binding, store
-from lib.binding import Decision
+from lib import store
+from lib.console import binding
+from lib.console.binding import Decision
 from lib.kucoin.simulator import SimAccount
 from lib.models import AuditAction
 
@@ -180,7 +181,8 @@ HARNESS = {
     "pages/account.py": """
         import streamlit as st
 
-        from lib import binding, ui, ui_actions
+        from lib import ui, ui_actions
+        from lib.console import binding
 
         console = ui.console()
         account_id = int(st.query_params.get("account") or st.session_state["selected_account"])

@@ -15,8 +15,8 @@ from lib import store
 from lib.__main__ import main
 from lib.config import DATA_DIR_ENV, DATABASE_URL_ENV, MASTER_KEY_FILE_ENV, Config
 from lib.console import Console, KucoinTarget
-from lib.demo import DEMO_ACCOUNTS, build_demo, demo_credentials
-from lib.fleet import CSV_COLUMNS
+from lib.console.demo import DEMO_ACCOUNTS, build_demo, demo_credentials
+from lib.console.export import CSV_COLUMNS
 from lib.health.status import Status
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import Outcome, ProbeResult

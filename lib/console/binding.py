@@ -17,13 +17,13 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from sqlmodel import Session
 
 from lib import store
 from lib.binding_input import clean_credentials, clean_scopes, label_problem
-from lib.console import Console
 from lib.health.account import permission_coverage, whitelist_coverage
 from lib.health.assessment import CheckAssessment, assess_check
 from lib.health.fleet import probe_frame
@@ -31,8 +31,10 @@ from lib.health.status import Status
 from lib.health.wording import api_status, key_warnings
 from lib.kucoin.auth import Credentials
 from lib.kucoin.diagnosis import Diagnosis
-from lib.kucoin.probe import probe
 from lib.kucoin.probe_result import ProbeResult
+
+if TYPE_CHECKING:
+    from lib.console import Console
 
 PENDING_TTL_S = 600  # a verified key waits this long for the operator's confirmation
 
@@ -180,11 +182,10 @@ def check_key(
             decision=Decision.DUPLICATE, duplicate_of=holder.label, account_id=account_id, **base
         )
     credentials = cleaned.credentials(settings.key_version)
-    result = probe(
+    result = console.kucoin.probe(
         credentials,
         futures_currencies=settings.futures_currencies,
         want_futures="futures" in wanted,
-        **console.kucoin.client_kwargs(),
     )
     check = _evaluate(result, wanted, console, base, account_id)
     if check.decision in (Decision.READY, Decision.NEEDS_CONFIRMATION, Decision.WHITELIST_ONLY):

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lib.kucoin import constants as k
+from lib.console.kucoin import KucoinTarget
 from lib.kucoin.auth import Credentials
 from lib.kucoin.client import AsyncKucoinClient
 from lib.kucoin.errors import KucoinError
@@ -136,19 +136,15 @@ def _remember(budget: _UidBudget, client: AsyncKucoinClient) -> None:
 def refresh(
     targets: Sequence[RefreshTarget],
     *,
-    spot_url: str = k.SPOT_URL,
-    futures_url: str = k.FUTURES_URL,
+    kucoin: KucoinTarget | None = None,
     concurrency: int = 8,
     futures_currencies: Sequence[str] = DEFAULT_FUTURES_CURRENCIES,
     on_result: Callable[[int, ProbeResult], None] | None = None,
-    **client_kwargs: Any,
 ) -> dict[int, ProbeResult]:
     """Probe every target from synchronous code (works inside a running event loop too)."""
 
     async def main() -> dict[int, ProbeResult]:
-        async with AsyncKucoinClient(
-            spot_url=spot_url, futures_url=futures_url, **client_kwargs
-        ) as client:
+        async with (kucoin or KucoinTarget()).client() as client:
             return await refresh_async(
                 targets,
                 client=client,
