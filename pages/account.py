@@ -5,22 +5,14 @@ import re
 import pandas as pd
 import streamlit as st
 
-from lib import store, ui, ui_actions
-from lib.console import account as fleet_lib
+from lib import ui
+from lib.console import errors
+from lib.console.account import account_detail
 from lib.console.checks import check_account
-from lib.health.status import Status
-from lib.health.wording import format_age
+from lib.ui import lifecycle
 
 PICKER = "account_picker"
 ACCOUNT_ID = re.compile(r"\d{1,18}")  # what ?account= may hold: an id, within the database's range
-PERMISSION_MARKS = {
-    "granted": "✓ granted",
-    "missing": "✗ missing",
-    "unknown": "? unknown",
-    "dangerous": "⚠ granted (withdrawals)",
-    "info": "granted (not needed)",
-    "not needed": "– not needed",
-}
 
 
 def main() -> None:
@@ -52,14 +44,12 @@ def main() -> None:
         st.warning(f"“{ui.literal(shown)}” is not an account id: pick an account below.")
     elif raw is not None:
         try:
-            detail = fleet_lib.account_detail(console, int(raw))
-        except store.AccountNotFound:
+            detail = account_detail(console, int(raw))
+        except errors.AccountNotFound:
             st.warning(f"No account has id {int(raw)}: pick one below.")
     if detail is None:
         remembered = st.session_state.get(ui.SELECTED_ACCOUNT)
-        detail = fleet_lib.account_detail(
-            console, remembered if remembered in names else next(iter(names))
-        )
+        detail = account_detail(console, remembered if remembered in names else next(iter(names)))
     account = detail.account
     account_id = account.id
     if account_id not in names:
@@ -84,7 +74,6 @@ def main() -> None:
         on_change=picked,
     )
     row = detail.health
-    status = Status(row["status"])
 
     # --- Diagnosis and "Check now" ---------------------------------------------------------------
 
@@ -97,7 +86,7 @@ def main() -> None:
         f"key …{account.key_last4}" if account.key_last4 else "no key stored",
         f"needs {', '.join(s.capitalize() for s in account.scopes)}",
     ]
-    head.subheader(f"{account.label} {ui.status_badge(status.value)}")
+    head.subheader(f"{account.label} {ui.status_badge(row['status'])}")
     head.caption(" · ".join(f for f in facts if f))
     if action.button(
         "Check now",
@@ -111,21 +100,19 @@ def main() -> None:
         with st.spinner("Checking with KuCoin…"):
             try:
                 result = check_account(console, account_id)
-            except ui.FAILURES as error:
+            except errors.FAILURES as error:
                 ui.flash("error", ui.failure_text(error))
             else:
                 verdict = "the key works" if result.ok else ui.literal(result.code or "no answer")
                 ui.flash("success" if result.ok else "warning", f"Checked just now: {verdict}.")
         st.rerun()
 
-    ui.alert(status.level)(f"**{ui.literal(row['diagnosis'])}**  \n{ui.literal(row['hint'])}")
-    if isinstance(row["risks"], str) and status is not Status.AT_RISK:
-        st.warning(f"Also at risk: {ui.literal(row['risks'])}.")
+    ui.show_diagnosis(row)
 
     sync, stale, key_age, expires = st.columns(4)
     sync.metric(
         "Last sync",
-        format_age(row["sync_age"]) + " ago" if pd.notna(row["sync_age"]) else "never",
+        ui.format_age(row["sync_age"]) + " ago" if pd.notna(row["sync_age"]) else "never",
         help="The last check that KuCoin accepted.",
     )
     # No deadline once it is stale already (the last sync, or the binding, is too old) or paused.
@@ -190,11 +177,9 @@ def main() -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("Permissions")
-        grid = detail.permissions.assign(
-            needed=detail.permissions["needed"].map({True: "needed", False: ""}),
-            state=detail.permissions["state"].astype(str).map(PERMISSION_MARKS),
-        )[["permission", "needed", "state"]]
-        st.dataframe(grid, hide_index=True, key="permissions_table")
+        st.dataframe(
+            ui.permission_grid(detail.permissions), hide_index=True, key="permissions_table"
+        )
         if pd.isna(row["permissions"]):
             st.caption("The key has not passed a check yet: KuCoin's key info is unknown.")
     with right:
@@ -212,7 +197,7 @@ def main() -> None:
                 "key's whitelist.",
                 icon=":material/lan:",
             )
-            st.page_link("pages/settings.py", label="Open Settings", icon=":material/settings:")
+            ui.page_link(ui.SETTINGS_PAGE, label="Open Settings", icon=":material/settings:")
         else:
             st.dataframe(
                 detail.whitelist.assign(
@@ -258,7 +243,7 @@ def main() -> None:
     # --- Lifecycle and audit ---------------------------------------------------------------------
 
     st.subheader("Actions")
-    ui_actions.render_lifecycle(console, account)
+    lifecycle.render_lifecycle(console, account)
 
     with st.expander(f"Audit log ({len(detail.audit)} events)"):
         if detail.audit:

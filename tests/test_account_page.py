@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from lib.console import binding
 from lib.console.demo import DEMO_ACCOUNTS, Demo, demo_credentials
 from lib.kucoin.simulator import SimAccount
-from lib.ui import DEMO_FLAG, SELECTED_ACCOUNT
+from lib.ui.session import DEMO_FLAG, SELECTED_ACCOUNT
 
 ACCOUNT_PAGE = "pages/account.py"
 

@@ -24,7 +24,7 @@ from lib import store
 from lib.console import binding
 from lib.kucoin.simulator import SimAccount
 from lib.models import AuditAction
-from lib.ui_actions import CREDENTIAL_FIELDS, KEEP_TYPED_S
+from lib.ui.key_form import CREDENTIAL_FIELDS, KEEP_TYPED_S
 
 UNKNOWN_KEY = "0123456789abcdef01234567"
 WRONG_SECRET = "00000000-0000-4000-8000-000000000000"

@@ -48,7 +48,7 @@ from lib.health.fleet import fleet_health
 from lib.health.status import Status
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import Outcome, ProbeResult
-from lib.ui import fleet_view, plural, status_label, tile_label
+from lib.ui.presentation import fleet_view, plural, status_label, tile_label
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 EGRESS = ("203.0.113.154", "198.51.100.7")

@@ -16,7 +16,7 @@ from lib.console import binding
 from lib.console.demo import DEMO_ACCOUNTS, Demo, demo_uid
 from lib.console.fleet import FAILING, is_failing
 from lib.health.status import Status
-from lib.ui import DEMO_FLAG, SELECTED_ACCOUNT
+from lib.ui.session import DEMO_FLAG, SELECTED_ACCOUNT
 
 EVERY_STATUS = {s.value for s in Status} - {"REJECTED"}  # no KuCoin code left for REJECTED
 

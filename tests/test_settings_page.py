@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from lib.console.demo import CALLER_IP, EGRESS_IPS, FUTURES_CURRENCIES, Demo
 from lib.console.settings import save_settings, settings_changes
 from lib.models import SettingRow
-from lib.ui import DEMO_FLAG
+from lib.ui.session import DEMO_FLAG
 
 SETTINGS_PAGE = "pages/settings.py"
 SAVE_IPS = "FormSubmitter:egress_form-Save IPs"

@@ -104,6 +104,8 @@ class KeyCheck:
 
 @dataclass
 class _Pending:
+    """A checked key's credentials waiting for the operator's confirmation."""
+
     credentials: Credentials = field(repr=False)
     check: KeyCheck
     expires: float
@@ -138,6 +140,15 @@ def discard(token: str | None) -> None:
     if token:
         with _pending_lock:
             _pending.pop(token, None)
+
+
+def duplicate_text(check: KeyCheck) -> str:
+    """Return why a key bound already was refused, and what to do instead."""
+    return (
+        f"This API key is already bound to account '{check.duplicate_of}'. The same key "
+        "cannot be bound twice: unbind it there first, or rotate that account's "
+        "credentials. Nothing was sent to KuCoin."
+    )
 
 
 def check_key(
@@ -219,6 +230,7 @@ def _rotation_error(session: Session, account_id: int) -> str | None:
 
 
 def _with_token(check: KeyCheck, token: str) -> KeyCheck:
+    """Return the check with the token naming its parked credentials."""
     return KeyCheck(**{**check.__dict__, "token": token})
 
 
@@ -304,6 +316,7 @@ def save(
 
 
 def _put_back(token: str, pending: _Pending) -> None:
+    """Park a pending key again under its token (a save was refused)."""
     with _pending_lock:
         _pending[token] = pending
 

@@ -71,6 +71,7 @@ async def refresh_async(
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def one(target: RefreshTarget) -> None:
+        """Probe one target within its UID's budget and record the result."""
         budget = budgets.setdefault(target.uid or f"account:{target.account_id}", _UidBudget())
         async with gate:
             result = await _probe_with_budget(target, client, budget, throttled, futures_currencies)
@@ -144,6 +145,7 @@ def refresh(
     """Probe every target from synchronous code (works inside a running event loop too)."""
 
     async def main() -> dict[int, ProbeResult]:
+        """Return the results of one refresh on a fresh client."""
         async with (kucoin or KucoinTarget()).client() as client:
             return await refresh_async(
                 targets,
@@ -161,6 +163,7 @@ def refresh(
     box: dict[str, Any] = {}
 
     def worker() -> None:
+        """Run the refresh on this thread's own event loop."""
         try:
             box["value"] = asyncio.run(main())
         except BaseException as error:  # re-raised in the caller's thread
