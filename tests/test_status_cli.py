@@ -207,5 +207,5 @@ def test_status_with_the_wrong_master_key_says_so_without_a_traceback(
 
     assert code == 2
     assert out == ""
-    assert err.startswith("error: cannot open bindwatch's database:")
+    assert err.startswith("error: bindwatch cannot open its credential store:")
     assert "Traceback" not in err

@@ -10,20 +10,15 @@ from pathlib import Path
 
 import pandas as pd
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
+from lib.cli.installation import open_console
+from lib.cli.terminal import EXIT_NO, EXIT_OK, EXIT_USAGE
 from lib.config import Config
-from lib.console import Console
 from lib.console.export import fleet_json
 from lib.console.fleet import FleetSnapshot, fleet_snapshot
 from lib.health.fleet import is_failing
 from lib.health.status import Status
 from lib.health.wording import format_age
-from lib.vault import VaultError
-
-EXIT_HEALTHY = 0  # no account needs action (OK, AT_RISK, DEGRADED, NEW, PAUSED)
-EXIT_FAILING = 1  # at least one account is at error level: the table says what to do
-EXIT_CANNOT_READ = 2  # the database or the master key could not be opened
 
 EMPTY_FLEET = (
     "No account is bound yet. Bind a key in the app (make run → Bind a key), or try "
@@ -60,12 +55,10 @@ def run(args: argparse.Namespace) -> int:
     if missing is not None:
         # Reading must not create a database and a master key as a side effect.
         print("[]" if args.json else f"{EMPTY_FLEET}\n(There is no database at {missing} yet.)")
-        return EXIT_HEALTHY
-    try:
-        console = Console.open(config)
-    except (VaultError, SQLAlchemyError, OSError) as error:
-        print(f"error: cannot open bindwatch's database: {error}", file=sys.stderr)
-        return EXIT_CANNOT_READ
+        return EXIT_OK
+    console = open_console(config)
+    if console is None:
+        return EXIT_USAGE
     try:
         snapshot = fleet_snapshot(console)
     finally:
@@ -79,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def exit_status(fleet: pd.DataFrame) -> int:
-    """Return 1 when any account is failing (health.Status.failing), else 0."""
-    return EXIT_FAILING if is_failing(fleet["status"]).any() else EXIT_HEALTHY
+    """Return 1 when any account is failing (Status.failing), else 0."""
+    return EXIT_NO if is_failing(fleet["status"]).any() else EXIT_OK
 
 
 def _clip(text: object, width: int) -> str:
