@@ -65,12 +65,8 @@ def read_credentials(environ: Mapping[str, str] | None = None, *, may_ask: bool)
     missing = [name for name, value in values.items() if not value.strip()]
     if missing and not (may_ask and interactive()):
         names = ", ".join(PROMPTS[name][0] for name in missing)
-        where = (
-            "in the environment, or run in a terminal to be asked"
-            if may_ask
-            else ("in the environment")
-        )
-        raise MissingCredentials(f"set {names} {where} (never on the command line)")
+        ask = ", or run in a terminal to be asked" if may_ask else ""
+        raise MissingCredentials(f"set {names} in the environment{ask} (never on the command line)")
     for name in missing:
         values[name] = getpass.getpass(PROMPTS[name][1])
     return values

@@ -6,7 +6,7 @@ target, never the code.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -33,11 +33,6 @@ class KucoinTarget:
     def from_config(cls, config: Config) -> KucoinTarget:
         """Return KuCoin's hosts as the configuration names them."""
         return cls(spot_url=config.kucoin_spot_url, futures_url=config.kucoin_futures_url)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> KucoinTarget:
-        """Return KuCoin's hosts, overridden by BINDWATCH_KUCOIN_SPOT_URL / _FUTURES_URL."""
-        return cls.from_config(Config.from_env(environ))
 
     def probe(
         self,

@@ -7,14 +7,13 @@ session, sign a request or decrypt anything.
   how a store or vault failure becomes a message.
 - session: one browser session's console, the demo switch, flash messages, the cached fleet.
 - presentation: status labels, colours, tiles, the fleet table, the heartbeat, untrusted text.
-- bind_form, lifecycle, check_report, key_form: the parts of the pages that act on keys.
+- bind_form, lifecycle, check_report, key_form, account_view: the parts of the pages.
 """
 
 from lib.ui.frame import (
     ACCOUNT_PAGE,
     BIND_PAGE,
     FLEET_PAGE,
-    PAGES,
     SETTINGS_PAGE,
     failure_text,
     guarded,
@@ -25,23 +24,16 @@ from lib.ui.frame import (
     switch_page,
 )
 from lib.ui.presentation import (
-    STATUSES,
-    alert,
     fleet_view,
-    format_age,
-    heartbeat_html,
+    fleet_view_columns,
     literal,
-    permission_grid,
     plural,
     scope_name,
     show_diagnosis,
     status_badge,
-    status_colour,
-    status_label,
     tile_label,
 )
 from lib.ui.session import (
-    DEMO_FLAG,
     FLEET_TTL_S,
     SELECTED_ACCOUNT,
     cached_fleet,
@@ -52,17 +44,14 @@ from lib.ui.session import (
     show_flash,
 )
 
+# What the pages use; the rest is imported from the module that owns it.
 __all__ = [
     "ACCOUNT_PAGE",
     "BIND_PAGE",
-    "DEMO_FLAG",
     "FLEET_PAGE",
     "FLEET_TTL_S",
-    "PAGES",
     "SELECTED_ACCOUNT",
     "SETTINGS_PAGE",
-    "STATUSES",
-    "alert",
     "cached_fleet",
     "console",
     "demo_banner",
@@ -70,13 +59,11 @@ __all__ = [
     "failure_text",
     "flash",
     "fleet_view",
-    "format_age",
+    "fleet_view_columns",
     "guarded",
-    "heartbeat_html",
     "literal",
     "page",
     "page_link",
-    "permission_grid",
     "plural",
     "run",
     "scope_name",
@@ -84,8 +71,6 @@ __all__ = [
     "show_diagnosis",
     "show_flash",
     "status_badge",
-    "status_colour",
-    "status_label",
     "switch_page",
     "tile_label",
 ]

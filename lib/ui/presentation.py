@@ -165,3 +165,46 @@ def fleet_view(fleet: pd.DataFrame) -> pd.DataFrame:
             "uid": fleet["uid"].astype("string"),
         }
     ).reset_index(drop=True)
+
+
+def fleet_view_columns() -> dict[str, Any]:
+    """Return how the Fleet page draws fleet_view's columns (titles, widths, colours, help)."""
+    return {
+        # Label, status, diagnosis and next step fit 1440 px together; the rest scrolls.
+        "label": st.column_config.TextColumn("Account", pinned=True, width=130),
+        "status": st.column_config.MultiselectColumn(
+            "Status",
+            options=STATUSES,
+            color=[status_colour(s) for s in STATUSES],
+            width=160,
+        ),
+        "diagnosis": st.column_config.TextColumn("Diagnosis", width=210),
+        "hint": st.column_config.TextColumn("Next step", width=420),
+        "spot": st.column_config.TextColumn(
+            "Spot", width="small", help="✓ granted · ✗ needed but missing · – not needed"
+        ),
+        "futures": st.column_config.TextColumn("Futures", width="small"),
+        "margin": st.column_config.TextColumn("Margin", width="small"),
+        "whitelist": st.column_config.TextColumn(
+            "Whitelist", help="Platform egress IPs the key's IP whitelist covers"
+        ),
+        "last_sync_at": st.column_config.DatetimeColumn(
+            "Last sync (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"
+        ),
+        "sync_age": st.column_config.TextColumn("Sync age"),
+        "going_stale_at": st.column_config.DatetimeColumn(
+            "Goes stale at (UTC)",
+            format="YYYY-MM-DD HH:mm",
+            timezone="UTC",
+            help="Without another successful check, the account turns STALE then.",
+        ),
+        "key_age_days": st.column_config.NumberColumn("Key age", format="%d d"),
+        "expires_at": st.column_config.DatetimeColumn(
+            "KuCoin may delete on",
+            format="YYYY-MM-DD",
+            timezone="UTC",
+            help="Trading keys without an IP whitelist are deleted after 30 days unused.",
+        ),
+        "account": st.column_config.TextColumn("Master / sub"),
+        "uid": st.column_config.TextColumn("UID"),
+    }
