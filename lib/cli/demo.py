@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
             f"{FUTURES_URL_ENV}={server.futures_url} make run"
         )
         print("Ctrl-C to stop", flush=True)
-        # A timed wait keeps the main thread responsive to Ctrl-C.
+        # The wait of `simulate` (lib.kucoin.simulator_cli), which has no console to close;
+        # a timed wait keeps the main thread responsive to Ctrl-C.
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
