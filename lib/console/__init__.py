@@ -68,6 +68,10 @@ class Console:
         vault = open_vault(engine, config.master_key_file)
         return cls(engine, vault, kucoin or KucoinTarget.from_config(config), actor)
 
+    def as_actor(self, actor: str) -> Console:
+        """Return the same console acting as another operator."""
+        return Console(self.engine, self.vault, self.kucoin, actor)
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """Yield a session in one write transaction."""
