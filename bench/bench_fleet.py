@@ -1,7 +1,7 @@
 """Time the fleet table from a real SQLite file: 10,000 accounts x 30 checks each.
 
 What is timed is what the Fleet page, `python -m lib status` and a notebook run:
-lib.fleet.fleet_table (store readers + health rules). Seeding is bulk inserts into the real
+lib.console.fleet.fleet_table (store readers + health rules). Seeding is bulk inserts into the real
 tables and is not timed. Run from the repository root: `python -m bench.bench_fleet`.
 """
 
@@ -26,7 +26,7 @@ from bench.bench_health import ACCOUNTS, CHECKS, EGRESS, synthetic_fleet
 from lib import store
 from lib.config import DATA_DIR_ENV, DATABASE_URL_ENV, REPO_ROOT, Config
 from lib.console import Console, KucoinTarget
-from lib.fleet import fleet_table
+from lib.console.fleet import fleet_table
 from lib.store.models import Account, Credential, ProbeRecord
 
 REPEATS = 5
@@ -154,8 +154,8 @@ def _times(run, repeats: int = REPEATS) -> list[float]:
 
 def _phase_times(console: Console, now: datetime) -> dict[str, float]:
     """Return the median time of each part of fleet_table: reading, then the rules."""
-    from lib.fleet import fleet_inputs
-    from lib.health import fleet_health
+    from lib.console.fleet import fleet_inputs
+    from lib.health.fleet import fleet_health
 
     with console.reading() as session:
         accounts_s = statistics.median(_times(lambda: store.accounts_frame(session), 3))

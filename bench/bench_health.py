@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from lib.health import HealthPolicy, fleet_health, fleet_incident, status_counts
+from lib.health.fleet import fleet_health, status_counts
+from lib.health.incident import fleet_incident
+from lib.health.policy import HealthPolicy
 
 ACCOUNTS = 10_000
 CHECKS = 30

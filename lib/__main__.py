@@ -1,4 +1,8 @@
-"""Command line: `python -m lib COMMAND ...`. Each command lives in its own module."""
+"""Command line: `python -m lib COMMAND ...`; a command's module is imported only to run it.
+
+`python -m lib check` thus starts with the KuCoin client and the health rules only: no
+database, no pandas, no Streamlit.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +10,41 @@ import argparse
 import importlib
 import sys
 
-# name -> module providing `add_arguments(parser)` and `run(args) -> int`, plus a one-line help.
+# name -> (module providing `add_arguments(parser)` and `run(args) -> int`, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("lib.kucoin.sim.cli", "run a local KuCoin simulator over HTTP"),
-    "check": ("lib.check_cli", "check one key from KUCOIN_API_* environment variables"),
-    "rotate-master-key": ("lib.vault_cli", "re-encrypt every stored secret under a new master key"),
-    "bind": ("lib.bind_cli", "check a key live and bind it to a new account"),
-    "accounts": ("lib.accounts_cli", "list the bound accounts (no secrets)"),
-    "unbind": ("lib.unbind_cli", "destroy an account's credentials, keeping its history"),
-    "status": ("lib.status_cli", "print the fleet table, worst first (--json for JSON)"),
-    "demo": ("lib.demo_cli", "build the demo fleet on a local simulator and print it"),
+    "check": ("lib.cli.check", "check one key from KUCOIN_API_* environment variables"),
+    "rotate-master-key": (
+        "lib.cli.rotate_master_key",
+        "re-encrypt every stored secret under a new master key",
+    ),
+    "bind": ("lib.cli.bind", "check a key live and bind it to a new account"),
+    "accounts": ("lib.cli.accounts", "list the bound accounts (no secrets)"),
+    "unbind": ("lib.cli.unbind", "destroy an account's credentials, keeping its history"),
+    "status": ("lib.cli.status", "print the fleet table, worst first (--json for JSON)"),
+    "demo": ("lib.cli.demo", "build the demo fleet on a local simulator and print it"),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, run the command, and return its exit status."""
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m lib", description="bindwatch")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    modules = {}
-    for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        modules[name] = module
-        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    parsers = {
+        name: sub.add_parser(name, help=help_text, description=help_text)
+        for name, (_, help_text) in COMMANDS.items()
+    }
+    # The command is the first word that is not an option (the parser itself has only -h).
+    chosen = next((word for word in argv if not word.startswith("-")), None)
+    module = None
+    if chosen in COMMANDS:
+        module = importlib.import_module(COMMANDS[chosen][0])
+        module.add_arguments(parsers[chosen])
     args = parser.parse_args(argv)
+    assert module is not None  # parse_args exits on a missing or unknown command
     try:
-        return modules[args.command].run(args)
+        return module.run(args)
     except KeyboardInterrupt:
         return 130
 

@@ -5,21 +5,14 @@ import re
 import pandas as pd
 import streamlit as st
 
-from lib import fleet as fleet_lib
-from lib import store, ui, ui_actions
-from lib.fleet import format_age
-from lib.health import Status
+from lib import ui
+from lib.console import errors
+from lib.console.account import account_detail
+from lib.console.checks import check_account
+from lib.ui import account_view, lifecycle
 
 PICKER = "account_picker"
 ACCOUNT_ID = re.compile(r"\d{1,18}")  # what ?account= may hold: an id, within the database's range
-PERMISSION_MARKS = {
-    "granted": "✓ granted",
-    "missing": "✗ missing",
-    "unknown": "? unknown",
-    "dangerous": "⚠ granted (withdrawals)",
-    "info": "granted (not needed)",
-    "not needed": "– not needed",
-}
 
 
 def main() -> None:
@@ -51,14 +44,12 @@ def main() -> None:
         st.warning(f"“{ui.literal(shown)}” is not an account id: pick an account below.")
     elif raw is not None:
         try:
-            detail = fleet_lib.account_detail(console, int(raw))
-        except store.AccountNotFound:
+            detail = account_detail(console, int(raw))
+        except errors.AccountNotFound:
             st.warning(f"No account has id {int(raw)}: pick one below.")
     if detail is None:
         remembered = st.session_state.get(ui.SELECTED_ACCOUNT)
-        detail = fleet_lib.account_detail(
-            console, remembered if remembered in names else next(iter(names))
-        )
+        detail = account_detail(console, remembered if remembered in names else next(iter(names)))
     account = detail.account
     account_id = account.id
     if account_id not in names:
@@ -83,7 +74,6 @@ def main() -> None:
         on_change=picked,
     )
     row = detail.health
-    status = Status(row["status"])
 
     # --- Diagnosis and "Check now" ---------------------------------------------------------------
 
@@ -94,9 +84,9 @@ def main() -> None:
         kind + (f" {ui.literal(row['sub_name'])}" if isinstance(row["sub_name"], str) else ""),
         f"UID {ui.literal(row['uid'])}" if isinstance(row["uid"], str) else "",
         f"key …{account.key_last4}" if account.key_last4 else "no key stored",
-        f"needs {', '.join(s.capitalize() for s in account.scopes)}",
+        f"needs {', '.join(ui.scope_name(s) for s in account.scopes)}",
     ]
-    head.subheader(f"{account.label} {ui.status_badge(status.value)}")
+    head.subheader(f"{account.label} {ui.status_badge(row['status'])}")
     head.caption(" · ".join(f for f in facts if f))
     if action.button(
         "Check now",
@@ -109,175 +99,24 @@ def main() -> None:
     ):
         with st.spinner("Checking with KuCoin…"):
             try:
-                result = fleet_lib.check_account(console, account_id)
-            except ui.FAILURES as error:
+                result = check_account(console, account_id)
+            except errors.FAILURES as error:
                 ui.flash("error", ui.failure_text(error))
             else:
                 verdict = "the key works" if result.ok else ui.literal(result.code or "no answer")
                 ui.flash("success" if result.ok else "warning", f"Checked just now: {verdict}.")
         st.rerun()
 
-    ui.alert(status.level)(f"**{ui.literal(row['diagnosis'])}**  \n{ui.literal(row['hint'])}")
-    if isinstance(row["risks"], str) and status is not Status.AT_RISK:
-        st.warning(f"Also at risk: {ui.literal(row['risks'])}.")
-
-    sync, stale, key_age, expires = st.columns(4)
-    sync.metric(
-        "Last sync",
-        format_age(row["sync_age"]) + " ago" if pd.notna(row["sync_age"]) else "never",
-        help="The last check that KuCoin accepted.",
-    )
-    # No deadline once it is stale already (the last sync, or the binding, is too old) or paused.
-    stale.metric(
-        "Goes stale at",
-        f"{row['going_stale_at']:%d %b %H:%M}"
-        if pd.notna(row["going_stale_at"])
-        else "paused"
-        if row["paused"]
-        else "already stale",
-        help="UTC. Without another successful check the account turns STALE then.",
-    )
-    key_age.metric("Key age", f"{row['key_age_days']} d" if pd.notna(row["key_age_days"]) else "—")
-    expires.metric(
-        "KuCoin may delete on",
-        f"{row['expires_at']:%Y-%m-%d}" if pd.notna(row["expires_at"]) else "—",
-        help="Trading keys without an IP whitelist are deleted after 30 days unused.",
-    )
-
-    # --- History --------------------------------------------------------------------------------
-
-    st.subheader("Check history")
-    history = detail.history
-    if history.empty:
-        st.info("Not checked yet: press **Check now** to ask KuCoin.", icon=":material/schedule:")
-    else:
-        recent = history.tail(48)
-        passed = int((recent["result"] == "ok").sum())
-        st.html(ui.heartbeat_html(history))
-        checks = f"Last {len(recent)} checks, oldest left" if len(recent) > 1 else "One check"
-        st.caption(
-            f"{checks}: {passed} passed. Green passed, amber failed in a way a retry may fix, red "
-            "rejected by KuCoin. Hover a cell for the details."
-        )
-        latest = history.iloc[-1]
-        st.markdown("**Last answer from KuCoin**")
-        answer = {
-            "checked at (UTC)": f"{latest['checked_at']:%Y-%m-%d %H:%M:%S}",
-            "result": latest["result"],
-            "code": latest["code"] if isinstance(latest["code"], str) else "200000 (success)",
-            "HTTP": str(latest["http_status"]) if pd.notna(latest["http_status"]) else "—",
-            "endpoint": latest["endpoint"] if isinstance(latest["endpoint"], str) else "—",
-        }
-        st.dataframe(pd.DataFrame([answer]), hide_index=True, key="last_answer")
-        if isinstance(latest["message"], str) and latest["message"]:
-            st.code(latest["message"], language=None, wrap_lines=True)
-        with st.expander(f"All {len(history)} checks"):
-            st.dataframe(
-                history.iloc[::-1],
-                hide_index=True,
-                key="history_table",
-                column_config={
-                    "checked_at": st.column_config.DatetimeColumn(
-                        "Checked at (UTC)", format="YYYY-MM-DD HH:mm:ss", timezone="UTC"
-                    ),
-                    "latency_ms": st.column_config.NumberColumn("Latency", format="%d ms"),
-                },
-            )
-
-    # --- Permissions and whitelist ---------------------------------------------------------------
-
-    left, right = st.columns(2)
-    with left:
-        st.subheader("Permissions")
-        grid = detail.permissions.assign(
-            needed=detail.permissions["needed"].map({True: "needed", False: ""}),
-            state=detail.permissions["state"].astype(str).map(PERMISSION_MARKS),
-        )[["permission", "needed", "state"]]
-        st.dataframe(grid, hide_index=True, key="permissions_table")
-        if pd.isna(row["permissions"]):
-            st.caption("The key has not passed a check yet: KuCoin's key info is unknown.")
-    with right:
-        st.subheader("IP whitelist")
-        if detail.whitelist_entries:
-            st.markdown(
-                "KuCoin shows the whitelist masked: "
-                + ", ".join(ui.literal(e) for e in detail.whitelist_entries)
-            )
-        elif pd.notna(row["permissions"]):
-            st.markdown("The key has **no IP whitelist**: any IP may use it.")
-        if detail.whitelist.empty:
-            st.info(
-                "No platform egress IP is set: add them in Settings to compare them with the "
-                "key's whitelist.",
-                icon=":material/lan:",
-            )
-            st.page_link("pages/settings.py", label="Open Settings", icon=":material/settings:")
-        else:
-            st.dataframe(
-                detail.whitelist.assign(
-                    is_platform_ip=detail.whitelist["is_platform_ip"].map(
-                        {True: "platform IP", False: "seen by KuCoin"}
-                    )
-                ),
-                hide_index=True,
-                key="whitelist_table",
-                column_config={
-                    "ip": "IP",
-                    "is_platform_ip": "Source",
-                    "coverage": "Coverage",
-                    "confirmed": st.column_config.CheckboxColumn(
-                        "Confirmed by KuCoin", help="KuCoin accepted or refused a call from it."
-                    ),
-                    "detail": st.column_config.TextColumn("Why", width="large"),
-                },
-            )
-
-    # --- Balances --------------------------------------------------------------------------------
-
-    st.subheader("Balances")
-    when = (
-        f" (read {detail.balances_at:%Y-%m-%d %H:%M} UTC)" if detail.balances_at is not None else ""
-    )
-    spot_col, futures_col = st.columns(2)
-    with spot_col:
-        st.markdown(f"**Spot, by account type**{when}")
-        if detail.spot_balances.empty:
-            st.caption("No spot balance read yet (or every balance is zero).")
-        else:
-            st.dataframe(detail.spot_balances, hide_index=True, key="spot_balances")
-    with futures_col:
-        st.markdown(f"**Futures, per currency**{when}")
-        if detail.futures_balances.empty:
-            st.caption(
-                "No futures overview: the account does not need Futures, or the key lacks it."
-            )
-        else:
-            st.dataframe(detail.futures_balances, hide_index=True, key="futures_balances")
-
-    # --- Lifecycle and audit ---------------------------------------------------------------------
+    ui.show_diagnosis(row)
+    account_view.show_freshness(row)
+    account_view.show_history(detail.history)
+    account_view.show_coverage(detail)
+    account_view.show_balances(detail)
 
     st.subheader("Actions")
-    ui_actions.render_lifecycle(console, account)
+    lifecycle.render_lifecycle(console, account)
 
-    with st.expander(f"Audit log ({len(detail.audit)} events)"):
-        if detail.audit:
-            st.dataframe(
-                pd.DataFrame(
-                    [
-                        {
-                            "at (UTC)": f"{e.at:%Y-%m-%d %H:%M:%S}",
-                            "actor": e.actor,
-                            "action": e.action,
-                            "details": ", ".join(f"{k}={v}" for k, v in e.details.items()),
-                        }
-                        for e in detail.audit
-                    ]
-                ),
-                hide_index=True,
-                key="audit_table",
-            )
-        else:
-            st.caption("Nothing recorded yet.")
+    account_view.show_audit(detail)
 
 
 ui.page(main)

@@ -2,14 +2,15 @@
 
 import streamlit as st
 
-from lib import ui, ui_actions
+from lib import ui
+from lib.ui import bind_form
 
 
 def main() -> None:
     """Draw the Bind page."""
     st.title("Bind a key")
     ui.demo_banner()
-    ui_actions.render_bind(ui.console())
+    bind_form.render_bind(ui.console())
 
 
 ui.page(main)

@@ -4,23 +4,11 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from lib import fleet as fleet_lib
 from lib import ui
-from lib.fleet import (
-    FAILING,
-    FleetSnapshot,
-    filter_fleet,
-    fleet_csv,
-    fleet_view,
-    is_failing,
-    plural,
-    status_colour,
-    tile_label,
-)
-from lib.health import SEVERITY
-from lib.kucoin.probe_result import ProbeResult
-from lib.store import StoreError
-from lib.vault import VaultError
+from lib.console import errors
+from lib.console.checks import refresh_fleet, refreshable_count
+from lib.console.export import fleet_csv
+from lib.console.fleet import FAILING, FleetSnapshot, filter_fleet, is_failing, refresh_summary
 
 SCOPE_OPTIONS = {"spot": "Spot", "futures": "Futures", "margin": "Margin"}
 KIND_OPTIONS = {"all": "All accounts", "master": "Master accounts", "sub-account": "Sub-accounts"}
@@ -31,7 +19,6 @@ FILTER_DEFAULTS = {
     "fleet_kind": "all",
     "fleet_search": "",
 }
-STATUSES = [s.value for s in SEVERITY]
 ROW_HEIGHT = 66  # three lines: taller than 4rem lets the grid wrap the diagnosis and the fix
 
 
@@ -48,25 +35,25 @@ def main() -> None:
 
     def refresh_all() -> None:
         """Check every non-paused account now with a progress bar; the table below is then fresh."""
-        total = fleet_lib.refreshable_count(console)
+        total = refreshable_count(console)
         if not total:
             st.info("Every account is paused: resume one to check it.")
             return
         bar = st.progress(0, text=f"Checking {total} accounts with KuCoin…")
         checked: list[int] = []
 
-        def progress(account_id: int, result: ProbeResult) -> None:
+        def progress(account_id: int, _result: object) -> None:
             """Move the bar by one account."""
             checked.append(account_id)
             bar.progress(len(checked) / total, text=f"Checked {len(checked)} of {total}")
 
         try:
-            fleet_lib.refresh_fleet(console, on_result=progress)
-        except (StoreError, VaultError) as error:
+            refresh_fleet(console, on_result=progress)
+        except (errors.StoreError, errors.VaultError) as error:
             st.error(f"The refresh stopped: {error}")
             return
         # Failing as the tiles count it, from the same snapshot the tiles below are drawn from.
-        attention, summary = fleet_lib.refresh_summary(ui.cached_fleet(console), checked)
+        attention, summary = refresh_summary(ui.cached_fleet(console), checked)
         (st.warning if attention else st.success)(summary)
 
     def clear_filters() -> None:
@@ -105,7 +92,7 @@ def main() -> None:
             list(tiles),
             selection_mode="multi",
             key="fleet_status",
-            format_func=lambda tile: tile_label(tile, tiles.get(tile, 0)),
+            format_func=lambda tile: ui.tile_label(tile, tiles.get(tile, 0)),
             help="Click a tile to show only its accounts; click more tiles to add theirs.",
         )
 
@@ -147,7 +134,7 @@ def main() -> None:
             # The banner already says it once: list the rest unless the operator asks for them.
             count = int(in_incident.sum())
             if not st.toggle(
-                f"Show the {plural(count, 'account')} in the incident", key="fleet_incident"
+                f"Show the {ui.plural(count, 'account')} in the incident", key="fleet_incident"
             ):
                 shown = shown[~in_incident.loc[shown.index].to_numpy(dtype=bool)]
         if shown.empty:
@@ -163,7 +150,7 @@ def main() -> None:
                 icon=":material/filter_alt_off:",
             )
             return
-        view = fleet_view(shown)
+        view = ui.fleet_view(shown)
         event = st.dataframe(
             view,
             key="fleet_table",
@@ -173,54 +160,16 @@ def main() -> None:
             height=min(38 + ROW_HEIGHT * len(view), 38 + ROW_HEIGHT * 9),
             row_height=ROW_HEIGHT,
             column_order=[c for c in view.columns if c != "account_id"],
-            column_config={
-                # Label, status, diagnosis and next step fit 1440 px together; the rest scrolls.
-                "label": st.column_config.TextColumn("Account", pinned=True, width=130),
-                "status": st.column_config.MultiselectColumn(
-                    "Status",
-                    options=STATUSES,
-                    color=[status_colour(s) for s in STATUSES],
-                    width=160,
-                ),
-                "diagnosis": st.column_config.TextColumn("Diagnosis", width=210),
-                "hint": st.column_config.TextColumn("Next step", width=420),
-                "spot": st.column_config.TextColumn(
-                    "Spot", width="small", help="✓ granted · ✗ needed but missing · – not needed"
-                ),
-                "futures": st.column_config.TextColumn("Futures", width="small"),
-                "margin": st.column_config.TextColumn("Margin", width="small"),
-                "whitelist": st.column_config.TextColumn(
-                    "Whitelist", help="Platform egress IPs the key's IP whitelist covers"
-                ),
-                "last_sync_at": st.column_config.DatetimeColumn(
-                    "Last sync (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"
-                ),
-                "sync_age": st.column_config.TextColumn("Sync age"),
-                "going_stale_at": st.column_config.DatetimeColumn(
-                    "Goes stale at (UTC)",
-                    format="YYYY-MM-DD HH:mm",
-                    timezone="UTC",
-                    help="Without another successful check, the account turns STALE then.",
-                ),
-                "key_age_days": st.column_config.NumberColumn("Key age", format="%d d"),
-                "expires_at": st.column_config.DatetimeColumn(
-                    "KuCoin may delete on",
-                    format="YYYY-MM-DD",
-                    timezone="UTC",
-                    help="Trading keys without an IP whitelist are deleted after 30 days unused.",
-                ),
-                "account": st.column_config.TextColumn("Master / sub"),
-                "uid": st.column_config.TextColumn("UID"),
-            },
+            column_config=ui.fleet_view_columns(),
         )
         rows = event.selection.rows if event is not None else []
         if rows and rows[0] < len(view):
             account_id = int(view.iloc[rows[0]]["account_id"])
             st.session_state[ui.SELECTED_ACCOUNT] = account_id
-            st.switch_page(ui.ACCOUNT_PAGE, query_params={"account": str(account_id)})
+            ui.switch_page(ui.ACCOUNT_PAGE, {"account": str(account_id)})
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
         st.download_button(
-            f"Export CSV ({plural(len(shown), 'account')})",
+            f"Export CSV ({ui.plural(len(shown), 'account')})",
             data=lambda: fleet_csv(shown),
             file_name=f"bindwatch-fleet-{stamp}.csv",
             mime="text/csv",
@@ -234,7 +183,7 @@ def main() -> None:
         """The banner, tiles and table: redrawn on their own when auto-refresh is on."""
         snapshot = ui.cached_fleet(console)
         as_of = f"{snapshot.as_of:%Y-%m-%d %H:%M:%S} UTC"
-        st.caption(f"{plural(len(snapshot.fleet), 'account')} · as of {as_of}")
+        st.caption(f"{ui.plural(len(snapshot.fleet), 'account')} · as of {as_of}")
         incident_banner(snapshot)
         table(snapshot)
 

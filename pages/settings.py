@@ -4,10 +4,8 @@ from typing import Any
 
 import streamlit as st
 
-from lib import fleet as fleet_lib
-from lib import store, ui
-from lib.kucoin.constants import ACCEPTED_KEY_VERSIONS
-from lib.store import Settings
+from lib import ui
+from lib.console import errors, settings
 
 HELP = {
     "freshness_seconds": "A key's last successful check should be younger than this.",
@@ -23,8 +21,8 @@ def main() -> None:
     st.title("Settings")
     ui.show_flash()
     console = ui.console()
-    settings = console.settings()
-    problems = store.invalid_settings(settings)
+    stored = console.settings()
+    problems = settings.invalid_settings(stored)
 
     # Every widget shows the stored value on every run (no copy kept in session state): a visit to
     # another page, a save or another operator's change can never bring back a stale value.
@@ -32,11 +30,11 @@ def main() -> None:
     def save(done: str, **changes: Any) -> None:
         """Save settings (the store validates and audits); say what went wrong, never raise."""
         try:
-            saved = fleet_lib.save_settings(console, **changes)
-        except store.InvalidInput as error:
+            saved = settings.save_settings(console, **changes)
+        except errors.InvalidInput as error:
             st.error(str(error), icon=":material/error:")
             return
-        if saved == settings:
+        if saved == stored:
             st.info("Nothing to save: every field holds what is stored.", icon=":material/info:")
             return
         ui.flash("success", done)
@@ -55,28 +53,28 @@ def main() -> None:
             "it; shorten it below and save.",
             icon=":material/warning:",
         )
-    stored_ips = "\n".join(settings.egress_ips)
+    stored_ips = "\n".join(stored.egress_ips)
     with st.form("egress_form"):
         text = st.text_area(
             "Egress IPs, one per line",
             value=stored_ips,
             placeholder="203.0.113.154\n2001:db8::7",
-            help=f"IPv4 or IPv6 addresses, at most {store.MAX_EGRESS_IPS}; commas and spaces "
+            help=f"IPv4 or IPv6 addresses, at most {settings.MAX_EGRESS_IPS}; commas and spaces "
             "separate them too.",
         )
         if st.form_submit_button("Save IPs", icon=":material/save:"):
-            ips = fleet_lib.parse_list(text)
+            ips = settings.parse_list(text)
             changed = text != stored_ips or "egress_ips" in problems
             done = f"Saved {len(ips)} egress IP{'s' if len(ips) != 1 else ''}."
             save(done, **({"egress_ips": ips} if changed else {}))
 
-    seen = fleet_lib.latest_seen_ip(console)
+    seen = settings.latest_seen_ip(console)
     if seen is None:
         st.caption(
             "No check has reported the IP KuCoin sees yet: bind a key or run a check, then the IP "
             "can be added here in one click."
         )
-    elif seen[0] in settings.egress_ips:
+    elif seen[0] in stored.egress_ips:
         st.caption(f"KuCoin last saw this platform as {seen[0]}: it is in the list.")
     else:
         ip, when = seen
@@ -86,9 +84,9 @@ def main() -> None:
             icon=":material/lan:",
         )
         if st.button(f"Add {ip}", key="add_seen_ip", icon=":material/add:"):
-            save(f"Added {ip}, the IP KuCoin saw.", egress_ips=[*settings.egress_ips, ip])
+            save(f"Added {ip}, the IP KuCoin saw.", egress_ips=[*stored.egress_ips, ip])
 
-    coverage = fleet_lib.coverage_summary(ui.cached_fleet(console).fleet)
+    coverage = settings.coverage_summary(ui.cached_fleet(console).fleet)
     if not coverage.empty:
         st.markdown("**Whitelist coverage across the fleet now**")
         st.dataframe(coverage, hide_index=True, key="coverage_table")
@@ -103,20 +101,12 @@ def main() -> None:
             icon=":material/warning:",
         )
     # What the form shows, in the operator's units: numbers as the rules apply them (in range).
-    shown: dict[str, Any] = {
-        name: round(store.setting_in_range(settings, name) / rule.per_unit)
-        for name, rule in store.SETTING_RANGES.items()
-    }
-    shown["key_version"] = (
-        settings.key_version
-        if settings.key_version in ACCEPTED_KEY_VERSIONS
-        else Settings().key_version
-    )
-    shown["futures_currencies"] = ", ".join(settings.futures_currencies)
+    shown = settings.policy_form(stored)
 
     with st.form("policy_form"):
         typed: dict[str, Any] = {}
-        for column, (name, rule) in zip(st.columns(3), store.SETTING_RANGES.items(), strict=True):
+        ranges = settings.SETTING_RANGES.items()
+        for column, (name, rule) in zip(st.columns(3), ranges, strict=True):
             typed[name] = column.number_input(
                 f"{rule.label} ({rule.unit})",
                 value=shown[name],
@@ -126,32 +116,20 @@ def main() -> None:
         version_col, futures_col = st.columns(2)
         typed["key_version"] = version_col.selectbox(
             "KC-API-KEY-VERSION for new keys",
-            ACCEPTED_KEY_VERSIONS,
-            index=ACCEPTED_KEY_VERSIONS.index(shown["key_version"]),
+            settings.ACCEPTED_KEY_VERSIONS,
+            index=settings.ACCEPTED_KEY_VERSIONS.index(shown["key_version"]),
             help="KuCoin's current keys are version 3; version 2 still works.",
         )
         typed["futures_currencies"] = futures_col.text_input(
             "Futures currencies to read",
             value=shown["futures_currencies"],
             help="Futures overviews each check reads, e.g. USDT, XBT; at most "
-            f"{store.MAX_FUTURES_CURRENCIES}.",
+            f"{settings.MAX_FUTURES_CURRENCIES}.",
         )
         if st.form_submit_button("Save policy", icon=":material/save:"):
-            # Only what the operator changed, and what must be corrected: an untouched field is
-            # never rewritten, so the change log lists only what the operator did.
-            changes = {
-                name: value
-                for name, value in typed.items()
-                if value != shown[name] or name in problems
-            }
-            for name, rule in store.SETTING_RANGES.items():
-                if name in changes:
-                    changes[name] = int(changes[name]) * rule.per_unit
-            if "futures_currencies" in changes:
-                changes["futures_currencies"] = fleet_lib.parse_list(changes["futures_currencies"])
-            save("Saved the health policy.", **changes)
+            save("Saved the health policy.", **settings.policy_changes(stored, typed))
 
-    history = fleet_lib.settings_changes(console)
+    history = settings.settings_changes(console)
     with st.expander(f"Recent changes ({len(history)})"):
         if history.empty:
             st.caption("No setting was changed yet.")

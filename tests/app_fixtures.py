@@ -26,8 +26,8 @@ from lib.config import (
     SPOT_URL_ENV,
     Config,
 )
-from lib.console import Console, KucoinTarget
-from lib.demo import Demo, start_demo, stop_demo
+from lib.console import Console
+from lib.console.demo import Demo, start_demo, stop_demo
 from lib.kucoin.sim import SimAccount, SimRequest, SimResponse, Simulator, SimulatorServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,7 +122,7 @@ def sim_env_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         monkeypatch.setenv(FUTURES_URL_ENV, server.futures_url)
         for name in ("KUCOIN_API_KEY", "KUCOIN_API_SECRET", "KUCOIN_API_PASSPHRASE"):
             monkeypatch.delenv(name, raising=False)
-        console = Console.open(Config.from_env(), kucoin=KucoinTarget.from_env())
+        console = Console.open(Config.from_env())
         try:
             yield SimEnv(simulator, server, console, data_dir)
         finally:

@@ -16,10 +16,10 @@ from app_fixtures import (  # noqa: F401
 )
 from streamlit.testing.v1 import AppTest
 
-from lib import binding
-from lib.demo import DEMO_ACCOUNTS, Demo, demo_credentials
+from lib.console import binding
+from lib.console.demo import DEMO_ACCOUNTS, Demo, demo_credentials
 from lib.kucoin.sim import SimAccount
-from lib.ui import DEMO_FLAG, SELECTED_ACCOUNT
+from lib.ui.session import DEMO_FLAG, SELECTED_ACCOUNT
 
 ACCOUNT_PAGE = "pages/account.py"
 

@@ -19,9 +19,10 @@ from app_fixtures import (  # noqa: F401 (fixture)
 )
 from simulator_fixtures import ELSEWHERE, GENERAL_ONLY, MASTER
 
-from lib import bind_cli, binding
 from lib.__main__ import main
-from lib.fleet import fleet_table
+from lib.cli import terminal
+from lib.console import binding
+from lib.console.fleet import fleet_table
 from lib.kucoin.sim import SimAccount
 from lib.store import audit_log
 from lib.store.models import AuditAction
@@ -199,7 +200,7 @@ def test_missing_credentials_are_refused_unless_they_can_be_asked(sim_env, monke
         "Passphrase: ": TRADER.passphrase.reveal(),
     }
     monkeypatch.setattr(
-        bind_cli.getpass, "getpass", lambda prompt: asked.append(prompt) or answers[prompt]
+        terminal.getpass, "getpass", lambda prompt: asked.append(prompt) or answers[prompt]
     )
     status, _, _ = cli(capsys, "bind", "--label", "desk")
     assert asked == ["Secret: ", "Passphrase: "]

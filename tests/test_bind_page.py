@@ -20,10 +20,11 @@ from simulator_fixtures import ELSEWHERE, MASTER, NO_GENERAL
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Widget
 
-from lib import binding, store
+from lib import store
+from lib.console import binding
 from lib.kucoin.sim import SimAccount
 from lib.store.models import AuditAction
-from lib.ui_actions import CREDENTIAL_FIELDS, KEEP_TYPED_S
+from lib.ui.key_form import CREDENTIAL_FIELDS, KEEP_TYPED_S
 
 UNKNOWN_KEY = "0123456789abcdef01234567"
 WRONG_SECRET = "00000000-0000-4000-8000-000000000000"

@@ -1,4 +1,4 @@
-"""lib.binding over real HTTP to the simulator and a real SQLite file: check, confirm, save."""
+"""Binding over real HTTP to the simulator and a real SQLite file: check, confirm, save."""
 
 from __future__ import annotations
 
@@ -16,10 +16,16 @@ from app_fixtures import (  # noqa: F401 (fixture)
 )
 from simulator_fixtures import ELSEWHERE, GENERAL_ONLY, MASTER, NO_GENERAL, SUB
 
-from lib import binding, health, store
-from lib.binding import BindingError, Decision
-from lib.fleet import check_account, fleet_table, save_settings
-from lib.health import HealthPolicy, Status
+from lib import store
+from lib.console import binding
+from lib.console.binding import BindingError, Decision
+from lib.console.checks import check_account
+from lib.console.fleet import fleet_table
+from lib.console.settings import save_settings
+from lib.health.assessment import assess_check
+from lib.health.policy import HealthPolicy
+from lib.health.status import Status
+from lib.health.wording import key_warnings
 from lib.kucoin.diagnosis import LATE_REQUEST, diagnose
 from lib.kucoin.probe_result import Outcome, ProbeResult
 from lib.kucoin.sim import SimAccount
@@ -243,7 +249,7 @@ def test_key_warnings_are_the_rules_findings_gravest_first():
         futures_permission_missing=True,
         key_created_at=now - timedelta(days=753),
     )
-    warnings = binding.key_warnings(health.assess_check(result, ["futures"], HealthPolicy()))
+    warnings = key_warnings(assess_check(result, ["futures"], HealthPolicy()))
     assert [w.split(". ")[0] for w in warnings] == [
         "Permission missing: Futures",
         "Withdrawal permission (Transfer) enabled",
@@ -254,11 +260,11 @@ def test_key_warnings_are_the_rules_findings_gravest_first():
     # Not needed, the refused futures API is no warning: the Fleet calls such a key OK.
     ok = dataclasses.replace(result, permissions=("General", "Futures"), clock_offset_ms=0)
     ok = dataclasses.replace(ok, key_created_at=now - timedelta(days=5))
-    assert binding.key_warnings(health.assess_check(ok, ["spot"], HealthPolicy())) == (
+    assert key_warnings(assess_check(ok, ["spot"], HealthPolicy())) == (
         "Permission missing: Spot. Enable Spot in KuCoin → Profile → API Management → Edit → "
         "API Restrictions.",
     )
-    assert binding.key_warnings(health.assess_check(ok, [], HealthPolicy())) == ()
+    assert key_warnings(assess_check(ok, [], HealthPolicy())) == ()
 
 
 OLD_KEY = SimAccount(

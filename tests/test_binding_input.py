@@ -3,7 +3,7 @@
 import pytest
 
 from lib.account_fields import clean_scopes, label_problem
-from lib.binding_input import clean_credentials
+from lib.console.binding_input import clean_credentials
 
 KEY = "5c2db93503aa674c74a31734"
 SECRET = "f03a5284-5c39-4aaa-9b20-dea10bdcf8e3"

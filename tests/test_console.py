@@ -1,4 +1,4 @@
-"""The console's policy: the operator's settings as the health rules apply them."""
+"""The operator's settings as the health rules apply them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from lib.console import policy_from_settings
+from lib.console.settings import policy_from_settings
 from lib.store.models import Settings
 
 

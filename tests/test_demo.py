@@ -17,7 +17,7 @@ from lib import store
 from lib.__main__ import main
 from lib.config import Config
 from lib.console import Console, KucoinTarget
-from lib.demo import (
+from lib.console.demo import (
     CALLER_IP,
     DEMO_ACCOUNTS,
     MARKER,
@@ -28,8 +28,8 @@ from lib.demo import (
     start_demo,
     stop_demo,
 )
-from lib.fleet import fleet_csv
-from lib.health import Status
+from lib.console.export import fleet_csv
+from lib.health.status import Status
 from lib.kucoin.sim import SimulatorServer
 
 EVERY_STATUS = {s.value for s in Status} - {"REJECTED"}

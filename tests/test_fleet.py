@@ -22,36 +22,33 @@ from app_fixtures import (  # noqa: F401 (fixture)
 from simulator_fixtures import GENERAL_ONLY, MASTER
 from streamlit.testing.v1 import AppTest
 
-from lib import binding, health, store
+from lib import store
 from lib.config import Config
-from lib.console import Console, KucoinTarget
-from lib.fleet import (
-    CSV_COLUMNS,
+from lib.console import Console, KucoinTarget, binding
+from lib.console.account import account_detail
+from lib.console.checks import check_account, refresh_fleet
+from lib.console.export import CSV_COLUMNS, _csv_column, fleet_csv
+from lib.console.fleet import (
     FAILING,
-    _csv_column,
-    account_detail,
-    check_account,
-    coverage_summary,
     data_version,
     filter_fleet,
-    fleet_csv,
     fleet_snapshot,
     fleet_table,
-    fleet_view,
     is_failing,
+    refresh_summary,
+)
+from lib.console.settings import (
+    coverage_summary,
     latest_seen_ip,
     parse_list,
-    plural,
-    refresh_fleet,
-    refresh_summary,
     save_settings,
     settings_changes,
-    status_label,
-    tile_label,
 )
-from lib.health import Status
+from lib.health.fleet import fleet_health
+from lib.health.status import Status
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import Outcome, ProbeResult
+from lib.ui.presentation import fleet_view, plural, status_label, tile_label
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 EGRESS = ("203.0.113.154", "198.51.100.7")
@@ -227,7 +224,7 @@ def test_fleet_table_decides_on_the_same_checks_as_the_rules_over_the_whole_hist
     with console.reading() as session:
         accounts = store.accounts_frame(session)
         history = store.probe_history_frame(session)
-    expected = health.fleet_health(accounts, history, console.policy(), NOW)
+    expected = fleet_health(accounts, history, console.policy(), NOW)
     fleet = fleet_table(console, NOW)
 
     pd.testing.assert_frame_equal(fleet.drop(columns="scopes"), expected)

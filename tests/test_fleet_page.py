@@ -11,12 +11,12 @@ import pytest
 from app_fixtures import APP, OPEN_TRADER, TRADER, TRADER_NEW, SimEnv, running_demo, sim_env_fixture  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
-from lib import binding
 from lib.config import DATA_DIR_ENV, DATABASE_URL_ENV
-from lib.demo import DEMO_ACCOUNTS, Demo, demo_uid
-from lib.fleet import FAILING, is_failing
-from lib.health import Status
-from lib.ui import DEMO_FLAG, SELECTED_ACCOUNT
+from lib.console import binding
+from lib.console.demo import DEMO_ACCOUNTS, Demo, demo_uid
+from lib.console.fleet import FAILING, is_failing
+from lib.health.status import Status
+from lib.ui.session import DEMO_FLAG, SELECTED_ACCOUNT
 
 EVERY_STATUS = {s.value for s in Status} - {"REJECTED"}  # no KuCoin code left for REJECTED
 

@@ -41,7 +41,7 @@ from served_app import (
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from lib.kucoin.simulator import Simulator, SimulatorServer
+from lib.kucoin.sim import Simulator, SimulatorServer
 
 __all__ = ["browser_fixture"]
 

@@ -3,33 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from lib.health import (
-    FLEET_COLUMNS,
-    PERMISSION_MARKS,
+from lib.health.account import (
     PERMISSION_STATE_DTYPE,
-    SEVERITY,
-    HealthPolicy,
-    Status,
     account_health,
-    account_status,
-    assess_check,
-    check_result,
-    check_results,
-    fleet_health,
-    fleet_incident,
-    freshness,
-    is_failing,
-    is_transient,
     permission_coverage,
-    status_counts,
     whitelist_coverage,
 )
+from lib.health.assessment import assess_check
+from lib.health.checks import check_result, is_transient
+from lib.health.coverage import PERMISSION_MARKS
+from lib.health.fleet import FLEET_COLUMNS, check_results, fleet_health, is_failing, status_counts
+from lib.health.incident import fleet_incident
+from lib.health.policy import HealthPolicy
+from lib.health.status import SEVERITY, Status
 from lib.kucoin.diagnosis import API_MANAGEMENT, LATE_REQUEST, UNREACHABLE, diagnose
 from lib.kucoin.probe_result import Outcome, ProbeResult
 
@@ -515,25 +508,15 @@ def test_going_stale_at_is_a_deadline_still_ahead_or_none(
         assert row["going_stale_at"] == expected > NOW
 
 
-def test_freshness_frame() -> None:
+def test_freshness_columns() -> None:
     accounts, probes = frames(
         [account(1), account(2)], [probe(1, minutes_ago=30), unreachable(2, minutes_ago=1)]
     )
-    frame = freshness(accounts, probes, POLICY, NOW)
-    assert list(frame.columns) == [
-        "account_id",
-        "last_sync_at",
-        "sync_age",
-        "period",
-        "grace",
-        "going_stale_at",
-        "freshness",
-    ]
-    first, second = frame.iloc[0], frame.iloc[1]
+    fleet = fleet_health(accounts, probes, POLICY, NOW).set_index("account_id")
+    first, second = fleet.loc[1], fleet.loc[2]
     assert first["last_sync_at"] == ago(minutes=30)
     assert first["sync_age"] == timedelta(minutes=30)
     assert first["going_stale_at"] == ago(minutes=30) + timedelta(minutes=75)
-    assert (first["period"], first["grace"]) == (timedelta(hours=1), timedelta(minutes=15))
     assert first["freshness"] == "fresh"
     assert pd.isna(second["last_sync_at"]) and second["freshness"] == "stale"
     assert pd.isna(second["going_stale_at"])
@@ -904,7 +887,7 @@ def test_fleet_ignores_row_order_and_other_accounts() -> None:
     fleet = fleet_health(accounts, history, POLICY, NOW).set_index("account_id")
     assert fleet.loc[1, "status"] == Status.WRONG_PASSPHRASE
     assert fleet.loc[2, "status"] == Status.OK
-    assert account_status(account(2), history, POLICY, NOW) is Status.OK
+    assert account_health(account(2), history, POLICY, NOW)["status"] == Status.OK
     assert account_health(account(1), history, POLICY, NOW)["last_code"] == "400004"
 
 
@@ -1111,6 +1094,83 @@ def test_a_check_is_judged_as_the_fleet_judges_the_account_bound_with_it(
     risks = "; ".join(r.what for r in assessment.risks) or None
     assert risks == (None if pd.isna(row["risks"]) else row["risks"])
     assert assessment.transient == (row["last_result"] == "retrying")
+
+
+# Every kind of answer a check can bring, for the matrix below.
+_WORKING = [
+    {"permissions": permissions, "ip_whitelist": whitelist, **key, **clock}
+    for permissions, whitelist, key, clock in itertools.product(
+        [("General", "Spot"), ("General", "Spot", "Futures"), ("General", "Transfer"), ()],
+        [BOTH_MASKED, None, "203.**.154", "10.**.1,2001:db8::/32"],
+        [{}, {"key_created_at": ago(days=753)}, {"key_created_at": None}],
+        [{}, {"clock_offset_ms": -4_000}, {"clock_offset_ms": None}],
+    )
+]
+_REFUSED = [
+    {"outcome": "rejected", "code": code, **extra}
+    for code, extra in [
+        ("400001", {}),
+        ("400002", {"clock_offset_ms": 0}),
+        ("400002", {"clock_offset_ms": 7_000}),
+        ("400002", {}),
+        ("400003", {}),
+        ("400004", {}),
+        ("400005", {}),
+        ("400006", {"seen_ip": "192.0.2.9"}),
+        ("400007", {"endpoint": "/api/v1/account-overview"}),
+        ("400008", {}),
+        ("411100", {}),
+        ("429000", {}),
+        ("503000", {}),
+        (None, {}),
+    ]
+] + [{"outcome": "unreachable"}, {"outcome": "unreachable", "code": "1015"}]
+_ODD = [
+    {"permissions": ("General", "Spot", "Futures"), "futures_permission_missing": True},
+    {"seen_ip": "198.51.100.99"},
+    {"seen_ip": None},
+]
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        POLICY,
+        HealthPolicy(),
+        HealthPolicy(egress_ips=(EGRESS_A,), clock_warn_ms=1_000, rotation_age=timedelta(days=7)),
+        HealthPolicy(freshness_period=timedelta(0), freshness_grace=timedelta(0)),
+    ],
+    ids=["two egress IPs", "defaults", "strict", "no grace"],
+)
+def test_every_kind_of_check_is_judged_exactly_as_the_fleet_judges_it(
+    policy: HealthPolicy,
+) -> None:
+    # The one-check facts (plain Python) and the fleet's (pandas) are found apart: hold them
+    # to the same status, words, risks and retry verdict on every kind of answer.
+    scope_sets = [[], ["spot"], ["spot", "futures"], ["margin"]]
+    cases = list(itertools.product(_WORKING + _REFUSED + _ODD, scope_sets))
+    accounts, history = frames(
+        [account(i, created_at=NOW, scopes=scopes) for i, (_, scopes) in enumerate(cases)],
+        [probe(i, minutes_ago=0, **fields) for i, (fields, _) in enumerate(cases)],
+    )
+    fleet = fleet_health(accounts, history, policy, NOW).set_index("account_id")
+    for i, (fields, scopes) in enumerate(cases):
+        row = fleet.loc[i]
+        assessment = assess_check(one_check(**fields), scopes, policy)
+        risks = "; ".join(r.what for r in assessment.risks) or None
+        assert (
+            assessment.status,
+            assessment.diagnosis,
+            assessment.hint,
+            risks,
+            assessment.transient,
+        ) == (
+            row["status"],
+            row["diagnosis"],
+            row["hint"],
+            None if pd.isna(row["risks"]) else row["risks"],
+            row["last_result"] == "retrying",
+        ), (fields, scopes)
 
 
 def test_a_failed_check_carries_what_its_code_means() -> None:

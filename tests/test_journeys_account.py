@@ -31,9 +31,8 @@ from served_app import (
     settle,
 )
 
-from lib import binding
 from lib.config import Config
-from lib.console import Console, KucoinTarget
+from lib.console import Console, binding
 from lib.kucoin.sim import SimAccount, SimulatorServer
 
 __all__ = ["browser_fixture"]
@@ -178,7 +177,7 @@ def journeys(tmp_path_factory: pytest.TempPathFactory, beacon: Beacon) -> Iterat
             "BINDWATCH_KUCOIN_SPOT_URL": kucoin.spot_url,
             "BINDWATCH_KUCOIN_FUTURES_URL": kucoin.futures_url,
         }
-        console = Console.open(Config.from_env(environ), kucoin=KucoinTarget.from_env(environ))
+        console = Console.open(Config.from_env(environ))
         ids = {}
         for label, key in FLEET.items():
             outcome = binding.bind(

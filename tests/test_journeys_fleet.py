@@ -28,11 +28,10 @@ from served_app import (
     settle,
 )
 
-from lib import binding
 from lib.config import DATA_DIR_ENV, Config
-from lib.console import Console, KucoinTarget
-from lib.fleet import is_failing
-from lib.health import Status
+from lib.console import Console, KucoinTarget, binding
+from lib.console.fleet import is_failing
+from lib.health.status import Status
 from lib.kucoin.sim import Simulator, SimulatorServer
 
 __all__ = ["browser_fixture"]

@@ -32,10 +32,10 @@ from served_app import (
     settle,
 )
 
-from lib import binding, store
+from lib import store
 from lib.config import Config
-from lib.console import Console, KucoinTarget
-from lib.fleet import save_settings
+from lib.console import Console, KucoinTarget, binding
+from lib.console.settings import save_settings
 from lib.kucoin.sim import Simulator, SimulatorServer
 from lib.store.models import AuditAction, Settings
 

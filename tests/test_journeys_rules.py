@@ -14,7 +14,7 @@ from app_fixtures import TEST_ACCOUNTS
 from served_app import assert_no_exception, browser_fixture, serve, session, settle
 from simulator_fixtures import GENERAL_ONLY
 
-from lib.health import Status
+from lib.health.status import Status
 from lib.kucoin.sim import Simulator, SimulatorServer
 
 __all__ = ["browser_fixture"]

@@ -18,8 +18,9 @@ from app_fixtures import (  # noqa: F401
 from simulator_fixtures import GENERAL_ONLY, MASTER
 from streamlit.testing.v1 import AppTest
 
-from lib import binding, store
-from lib.binding import Decision
+from lib import store
+from lib.console import binding
+from lib.console.binding import Decision
 from lib.kucoin.sim import SimAccount
 from lib.store.models import AuditAction
 
@@ -180,14 +181,16 @@ HARNESS = {
     "pages/account.py": """
         import streamlit as st
 
-        from lib import binding, ui, ui_actions
+        from lib import ui
+        from lib.console import binding
+        from lib.ui import lifecycle
 
         console = ui.console()
         account_id = int(st.query_params.get("account") or st.session_state["selected_account"])
         accounts = binding.accounts(console, include_unbound=True)
         account = next(a for a in accounts if a.id == account_id)
         st.title(account.label)
-        ui_actions.render_lifecycle(console, account)
+        lifecycle.render_lifecycle(console, account)
         """,
 }
 

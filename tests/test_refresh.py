@@ -7,10 +7,11 @@ import time
 
 from app_fixtures import RecordingSimulator
 
+from lib.console.kucoin import KucoinTarget
+from lib.console.refresh import RefreshTarget, refresh
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import Outcome
 from lib.kucoin.sim import SimAccount, SimulatorServer
-from lib.refresh import RefreshTarget, refresh
 
 
 class CountingSimulator(RecordingSimulator):
@@ -62,8 +63,7 @@ def run(sim, keys, *, with_uid: bool, concurrency: int = 8):
         started = time.monotonic()
         results = refresh(
             targets(keys, with_uid=with_uid),
-            spot_url=server.spot_url,
-            futures_url=server.futures_url,
+            kucoin=KucoinTarget(server.spot_url, server.futures_url),
             concurrency=concurrency,
         )
         return results, time.monotonic() - started

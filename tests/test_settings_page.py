@@ -10,10 +10,10 @@ import pytest
 from app_fixtures import APP, running_demo
 from streamlit.testing.v1 import AppTest
 
-from lib.demo import CALLER_IP, EGRESS_IPS, FUTURES_CURRENCIES, Demo
-from lib.fleet import save_settings, settings_changes
+from lib.console.demo import CALLER_IP, EGRESS_IPS, FUTURES_CURRENCIES, Demo
+from lib.console.settings import save_settings, settings_changes
 from lib.store.models import SettingRow
-from lib.ui import DEMO_FLAG
+from lib.ui.session import DEMO_FLAG
 
 SETTINGS_PAGE = "pages/settings.py"
 SAVE_IPS = "FormSubmitter:egress_form-Save IPs"

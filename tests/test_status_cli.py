@@ -15,9 +15,9 @@ from lib import store
 from lib.__main__ import main
 from lib.config import DATA_DIR_ENV, DATABASE_URL_ENV, MASTER_KEY_FILE_ENV, Config
 from lib.console import Console, KucoinTarget
-from lib.demo import DEMO_ACCOUNTS, build_demo, demo_credentials
-from lib.fleet import CSV_COLUMNS
-from lib.health import Status
+from lib.console.demo import DEMO_ACCOUNTS, build_demo, demo_credentials
+from lib.console.export import CSV_COLUMNS
+from lib.health.status import Status
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import Outcome, ProbeResult
 from lib.store.models import SettingRow
@@ -207,5 +207,5 @@ def test_status_with_the_wrong_master_key_says_so_without_a_traceback(
 
     assert code == 2
     assert out == ""
-    assert err.startswith("error: cannot open bindwatch's database:")
+    assert err.startswith("error: bindwatch cannot open its credential store:")
     assert "Traceback" not in err

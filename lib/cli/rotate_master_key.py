@@ -6,6 +6,7 @@ import argparse
 import getpass
 import sys
 
+from lib.cli.terminal import EXIT_OK, EXIT_USAGE
 from lib.config import Config
 from lib.store import database as db
 from lib.vault import VaultError, open_vault, rotate_master_key
@@ -34,16 +35,17 @@ def run(args: argparse.Namespace) -> int:
     """Rotate the master key, printing progress; return 0 on success, 2 on a vault error."""
     if args.batch_size < 1:
         print("--batch-size must be at least 1", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     config = Config.from_env()
     actor = args.actor or f"cli:{_login_name()}"
     try:
         engine = db.open_database(config.database_url)
         try:
-            vault = open_vault(engine, config.master_key_file)
+            vault = open_vault(engine, config.master_key_file, private_dir=config.data_dir)
             print(f"master key file: {config.master_key_file}", flush=True)
 
             def progress(done: int, total: int) -> None:
+                """Say how far the re-encryption got."""
                 print(f"re-encrypted {done}/{total} credentials", flush=True)
 
             report = rotate_master_key(
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             engine.dispose()
     except VaultError as exc:
         print(f"rotate-master-key: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if report.resumed:
         print("finished a rotation an earlier run left half done", flush=True)
     print(
@@ -62,10 +64,11 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     print("Back up the key file now: the old backups of it no longer open new data.", flush=True)
-    return 0
+    return EXIT_OK
 
 
 def _login_name() -> str:
+    """Return who is logged in, as the audit log names a command's operator."""
     try:
         return getpass.getuser()
     except Exception:

@@ -5,58 +5,56 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from lib.binding import api_status, key_warnings
-from lib.config import FUTURES_URL_ENV, SPOT_URL_ENV
-from lib.console import KucoinTarget
-from lib.health import IP_BLOCKED_CODE, CheckAssessment, HealthPolicy, assess_check
+from lib.cli.terminal import (
+    ENV_KEY,
+    ENV_KEY_VERSION,
+    ENV_PASSPHRASE,
+    ENV_SECRET,
+    EXIT_NO,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    PROMPTS,
+    MissingCredentials,
+    add_kucoin_urls,
+    fail,
+    kucoin_urls,
+    read_credentials,
+)
+from lib.config import Config
+from lib.health.assessment import CheckAssessment, assess_check
+from lib.health.checks import IP_BLOCKED_CODE
+from lib.health.wording import api_status, key_warnings
 from lib.kucoin import constants as k
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe import probe
 from lib.kucoin.probe_result import ProbeResult, probe_result_to_dict
 
-ENV_KEY = "KUCOIN_API_KEY"
-ENV_SECRET = "KUCOIN_API_SECRET"
-ENV_PASSPHRASE = "KUCOIN_API_PASSPHRASE"
-ENV_KEY_VERSION = "KUCOIN_API_KEY_VERSION"
-
-EXIT_OK = 0
-EXIT_REJECTED = 1  # KuCoin refused the key: the report says why and what to do
-EXIT_USAGE = 2  # missing credentials or bad arguments
-EXIT_UNREACHABLE = 3  # no usable answer from KuCoin: retry later
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the command's options (credentials come only from the environment)."""
-    parser.add_argument(
-        "--spot-url", help=f"spot REST base URL (default ${SPOT_URL_ENV} or KuCoin's)"
-    )
-    parser.add_argument(
-        "--futures-url", help=f"futures REST base URL (default ${FUTURES_URL_ENV} or KuCoin's)"
-    )
+    add_kucoin_urls(parser)
     parser.add_argument("--json", action="store_true", help="print the probe result as JSON")
     parser.epilog = (
         f"Credentials are read from {ENV_KEY}, {ENV_SECRET} and {ENV_PASSPHRASE} "
-        f"(never from the command line); {ENV_KEY_VERSION} overrides the key-version header."
+        f"(never from the command line); {ENV_KEY_VERSION} overrides the key-version header. "
+        "Exit status: 0 the key works, 1 KuCoin refused it, 2 missing credentials, "
+        "3 KuCoin unreachable."
     )
 
 
-def credentials_from_env(environ: dict[str, str] | os._Environ = os.environ) -> Credentials:
-    """Return credentials from the environment; raise ValueError naming what is missing."""
-    values = {name: environ.get(name, "").strip() for name in (ENV_KEY, ENV_SECRET, ENV_PASSPHRASE)}
-    missing = [name for name, value in values.items() if not value]
-    if missing:
-        raise ValueError(f"set {', '.join(missing)} in the environment (never on the command line)")
+def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credentials:
+    """Return the key from KUCOIN_API_*; raise MissingCredentials naming what is missing."""
+    env = os.environ if environ is None else environ
+    values = read_credentials(env, may_ask=False)
+    key, secret, passphrase = (values[name].strip() for name in PROMPTS)
     return Credentials(
-        values[ENV_KEY],
-        values[ENV_SECRET],
-        values[ENV_PASSPHRASE],
-        key_version=environ.get(ENV_KEY_VERSION, k.DEFAULT_KEY_VERSION).strip(),
+        key, secret, passphrase, env.get(ENV_KEY_VERSION, k.DEFAULT_KEY_VERSION).strip()
     )
 
 
@@ -64,13 +62,13 @@ def run(args: argparse.Namespace) -> int:
     """Run the probe and print its report; return the exit status."""
     try:
         credentials = credentials_from_env()
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except MissingCredentials as error:
+        fail(str(error))
         return EXIT_USAGE
-    kucoin = KucoinTarget.from_env().with_urls(args.spot_url, args.futures_url)
-    result = probe(credentials, spot_url=kucoin.spot_url, futures_url=kucoin.futures_url)
+    spot_url, futures_url = kucoin_urls(args, Config.from_env())
+    result = probe(credentials, spot_url=spot_url, futures_url=futures_url)
     # One key, no account: no scope is needed, and the thresholds are the policy's defaults.
-    assessment = assess_check(result, (), HealthPolicy())
+    assessment = assess_check(result, ())
     if args.json:
         payload = probe_result_to_dict(result)
         if assessment.failure is not None:
@@ -88,7 +86,7 @@ def exit_status(result: ProbeResult, assessment: CheckAssessment) -> int:
     """Return the exit status for a probe result: 0 works, 1 refused, 3 retry later."""
     if result.ok:
         return EXIT_OK
-    return EXIT_UNREACHABLE if assessment.transient else EXIT_REJECTED
+    return EXIT_UNREACHABLE if assessment.transient else EXIT_NO
 
 
 def render_report(
@@ -97,7 +95,7 @@ def render_report(
     assessment: CheckAssessment,
     warnings: Iterable[str] | None = None,
 ) -> str:
-    """Return the plain-text report of one probe (warnings: binding.key_warnings by default)."""
+    """Return the plain-text report of one probe (warnings: key_warnings by default)."""
     lines = [f"API Status: {api_status(result, assessment)}"]
     if assessment.failure is not None:
         failure = assessment.failure

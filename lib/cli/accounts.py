@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from lib import binding, store
-from lib.console import Console
-from lib.vault import VaultError
+from lib.cli.installation import open_console
+from lib.cli.terminal import EXIT_OK, EXIT_USAGE
+from lib.console import binding
+from lib.store import AccountView
 
 COLUMNS = ("LABEL", "ID", "SCOPES", "KEY", "STATE", "CREATED")
 
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the accounts as JSON")
 
 
-def state(account: store.AccountView) -> str:
+def state(account: AccountView) -> str:
     """Return what the operator must know about an account: unbound, paused, unverified."""
     if not account.bound:
         return "unbound"
@@ -26,7 +26,7 @@ def state(account: store.AccountView) -> str:
     return ", ".join(flags) or "active"
 
 
-def as_dict(account: store.AccountView) -> dict[str, object]:
+def as_dict(account: AccountView) -> dict[str, object]:
     """Return one account as JSON-ready data (the key only by its last four characters)."""
     return {
         "id": account.id,
@@ -43,7 +43,7 @@ def as_dict(account: store.AccountView) -> dict[str, object]:
     }
 
 
-def render_table(accounts: list[store.AccountView]) -> str:
+def render_table(accounts: list[AccountView]) -> str:
     """Return the accounts as an aligned text table."""
     rows = [
         (
@@ -65,11 +65,9 @@ def render_table(accounts: list[store.AccountView]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the accounts; return the exit status."""
-    try:
-        console = Console.open()
-    except VaultError as error:
-        print(f"error: bindwatch cannot open its credential store: {error}", file=sys.stderr)
-        return 2
+    console = open_console()
+    if console is None:
+        return EXIT_USAGE
     try:
         accounts = binding.accounts(console, include_unbound=True)
     finally:
@@ -80,4 +78,4 @@ def run(args: argparse.Namespace) -> int:
         print(render_table(accounts))
     else:
         print("No accounts yet: bind one with `python -m lib bind --label NAME`.")
-    return 0
+    return EXIT_OK

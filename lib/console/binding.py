@@ -17,19 +17,25 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from sqlmodel import Session
 
-from lib import health, store
+from lib import store
 from lib.account_fields import clean_scopes, label_problem
-from lib.binding_input import clean_credentials
-from lib.console import Console
-from lib.health import CheckAssessment, Status
+from lib.console.binding_input import clean_credentials
+from lib.health.account import permission_coverage, whitelist_coverage
+from lib.health.assessment import CheckAssessment, assess_check
+from lib.health.fleet import probe_frame
+from lib.health.status import Status
+from lib.health.wording import api_status, key_warnings
 from lib.kucoin.auth import Credentials
 from lib.kucoin.diagnosis import Diagnosis
-from lib.kucoin.probe import probe
 from lib.kucoin.probe_result import ProbeResult
+
+if TYPE_CHECKING:
+    from lib.console import Console
 
 PENDING_TTL_S = 600  # a verified key waits this long for the operator's confirmation
 
@@ -99,6 +105,8 @@ class KeyCheck:
 
 @dataclass
 class _Pending:
+    """A checked key's credentials waiting for the operator's confirmation."""
+
     credentials: Credentials = field(repr=False)
     check: KeyCheck
     expires: float
@@ -135,25 +143,13 @@ def discard(token: str | None) -> None:
             _pending.pop(token, None)
 
 
-def key_warnings(assessment: CheckAssessment) -> tuple[str, ...]:
-    """Return what the operator should confirm about a working key, gravest first."""
-    # The health rules' own findings, so that nothing binds quietly that the Fleet flags a
-    # second later: what the account cannot do (SCOPE_MISSING), then every risk.
-    found = [f"{assessment.diagnosis}. {assessment.hint}"] if assessment.status.failing else []
-    found.extend(f"{risk.what[:1].upper()}{risk.what[1:]}. {risk.fix}" for risk in assessment.risks)
-    return tuple(found)
-
-
-def api_status(result: ProbeResult, assessment: CheckAssessment) -> str:
-    """Return a check's verdict as the reports say it, after "API Status: "."""
-    if not result.ok:
-        failure = assessment.failure
-        title = failure.title if failure is not None else "Rejected by KuCoin"
-        return f"Failed: {title}{f' ({result.code})' if result.code else ''}"
-    if assessment.status.failing:
-        # KuCoin accepts the key, yet the Fleet will show it red: say both.
-        return f"Connected, but this key cannot do what the account needs: {assessment.diagnosis}"
-    return "Connected"
+def duplicate_text(check: KeyCheck) -> str:
+    """Return why a key bound already was refused, and what to do instead."""
+    return (
+        f"This API key is already bound to account '{check.duplicate_of}'. The same key "
+        "cannot be bound twice: unbind it there first, or rotate that account's "
+        "credentials. Nothing was sent to KuCoin."
+    )
 
 
 def check_key(
@@ -198,11 +194,10 @@ def check_key(
             decision=Decision.DUPLICATE, duplicate_of=holder.label, account_id=account_id, **base
         )
     credentials = cleaned.credentials(settings.key_version)
-    result = probe(
+    result = console.kucoin.probe(
         credentials,
         futures_currencies=settings.futures_currencies,
         want_futures="futures" in wanted,
-        **console.kucoin.client_kwargs(),
     )
     check = _evaluate(result, wanted, console, base, account_id)
     if check.decision in (Decision.READY, Decision.NEEDS_CONFIRMATION, Decision.WHITELIST_ONLY):
@@ -236,6 +231,7 @@ def _rotation_error(session: Session, account_id: int) -> str | None:
 
 
 def _with_token(check: KeyCheck, token: str) -> KeyCheck:
+    """Return the check with the token naming its parked credentials."""
     return KeyCheck(**{**check.__dict__, "token": token})
 
 
@@ -248,9 +244,9 @@ def _evaluate(
 ) -> KeyCheck:
     """Return the KeyCheck for a probe result: decision, warnings, coverage tables."""
     policy = console.policy()  # the stored thresholds, as the Fleet applies them
-    assessment = health.assess_check(result, scopes, policy)
-    whitelist = health.whitelist_coverage(health.probe_frame(result), policy)
-    permissions = health.permission_coverage(
+    assessment = assess_check(result, scopes, policy)
+    whitelist = whitelist_coverage(probe_frame(result), policy)
+    permissions = permission_coverage(
         scopes, result.permissions if result.ok else None, result.futures_permission_missing
     )
     common = {
@@ -321,6 +317,7 @@ def save(
 
 
 def _put_back(token: str, pending: _Pending) -> None:
+    """Park a pending key again under its token (a save was refused)."""
     with _pending_lock:
         _pending[token] = pending
 

@@ -1,11 +1,12 @@
 """The demo fleet: a local KuCoin simulator and about 25 simulated accounts showing every status.
 
 Everything goes through the real paths: the simulator serves HTTP on loopback, each key is
-bound with lib.binding.bind and checked with lib.fleet.check_account. Failures are made the
-way they happen on KuCoin: the key is deleted, its passphrase or secret changed, the account
-frozen, a proxy drops a header, the clock drifts. What needs time to pass (a stale account,
-hourly history, KuCoin's 30-day rule) is seeded: real check results taken against the
-simulator are recorded again with their `checked_at` moved into the past.
+bound with lib.console.binding.bind and checked with lib.console.checks.check_account.
+Failures are made the way they happen on KuCoin: the key is deleted, its passphrase or
+secret changed, the account frozen, a proxy drops a header, the clock drifts. What needs
+time to pass (a stale account, hourly history, KuCoin's 30-day rule) is seeded: real check
+results taken against the simulator are recorded again with their `checked_at` moved into
+the past.
 
 The demo lives in its own directory (data/demo: database and master key), never mixed with
 real keys. `build_demo(data_dir)` needs no Streamlit; `demo_console()` is what the app uses.
@@ -25,12 +26,11 @@ from pathlib import Path
 
 import httpx
 
-from lib import binding, store
+from lib import store
 from lib.config import Config
-from lib.console import Console, KucoinTarget
-from lib.fleet import check_account
+from lib.console import Console, KucoinTarget, binding
+from lib.console.checks import check_account
 from lib.kucoin.auth import Credentials
-from lib.kucoin.probe import probe
 from lib.kucoin.probe_result import ProbeResult
 from lib.kucoin.sim import SimAccount, Simulator, SimulatorServer
 from lib.store import seeding
@@ -292,7 +292,7 @@ class _Builder:
     now: datetime
 
     def bind(self, account: DemoAccount, *, accept_unverified: bool = False) -> int:
-        """Bind a demo key through lib.binding (real HTTP); return the account id."""
+        """Bind a demo key through lib.console.binding (real HTTP); return the account id."""
         credentials = demo_credentials(account)
         outcome = binding.bind(
             self.console,
@@ -323,11 +323,10 @@ class _Builder:
 
     def probe_only(self, account: DemoAccount) -> ProbeResult:
         """Check a demo key live without recording the result."""
-        return probe(
+        return self.console.kucoin.probe(
             demo_credentials(account),
             futures_currencies=FUTURES_CURRENCIES,
             want_futures="futures" in account.scopes,
-            **self.console.kucoin.client_kwargs(),
         )
 
     def seed_history(self, account_id: int, account: DemoAccount) -> None:

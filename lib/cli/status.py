@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import textwrap
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
+from lib.cli.installation import open_console
+from lib.cli.terminal import EXIT_NO, EXIT_OK, EXIT_USAGE
 from lib.config import Config
-from lib.console import Console
-from lib.fleet import CSV_COLUMNS, FleetSnapshot, fleet_snapshot, format_age
-from lib.health import Status, is_failing
-from lib.vault import VaultError
-
-EXIT_HEALTHY = 0  # no account needs action (OK, AT_RISK, DEGRADED, NEW, PAUSED)
-EXIT_FAILING = 1  # at least one account is at error level: the table says what to do
-EXIT_CANNOT_READ = 2  # the database or the master key could not be opened
+from lib.console.export import fleet_json
+from lib.console.fleet import FleetSnapshot, fleet_snapshot
+from lib.health.fleet import is_failing
+from lib.health.status import Status
+from lib.health.wording import format_age
 
 EMPTY_FLEET = (
     "No account is bound yet. Bind a key in the app (make run → Bind a key), or try "
@@ -59,12 +55,10 @@ def run(args: argparse.Namespace) -> int:
     if missing is not None:
         # Reading must not create a database and a master key as a side effect.
         print("[]" if args.json else f"{EMPTY_FLEET}\n(There is no database at {missing} yet.)")
-        return EXIT_HEALTHY
-    try:
-        console = Console.open(config)
-    except (VaultError, SQLAlchemyError, OSError) as error:
-        print(f"error: cannot open bindwatch's database: {error}", file=sys.stderr)
-        return EXIT_CANNOT_READ
+        return EXIT_OK
+    console = open_console(config)
+    if console is None:
+        return EXIT_USAGE
     try:
         snapshot = fleet_snapshot(console)
     finally:
@@ -78,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def exit_status(fleet: pd.DataFrame) -> int:
-    """Return 1 when any account is failing (health.Status.failing), else 0."""
-    return EXIT_FAILING if is_failing(fleet["status"]).any() else EXIT_HEALTHY
+    """Return 1 when any account is failing (Status.failing), else 0."""
+    return EXIT_NO if is_failing(fleet["status"]).any() else EXIT_OK
 
 
 def _clip(text: object, width: int) -> str:
@@ -130,26 +124,3 @@ def _wrap(text: object, width: int) -> list[str]:
     value = "-" if text is None or pd.isna(text) else str(text)
     # A code, an IP or a URL is never cut: a word longer than the width keeps its own line.
     return textwrap.wrap(value, width, break_long_words=False, break_on_hyphens=False) or ["-"]
-
-
-def _json_value(value: object) -> object:
-    """Return a cell as JSON: ISO 8601 UTC times, null for missing, plain numbers."""
-    if value is None or (not isinstance(value, list | tuple) and pd.isna(value)):
-        return None
-    if isinstance(value, pd.Timestamp | datetime):
-        return pd.Timestamp(value).tz_convert(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if isinstance(value, pd.Timedelta):
-        return round(value.total_seconds())
-    if hasattr(value, "item"):
-        return value.item()  # numpy scalars
-    return value if isinstance(value, bool | int | float) else str(value)
-
-
-def fleet_json(fleet: pd.DataFrame) -> str:
-    """Return the fleet as a JSON list, worst first, with the CSV export's fields."""
-    frame = fleet.assign(sync_age_s=fleet["sync_age"])
-    records = [
-        {name: _json_value(value) for name, value in zip(CSV_COLUMNS, row, strict=True)}
-        for row in frame[list(CSV_COLUMNS)].itertuples(index=False, name=None)
-    ]
-    return json.dumps(records, indent=2, ensure_ascii=False)

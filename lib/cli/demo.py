@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import threading
 from pathlib import Path
 
+from lib.cli.status import render_fleet
+from lib.cli.terminal import EXIT_OK, EXIT_USAGE, fail
 from lib.config import DATA_DIR_ENV, FUTURES_URL_ENV, SPOT_URL_ENV
-from lib.demo import DEMO_ACCOUNTS, DemoError, build_demo, default_demo_dir
-from lib.fleet import fleet_snapshot
-from lib.status_cli import render_fleet
+from lib.console.demo import DEMO_ACCOUNTS, DemoError, build_demo, default_demo_dir
+from lib.console.fleet import fleet_snapshot
 
-EXIT_OK = 0
 EXIT_CANNOT_SERVE = 1  # the simulator's ports could not be bound
-EXIT_USAGE = 2  # the directory is not a demo's
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,10 +41,10 @@ def run(args: argparse.Namespace) -> int:
             data_dir, spot_port=args.port, futures_port=args.port + 1 if args.port else 0
         )
     except DemoError as error:
-        print(f"error: {error}", file=sys.stderr)
+        fail(str(error))
         return EXIT_USAGE
     except OSError as error:
-        print(f"error: cannot start the simulator: {error.strerror or error}", file=sys.stderr)
+        fail(f"cannot start the simulator: {error.strerror or error}")
         return EXIT_CANNOT_SERVE
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -67,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
             f"{FUTURES_URL_ENV}={server.futures_url} make run"
         )
         print("Ctrl-C to stop", flush=True)
-        # A timed wait keeps the main thread responsive to Ctrl-C.
+        # The wait of `simulate` (lib.kucoin.sim.cli), which has no console to close;
+        # a timed wait keeps the main thread responsive to Ctrl-C.
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lib.kucoin import constants as k
+from lib.console.kucoin import KucoinTarget
 from lib.kucoin.auth import Credentials
 from lib.kucoin.client import AsyncKucoinClient
 from lib.kucoin.errors import KucoinError
@@ -71,6 +71,7 @@ async def refresh_async(
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def one(target: RefreshTarget) -> None:
+        """Probe one target within its UID's budget and record the result."""
         budget = budgets.setdefault(target.uid or f"account:{target.account_id}", _UidBudget())
         async with gate:
             result = await _probe_with_budget(target, client, budget, throttled, futures_currencies)
@@ -136,19 +137,16 @@ def _remember(budget: _UidBudget, client: AsyncKucoinClient) -> None:
 def refresh(
     targets: Sequence[RefreshTarget],
     *,
-    spot_url: str = k.SPOT_URL,
-    futures_url: str = k.FUTURES_URL,
+    kucoin: KucoinTarget | None = None,
     concurrency: int = 8,
     futures_currencies: Sequence[str] = DEFAULT_FUTURES_CURRENCIES,
     on_result: Callable[[int, ProbeResult], None] | None = None,
-    **client_kwargs: Any,
 ) -> dict[int, ProbeResult]:
     """Probe every target from synchronous code (works inside a running event loop too)."""
 
     async def main() -> dict[int, ProbeResult]:
-        async with AsyncKucoinClient(
-            spot_url=spot_url, futures_url=futures_url, **client_kwargs
-        ) as client:
+        """Return the results of one refresh on a fresh client."""
+        async with (kucoin or KucoinTarget()).client() as client:
             return await refresh_async(
                 targets,
                 client=client,
@@ -165,6 +163,7 @@ def refresh(
     box: dict[str, Any] = {}
 
     def worker() -> None:
+        """Run the refresh on this thread's own event loop."""
         try:
             box["value"] = asyncio.run(main())
         except BaseException as error:  # re-raised in the caller's thread

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from lib import binding, store
-from lib.bind_cli import confirm, interactive
-from lib.console import Console
-from lib.vault import VaultError
+from lib.cli.installation import open_console
+from lib.cli.terminal import EXIT_NO, EXIT_OK, EXIT_USAGE, confirm, fail, interactive
+from lib.console import binding
+from lib.console.errors import StoreError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,30 +18,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Show what unbinding deletes, confirm, unbind; return the exit status."""
-    try:
-        console = Console.open()
-    except VaultError as error:
-        print(f"error: bindwatch cannot open its credential store: {error}", file=sys.stderr)
-        return 2
+    console = open_console()
+    if console is None:
+        return EXIT_USAGE
     try:
         account = binding.account_by_label(console, args.label)
         if account is None:
-            print(
-                f"error: no bound account is labelled {args.label!r}; "
-                "`python -m lib accounts` lists them",
-                file=sys.stderr,
+            fail(
+                f"no bound account is labelled {args.label!r}; `python -m lib accounts` lists them"
             )
-            return 1
+            return EXIT_NO
         print(binding.unbind_summary(console, account.id))
         if not (args.yes or (interactive() and confirm(f"Unbind '{account.label}'?"))):
             print("Not unbound: confirm with --yes (or run in a terminal to be asked).")
-            return 1
+            return EXIT_NO
         try:
             binding.unbind(console, account.id)
-        except store.StoreError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
+        except StoreError as error:
+            fail(str(error))
+            return EXIT_NO
         print(f"Unbound '{account.label}': its credentials are destroyed; its history is kept.")
-        return 0
+        return EXIT_OK
     finally:
         console.close()

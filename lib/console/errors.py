@@ -1,0 +1,47 @@
+"""Every exception a page or a command may catch from the console, in one place.
+
+    StoreError                 the store refused an action; the message says what to do
+    ├── InvalidInput           a value out of range or malformed (a setting, a label)
+    ├── AccountNotFound        no account has that id
+    ├── AccountUnbound         the account was unbound: its credentials are gone
+    ├── DuplicateLabelError    the label is taken
+    └── DuplicateKeyError      the key is bound already
+    VaultError                 the credential store cannot be used (key file, master key)
+    BindingError               a checked key cannot be saved as asked
+    DemoError                  the demo fleet cannot be built as asked
+    SQLAlchemyError            the database could not be read or written
+
+FAILURES are those an operator can act on wherever they happen: shown, never a crash.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from lib.console.binding import BindingError
+from lib.console.demo import DemoError
+from lib.store import (
+    AccountNotFound,
+    AccountUnbound,
+    DuplicateKeyError,
+    DuplicateLabelError,
+    InvalidInput,
+    StoreError,
+)
+from lib.vault import VaultError
+
+FAILURES = (StoreError, VaultError, SQLAlchemyError)
+
+__all__ = [
+    "FAILURES",
+    "AccountNotFound",
+    "AccountUnbound",
+    "BindingError",
+    "DemoError",
+    "DuplicateKeyError",
+    "DuplicateLabelError",
+    "InvalidInput",
+    "SQLAlchemyError",
+    "StoreError",
+    "VaultError",
+]

@@ -1,0 +1,187 @@
+"""The words: one diagnosis and one next step per account, and a check's verdict line.
+
+The Fleet, the Account page, `status`, binding and `check` all say what these return.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from lib.health.checks import present, transient_diagnosis
+from lib.health.facts import AccountFacts, timestamp
+from lib.health.policy import HealthPolicy
+from lib.health.risks import API_RESTRICTIONS, IP_RESTRICTION, Risk, risks
+from lib.health.status import Status
+from lib.kucoin.constants import ENDPOINTS, FUTURES
+from lib.kucoin.diagnosis import LATE_REQUEST, diagnose
+from lib.kucoin.probe_result import ProbeResult
+
+if TYPE_CHECKING:
+    from lib.health.assessment import CheckAssessment
+
+HEALTHY = ("Key works", "Nothing to do.")
+
+
+def format_age(age: timedelta | None) -> str | None:
+    """Return an age as "2 d 4 h", "3 h 20 min" or "45 s"; None when unknown."""
+    if not present(age):
+        return None
+    seconds = max(int(age.total_seconds()), 0)
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else f"{secs} s"
+
+
+@dataclass(frozen=True)
+class Explainer:
+    """Turns one account's facts and status into a diagnosis, a hint and its risks."""
+
+    policy: HealthPolicy
+    now: datetime
+
+    def explain(
+        self, facts: AccountFacts, status: Status
+    ) -> tuple[str, str, str | None, tuple[Risk, ...]]:
+        """Return (diagnosis, hint, the risks as text, the risks) for one account's status."""
+        # status: what the rules chose before a pause, which a paused account's diagnosis names.
+        found = risks(facts, self.policy)
+        risk_text = "; ".join(r.what for r in found) or None
+        diagnosis, hint = self.words(facts, status, found)
+        if facts.paused:
+            paused = f"Paused (last state: {diagnosis})"
+            return paused, "Resume the account to check it.", risk_text, found
+        return diagnosis, hint, risk_text, found
+
+    def words(
+        self, facts: AccountFacts, status: Status, found: tuple[Risk, ...]
+    ) -> tuple[str, str]:
+        """Return (diagnosis, hint) for the status the rules chose."""
+        if status is Status.SCOPE_MISSING and facts.missing_scopes:
+            names = ", ".join(facts.missing_scopes)
+            hint = f"Enable {names} in {API_RESTRICTIONS}."
+            if (
+                FUTURES in facts.missing_scopes
+                and facts.futures_missing
+                and FUTURES in facts.permissions
+            ):
+                hint = (
+                    "Futures is enabled but KuCoin refused the futures balance (400007): "
+                    "open the Futures account on KuCoin, then check again."
+                )
+            return f"Permission missing: {names}", hint
+        if status.rank <= Status.CLOCK_SKEW.rank:
+            return self.rejection_words(facts, status)
+        if status is Status.UNVERIFIED:
+            return (
+                "Saved without a passing check",
+                "Run a check on this account; if it fails, follow the fix it shows.",
+            )
+        if status is Status.STALE:
+            return self.stale_words(facts)
+        if status is Status.DEGRADED:
+            found_failure = transient_diagnosis(facts.latest_code)
+            code = f" ({facts.latest_code})" if facts.latest_code else ""
+            hint = found_failure.fix
+            if found_failure is LATE_REQUEST and present(facts.latest_offset_ms):
+                hint = f"{_offset_note(facts.latest_offset_ms)} {hint}"
+            return f"{found_failure.title}{code}, retrying", hint
+        if status is Status.AT_RISK:
+            return f"Works, but: {'; '.join(r.what for r in found)}", _fixes(found)
+        if status is Status.NEW:
+            return "Not checked yet", "Run the first check on this account."
+        return HEALTHY
+
+    def stale_words(self, facts: AccountFacts) -> tuple[str, str]:
+        """Return (diagnosis, hint) for an account without a recent successful sync."""
+        run = "Run a check now, and make sure scheduled checks are running."
+        if facts.never_checked:
+            return f"Never checked since it was bound {self.bound_for(facts)} ago", run
+        fix = transient_diagnosis(facts.latest_code).fix if facts.latest_transient else run
+        last_sync_at = timestamp(facts.last_sync_at)
+        if last_sync_at is None:
+            return f"Never synced since it was bound {self.bound_for(facts)} ago", fix
+        return f"No successful sync for {format_age(self.now - last_sync_at)}", fix
+
+    def bound_for(self, facts: AccountFacts) -> str | None:
+        """Return how long ago the account was bound ("3 h 20 min")."""
+        return format_age(self.now - timestamp(facts.created_at))
+
+    def rejection_words(self, facts: AccountFacts, status: Status) -> tuple[str, str]:
+        """Return (diagnosis, hint) for a key KuCoin rejected."""
+        code = facts.verdict_code
+        found = diagnose(code)
+        title = found.title if code else "Rejected by KuCoin"
+        diagnosis = f"{title} ({code})" if code else title
+        hint = found.fix
+        if status is Status.IP_BLOCKED and facts.seen_ip:
+            diagnosis = f"{title}: KuCoin saw {facts.seen_ip} ({code})"
+            hint = f"In {IP_RESTRICTION}, add {facts.seen_ip} (the IP KuCoin saw)."
+        elif status is Status.SCOPE_MISSING:
+            permission = _endpoint_permission(facts.verdict_endpoint)
+            if permission:
+                diagnosis = f"{title}: {permission} ({code})"
+                hint = f"Enable {permission} in {API_RESTRICTIONS}."
+        elif status is Status.CLOCK_SKEW and present(facts.verdict_offset_ms):
+            # Only while the clocks disagree: a 400002 with agreeing clocks is transient.
+            hint = f"{_offset_note(facts.verdict_offset_ms)} {hint}"
+        elif status is Status.KEY_UNKNOWN:
+            expires_at = timestamp(facts.expires_at)
+            if expires_at is not None and expires_at <= self.now:
+                since = expires_at - self.policy.inactivity_rule
+                hint = (
+                    f"It was trade-enabled without an IP whitelist and unused since "
+                    f"{since:%Y-%m-%d}: KuCoin's {self.policy.inactivity_rule.days}-day rule has "
+                    f"likely deleted it. {hint}"
+                )
+        return diagnosis, hint
+
+
+def _offset_note(clock_offset_ms: int) -> str:
+    """Return the measured clock offset as a sentence."""
+    return f"Measured offset: {clock_offset_ms / 1000:+.1f} s (KuCoin minus this machine)."
+
+
+def _fixes(found: tuple[Risk, ...]) -> str:
+    """Return the fixes of several risks as one hint, gravest first, numbered when several."""
+    if len(found) == 1:
+        return found[0].fix
+    return " ".join([f"{i}) {risk.fix}" for i, risk in enumerate(found, start=1)])
+
+
+def _endpoint_permission(path: str | None) -> str | None:
+    """Return the permission KuCoin requires for an endpoint's path."""
+    for endpoint in ENDPOINTS.values():
+        if endpoint.path == path:
+            return endpoint.permission
+    return None
+
+
+# --- A check's verdict, as binding and `check` report it --------------------------------
+
+
+def key_warnings(assessment: CheckAssessment) -> tuple[str, ...]:
+    """Return what the operator should confirm about a working key, gravest first."""
+    # The health rules' own findings, so that nothing binds quietly that the Fleet flags a
+    # second later: what the account cannot do (SCOPE_MISSING), then every risk.
+    found = [f"{assessment.diagnosis}. {assessment.hint}"] if assessment.status.failing else []
+    found.extend(f"{risk.what[:1].upper()}{risk.what[1:]}. {risk.fix}" for risk in assessment.risks)
+    return tuple(found)
+
+
+def api_status(result: ProbeResult, assessment: CheckAssessment) -> str:
+    """Return a check's verdict as the reports say it, after "API Status: "."""
+    if not result.ok:
+        failure = assessment.failure
+        title = failure.title if failure is not None else "Rejected by KuCoin"
+        return f"Failed: {title}{f' ({result.code})' if result.code else ''}"
+    if assessment.status.failing:
+        # KuCoin accepts the key, yet the Fleet will show it red: say both.
+        return f"Connected, but this key cannot do what the account needs: {assessment.diagnosis}"
+    return "Connected"

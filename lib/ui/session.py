@@ -1,0 +1,147 @@
+"""One browser session: its console, the demo switch, the account it opened, its messages.
+
+The console is the real one or, while the session looks at the demo, the demo's; the fleet
+it reads is cached per database and data version.
+
+Flash messages: an action's callback runs before the page is drawn, so it leaves its
+message in a slot that the page shows where it belongs: PAGE_FLASH under the page's title,
+or a form's own slot (its prefix) beside that form.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
+
+from lib.config import Config, redact_url
+from lib.console import Console, KucoinTarget
+from lib.console.demo import DEMO_ACCOUNTS, demo_console, start_demo
+from lib.console.errors import DemoError, VaultError
+from lib.console.fleet import FleetSnapshot, data_version, fleet_snapshot
+from lib.ui.frame import BIND_PAGE, page_link
+from lib.ui.presentation import alert
+
+DEMO_FLAG = "demo_mode"
+DEMO_PARAM = "demo"  # ?demo=1 in the address while the session shows the demo fleet
+SELECTED_ACCOUNT = "selected_account"  # the account the Account page shows when no link says
+FLEET_TTL_S = 30  # statuses move with time (STALE arrives unannounced): recompute this often
+PAGE_FLASH = "_page"  # the slot every page shows under its title
+
+
+@st.cache_resource(show_spinner=False)
+def _open_console(config: Config, kucoin: KucoinTarget) -> Console:
+    """Open one console per (database, KuCoin location) for the whole server process."""
+    return Console.open(config, kucoin=kucoin)
+
+
+def in_demo() -> bool:
+    """Return whether this browser session is looking at the demo fleet."""
+    if DEMO_FLAG not in st.session_state and st.query_params.get(DEMO_PARAM) == "1":
+        st.session_state[DEMO_FLAG] = True  # a reload or a bookmark stays in the demo
+    return bool(st.session_state.get(DEMO_FLAG))
+
+
+def console() -> Console:
+    """Return this session's console (the demo's while in demo mode); stop with help if none."""
+    if in_demo():
+        try:
+            return demo_console()
+        except (DemoError, OSError) as error:
+            leave_demo()
+            st.error(f"The demo fleet could not start: {error}")
+            st.stop()
+    try:
+        config = Config.from_env()
+        return _open_console(config, KucoinTarget.from_config(config))
+    except VaultError as error:
+        st.error(f"bindwatch cannot open its credential store: {error}")
+    except (SQLAlchemyError, OSError) as error:
+        st.error(
+            f"bindwatch cannot open its database ({redact_url(Config.from_env().database_url)}): "
+            f"{type(error).__name__}. Check BINDWATCH_DATABASE_URL / BINDWATCH_DATA_DIR."
+        )
+    st.stop()
+    raise AssertionError("unreachable")
+
+
+def enter_demo() -> bool:
+    """Start the demo fleet (simulator + database) and switch this session to it."""
+    with st.spinner(
+        f"Starting the KuCoin simulator and binding {len(DEMO_ACCOUNTS)} simulated accounts…"
+    ):
+        try:
+            start_demo()
+        except (DemoError, OSError) as error:
+            st.error(f"The demo fleet could not start: {error}")
+            return False
+    st.session_state[DEMO_FLAG] = True
+    st.session_state.pop(SELECTED_ACCOUNT, None)
+    return True
+
+
+def leave_demo() -> None:
+    """Switch this session back to the real fleet (the demo keeps running for others)."""
+    st.session_state[DEMO_FLAG] = False
+    st.session_state.pop(SELECTED_ACCOUNT, None)
+    st.query_params.pop(DEMO_PARAM, None)
+
+
+def demo_banner() -> None:
+    """Show that the session is in demo mode, with the way out."""
+    if not in_demo():
+        return
+    st.query_params[DEMO_PARAM] = "1"
+    left, right = st.columns([5, 1], vertical_alignment="center")
+    left.info(
+        "Demo fleet: simulated KuCoin accounts served by a local simulator, in a separate "
+        "database. Nothing here touches real keys.",
+        icon=":material/science:",
+    )
+    if right.button("Leave demo", key="leave_demo", width="stretch"):
+        leave_demo()
+        st.query_params.clear()  # the account shown belongs to the demo
+        st.rerun()
+
+
+def empty_fleet() -> None:
+    """Say what to do with no account bound: bind a key, or look around the demo fleet."""
+    st.info(
+        "No KuCoin account is bound yet. Bind an API key to start watching it, or load the "
+        "demo fleet to see how bindwatch reports each kind of problem and what to do about it.",
+        icon=":material/info:",
+    )
+    left, right, _ = st.columns([1, 1, 2])
+    with left:
+        page_link(BIND_PAGE, label="Bind a KuCoin key", icon=":material/key:")
+    if in_demo():
+        return
+    if right.button("Load demo fleet", key="load_demo", icon=":material/science:") and enter_demo():
+        st.rerun()
+
+
+def flash(kind: str, text: str, slot: str = PAGE_FLASH) -> None:
+    """Keep a message for the next run, in the page's slot or a form's (shown by show_flash)."""
+    st.session_state[f"{slot}_flash"] = (kind, text)
+
+
+def show_flash(slot: str = PAGE_FLASH) -> None:
+    """Show and forget the message an action left in this slot."""
+    message = st.session_state.pop(f"{slot}_flash", None)
+    if message:
+        kind, text = message
+        alert(kind)(text)
+
+
+# --- The fleet table, cached ---------------------------------------------------------------
+
+
+@st.cache_data(ttl=FLEET_TTL_S, max_entries=8, show_spinner=False)
+def _cached_snapshot(database: str, version: tuple[int, int], _console: Console) -> FleetSnapshot:
+    """Return the fleet snapshot of one database at one data version (cached briefly)."""
+    return fleet_snapshot(_console)
+
+
+def cached_fleet(console: Console) -> FleetSnapshot:
+    """Return the fleet snapshot, rebuilt when a check or change is recorded or after 30 s."""
+    # The key is the database and its data version: a new check or setting shows at once.
+    return _cached_snapshot(str(console.engine.url), data_version(console), console)
