@@ -144,6 +144,12 @@ def test_history_is_a_heartbeat_bar_of_every_check_and_the_last_raw_answer(
     assert (answer["result"], answer["code"]) == ("rejected", "400004")
     assert at.code[0].value == "Invalid KC-API-PASSPHRASE."
 
+    # A check KuCoin never answered has no code: it is not a success either.
+    at = open_account(str(ids["import-staging"]))
+    answer = frame_with(at, "endpoint").iloc[0]
+    assert answer["result"] == "retrying"
+    assert answer["code"] == "— (no answer from KuCoin)"
+
 
 def test_an_account_never_checked_says_to_check_it(demo: Demo, ids: dict[str, int]) -> None:
     at = open_account(str(ids["new-import"]))
