@@ -99,6 +99,17 @@ def sealed_elsewhere(
     return [(row.account_id, sealed_credential(row)) for row in rows]
 
 
+def sealed_with(session: Session, key_id: str) -> tuple[int, SealedCredential] | None:
+    """Return one credential sealed with `key_id` (the lowest account id), or None."""
+    row = session.exec(
+        select(Credential)
+        .where(Credential.master_key_id == key_id)
+        .order_by(Credential.account_id)
+        .limit(1)
+    ).first()
+    return None if row is None else (row.account_id, sealed_credential(row))
+
+
 def replace_sealed(session: Session, account_id: int, sealed: SealedCredential) -> None:
     """Overwrite a credential that sealed_elsewhere returned (a rotation moving its key)."""
     row = session.get(Credential, account_id)

@@ -4,7 +4,8 @@
     keyring     KeyState, MasterKey, Keyring: the master keys of one installation
     key_file    reading and writing the key file (atomically; refused when exposed)
     cipher      Place and the token format: seal, open, fingerprint (no key file, no database)
-    vault       Vault and open_vault: the key file's keyring checked against the database
+    vault       Vault and open_vault: the key file's keyring checked against the database, at
+                start and whenever the file changes
     rotation    rotate_master_key
 
 The vault reads and writes the database only through lib.store (master_keys, audit).
@@ -37,7 +38,13 @@ from lib.vault.errors import (
 from lib.vault.key_file import read_keyring, write_keyring
 from lib.vault.keyring import KEY_BYTES, Keyring, KeyState, MasterKey, new_master_key
 from lib.vault.rotation import RotationReport, rotate_master_key
-from lib.vault.vault import CREDENTIAL_FIELDS, Vault, credential_place, open_vault
+from lib.vault.vault import (
+    CREDENTIAL_FIELDS,
+    Vault,
+    credential_place,
+    open_vault,
+    register_key,
+)
 
 __all__ = [
     "CREDENTIAL_FIELDS",
@@ -64,6 +71,7 @@ __all__ = [
     "new_master_key",
     "open_vault",
     "read_keyring",
+    "register_key",
     "rotate_master_key",
     "split_token",
     "write_keyring",

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 from lib.store import AuditAction, master_keys, record_audit
 from lib.store.database import transaction
 from lib.vault.errors import RotationError
-from lib.vault.key_file import read_keyring, remove_stale_temp_files, write_keyring
+from lib.vault.key_file import remove_stale_temp_files, write_keyring
 from lib.vault.keyring import KeyState, new_master_key
-from lib.vault.vault import Vault
+from lib.vault.vault import Vault, register_key
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -71,7 +71,7 @@ def rotate_master_key(
     """
     with _rotation_lock(vault.path):
         remove_stale_temp_files(vault.path)
-        keyring = read_keyring(vault.path)
+        keyring = vault.reload()
         old_ids = tuple(k.key_id for k in keyring.keys if k.state is KeyState.RETIRING)
         resumed = bool(old_ids)
         if not resumed:
@@ -82,13 +82,13 @@ def rotate_master_key(
             write_keyring(vault.path, keyring)
             log.info("rotation: new master key %s written to %s", keyring.active.key_id, vault.path)
         new_id = keyring.active.key_id
-        vault.refresh(force=True)
 
         # The database learns the new key, and that the old ones are retiring: from this commit
         # on, writers encrypt with the new key (see Vault.lock_active_key).
         with transaction(engine) as session:
-            vault.register(session, new_id, KeyState.ACTIVE)
+            register_key(session, keyring.active, KeyState.ACTIVE)
             master_keys.set_key_states(session, old_ids, KeyState.RETIRING, unless=KeyState.RETIRED)
+        vault.reload()
 
         moved = 0
         while True:
@@ -99,7 +99,7 @@ def rotate_master_key(
                 continue  # a writer that still held the old key committed meanwhile: move it too
             break
 
-        keyring = read_keyring(vault.path)
+        keyring = vault.reload()
         for key_id in old_ids:
             keyring = keyring.with_state(key_id, KeyState.RETIRED)
         write_keyring(vault.path, keyring)
