@@ -6,7 +6,7 @@
     cipher      Place and the token format: seal, open, fingerprint (no key file, no database)
     vault       Vault and open_vault: the key file's keyring checked against the database, at
                 start and whenever the file changes
-    rotation    rotate_master_key
+    rotation    rotate_master_key: every value opened first, then moved to a new key
 
 The vault reads and writes the database only through lib.store (master_keys, audit).
 
@@ -19,6 +19,7 @@ The vault reads and writes the database only through lib.store (master_keys, aud
     ├── RetiredKeyError     a value is under a master key a rotation retired
     ├── DecryptionError     a stored value is malformed, altered, or moved from its place
     └── RotationError       a rotation cannot run (another one holds the lock)
+        └── UnreadableCredentials  stored values the current keys cannot open: nothing rotated
 
 Every message says what the operator should do and never contains a secret.
 """
@@ -32,6 +33,8 @@ from lib.vault.errors import (
     KeyFileMissing,
     RetiredKeyError,
     RotationError,
+    UnreadableCredentials,
+    UnreadableValue,
     VaultError,
     WrongMasterKey,
 )
@@ -64,6 +67,8 @@ __all__ = [
     "RetiredKeyError",
     "RotationError",
     "RotationReport",
+    "UnreadableCredentials",
+    "UnreadableValue",
     "Vault",
     "VaultError",
     "WrongMasterKey",
