@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from app_fixtures import OPEN_TRADER, TEST_ACCOUNTS, TRADER, TRADER_NEW
+from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 from store_fixtures import database_url_fixture, key_file_fixture
@@ -210,6 +211,26 @@ def test_a_key_the_database_does_not_know_is_not_written_with_until_registered(i
     third = binding.bind(console, label="third", **secrets(OPEN_TRADER), accept_warnings=True)
     with database.read_session(installation.engine) as session:
         assert session.get(Credential, third.account_id).master_key_id == newcomer.key_id
+
+
+def test_a_key_in_use_without_a_check_value_gets_one_only_from_the_right_file(installation):
+    # A database whose values use a key it has no check value for (not set up by bindwatch):
+    # the first start records one, but only for a key that opens those values.
+    with database.transaction(installation.engine) as session:
+        session.execute(delete(VaultKey))
+    same_id_other_bytes(installation.key_file)
+    with pytest.raises(WrongMasterKey, match="fails its check"):
+        open_vault(installation.engine, installation.key_file)
+    assert stored(installation.engine)["vault_keys"] == []
+
+    installation.key_file.write_bytes(installation.right)
+    vault = open_vault(installation.engine, installation.key_file)
+    assert [key[:2] for key in stored(installation.engine)["vault_keys"]] == [
+        (vault.active_key_id, "active")
+    ]
+    same_id_other_bytes(installation.key_file)
+    with pytest.raises(WrongMasterKey, match="fails its check"):
+        open_vault(installation.engine, installation.key_file)
 
 
 def cli(installation: Installation, monkeypatch, capsys, *args: str, **env: str):
