@@ -14,11 +14,13 @@ from app_fixtures import (  # noqa: F401
     shown_text,
     sim_env_fixture,
 )
+from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
 from lib.console import binding
 from lib.console.demo import DEMO_ACCOUNTS, Demo, demo_credentials
 from lib.kucoin.sim import SimAccount
+from lib.store.models import Credential
 from lib.ui.session import DEMO_FLAG, SELECTED_ACCOUNT
 
 ACCOUNT_PAGE = "pages/account.py"
@@ -302,7 +304,29 @@ def test_an_unbound_account_in_the_link_shows_that_account(sim_env: SimEnv) -> N
     assert [option.split(" · ")[0] for option in picker.options] == ["kept", "gone"]
 
 
-def test_check_now_with_an_unusable_master_key_file_is_a_message(sim_env: SimEnv) -> None:
+def test_check_now_with_an_unreadable_stored_key_is_a_message(sim_env: SimEnv) -> None:
+    account_id = bind(sim_env, TRADER, "vaulted")
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.switch_page(ACCOUNT_PAGE)
+    at.query_params["account"] = str(account_id)
+    at.run()
+    with sim_env.console.transaction() as session:  # the stored secret altered behind our back
+        session.execute(
+            update(Credential)
+            .where(Credential.account_id == account_id)
+            .values(api_secret_enc="v1:000000000000:AAAA")
+        )
+
+    at.button(key=f"check_now_{account_id}").click().run()
+
+    assert not at.exception
+    assert any("cannot use its credential store" in e.value for e in at.error)
+    assert heading(at).startswith("vaulted ")
+
+
+def test_check_now_after_the_key_file_is_broken_still_uses_the_key_verified_at_start(
+    sim_env: SimEnv,
+) -> None:
     account_id = bind(sim_env, TRADER, "vaulted")
     at = AppTest.from_file(APP, default_timeout=30).run()
     at.switch_page(ACCOUNT_PAGE)
@@ -313,5 +337,4 @@ def test_check_now_with_an_unusable_master_key_file_is_a_message(sim_env: SimEnv
     at.button(key=f"check_now_{account_id}").click().run()
 
     assert not at.exception
-    assert any("cannot use its credential store" in e.value for e in at.error)
-    assert heading(at).startswith("vaulted ")
+    assert "Checked just now: the key works." in [s.value for s in at.success]

@@ -108,7 +108,9 @@ class AsyncKucoinClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close both HTTP connection pools (a view from `for_key` leaves them to its parent)."""
+        """Drop the key; close both HTTP pools (a view from `for_key` leaves them to its parent)."""
+        # A closed client signs nothing more: it keeps no credentials for whoever still holds it.
+        self.credentials = None
         if not self._owns_pools:
             return
         await self._spot.aclose()
