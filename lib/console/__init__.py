@@ -22,12 +22,14 @@ No Streamlit here: the pages (lib.ui) and the commands (lib.cli) are two faces o
 
 A console acts as one operator (`actor`) with one role: every service that changes something,
 or calls KuCoin with a stored or pasted key, first asks `console.require_admin(...)`, so a
-viewer is refused there whichever page, callback or script calls it.
+viewer is refused there whichever page, callback or script calls it. A browser's console
+also asks the operator's session at that moment (`current_role`): an action from a page drawn
+before the operator was signed out, removed or made a viewer is refused too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -66,6 +68,8 @@ class Console:
     kucoin: KucoinTarget = field(default_factory=KucoinTarget)
     actor: str = LOCAL_OPERATOR
     role: Role = Role.ADMIN
+    # The operator's role now, asked before each action; None once their session has ended.
+    current_role: Callable[[], Role | None] | None = field(default=None, repr=False)
 
     @classmethod
     def open(
@@ -81,9 +85,14 @@ class Console:
         vault = open_vault(engine, config.master_key_file, private_dir=config.data_dir)
         return cls(engine, vault, kucoin or KucoinTarget.from_config(config), actor)
 
-    def as_actor(self, actor: str, role: Role = Role.ADMIN) -> Console:
+    def as_actor(
+        self,
+        actor: str,
+        role: Role = Role.ADMIN,
+        current_role: Callable[[], Role | None] | None = None,
+    ) -> Console:
         """Return the same console acting as another operator, with that operator's role."""
-        return Console(self.engine, self.vault, self.kucoin, actor, Role(role))
+        return Console(self.engine, self.vault, self.kucoin, actor, Role(role), current_role)
 
     @property
     def may_act(self) -> bool:
@@ -92,7 +101,12 @@ class Console:
 
     def require_admin(self, doing: str) -> None:
         """Raise NotPermitted unless the operator is an admin; `doing` says what was refused."""
-        if not self.may_act:
+        role = self.role if self.current_role is None else self.current_role()
+        if role is None:
+            raise NotPermitted(
+                f"The session of {self.actor} has ended: sign in again. Nothing was done."
+            )
+        if role is not Role.ADMIN:
             raise NotPermitted(
                 f"{self.actor} signed in as a viewer, and only an admin may {doing}: nothing "
                 "was done."

@@ -20,25 +20,37 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from lib import store
-from lib.console.passwords import hash_password, needs_rehash, password_problem, verify_password
+from lib.console.passwords import (
+    PASSWORD_RULE,
+    hash_password,
+    needs_rehash,
+    password_problem,
+    verify_password,
+)
 from lib.secret import Secret
-from lib.store import InvalidInput, OperatorView, Role, SignInMethod
+from lib.store import InvalidInput, OperatorView, Role, SignInMethod, operator_name_problem
 from lib.store.models import AuditAction
+from lib.store.operators import OPERATOR_NAME_RULE
 
 if TYPE_CHECKING:
     from lib.console import Console
 
 __all__ = [
+    "OPERATOR_NAME_RULE",
+    "PASSWORD_RULE",
     "SESSION_IDLE",
     "SESSION_LIFETIME",
     "OperatorView",
     "Role",
     "SignIn",
+    "SignInMethod",
     "SignedIn",
     "add_operator",
     "create_first_admin",
     "list_operators",
+    "operator_name_problem",
     "operators_frame",
+    "password_problem",
     "remove_operator",
     "set_password",
     "set_role",

@@ -17,6 +17,7 @@ from lib.secret import Secret
 HASHER = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=4)
 MIN_LENGTH = 12  # characters; any character counts, spaces too
 MAX_LENGTH = 1024  # bounds the work one sign-in can ask of the server
+PASSWORD_RULE = f"A password has {MIN_LENGTH} to {MAX_LENGTH} characters (spaces count)."
 
 
 @cache
@@ -27,11 +28,7 @@ def _unknown_operator_hash() -> str:
 
 def password_problem(password: Secret) -> str | None:
     """Return what is wrong with a new password, or None when it may be used."""
-    if len(password) < MIN_LENGTH:
-        return f"A password needs at least {MIN_LENGTH} characters."
-    if len(password) > MAX_LENGTH:
-        return f"A password has at most {MAX_LENGTH} characters."
-    return None
+    return None if MIN_LENGTH <= len(password) <= MAX_LENGTH else PASSWORD_RULE
 
 
 def hash_password(password: Secret) -> str:

@@ -28,6 +28,9 @@ from lib.store.models import (
 
 # Letters, digits and . _ @ - ; an e-mail address is a valid name. Names are kept lower case.
 OPERATOR_NAME = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
+OPERATOR_NAME_RULE = (
+    "An operator name is 1 to 64 letters, digits or . _ @ - and starts with a letter or digit."
+)
 
 
 @dataclass(frozen=True)
@@ -51,15 +54,17 @@ class SessionView:
     last_seen_at: datetime
 
 
+def operator_name_problem(name: str) -> str | None:
+    """Return what is wrong with an operator name, or None when it may be used."""
+    return None if OPERATOR_NAME.fullmatch(name.strip().lower()) else OPERATOR_NAME_RULE
+
+
 def clean_operator_name(name: str) -> str:
     """Return the name as stored (trimmed, lower case); raise InvalidInput saying what to fix."""
-    cleaned = name.strip().lower()
-    if not OPERATOR_NAME.fullmatch(cleaned):
-        raise InvalidInput(
-            "An operator name is 1 to 64 letters, digits or . _ @ - and starts with a letter or "
-            "digit."
-        )
-    return cleaned
+    problem = operator_name_problem(name)
+    if problem:
+        raise InvalidInput(problem)
+    return name.strip().lower()
 
 
 def _role(role: Role | str) -> Role:
