@@ -8,6 +8,7 @@
     ├── DuplicateLabelError    the label is taken
     ├── DuplicateKeyError      the key is bound already
     ├── OperatorNotFound       no operator has that name
+    ├── LastAdmin              the only admin cannot be removed or made a viewer
     └── SetupAlreadyDone       the first admin exists already
     VaultError                 the credential store cannot be used (key file, master key)
     BindingError               a checked key cannot be saved as asked
@@ -30,6 +31,7 @@ from lib.store import (
     DuplicateKeyError,
     DuplicateLabelError,
     InvalidInput,
+    LastAdmin,
     OperatorNotFound,
     SetupAlreadyDone,
     StoreError,
@@ -47,6 +49,7 @@ __all__ = [
     "DuplicateKeyError",
     "DuplicateLabelError",
     "InvalidInput",
+    "LastAdmin",
     "NotPermitted",
     "OperatorNotFound",
     "SQLAlchemyError",

@@ -180,6 +180,12 @@ def add_operator(
         )
 
 
+def operator(console: Console, name: str) -> OperatorView:
+    """Return one operator; raise OperatorNotFound."""
+    with console.reading() as session:
+        return store.get_operator(session, name)
+
+
 def list_operators(console: Console) -> list[OperatorView]:
     """Return every operator by name (no password hash)."""
     with console.reading() as session:

@@ -24,6 +24,7 @@ therefore written together or not at all. Pages read the DataFrames; they never 
     ├── DuplicateLabelError another account already has this label
     ├── DuplicateKeyError   this API key is already bound to another account (names it)
     ├── OperatorNotFound    no operator has this name
+    ├── LastAdmin           the only admin cannot be removed or made a viewer
     └── SetupAlreadyDone    the first admin exists already: sign in instead
 """
 
@@ -56,6 +57,7 @@ from lib.store.errors import (
     DuplicateKeyError,
     DuplicateLabelError,
     InvalidInput,
+    LastAdmin,
     OperatorNotFound,
     SetupAlreadyDone,
     StoreError,
@@ -120,6 +122,7 @@ __all__ = [
     "DuplicateKeyError",
     "DuplicateLabelError",
     "InvalidInput",
+    "LastAdmin",
     "OperatorNotFound",
     "OperatorView",
     "Role",

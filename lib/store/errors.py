@@ -7,6 +7,7 @@ StoreError              a store call that cannot be done as asked
 ├── DuplicateLabelError another account already has this label
 ├── DuplicateKeyError   this API key is already bound to another account (names it)
 ├── OperatorNotFound    no operator has this name
+├── LastAdmin           the only admin cannot be removed or made a viewer
 └── SetupAlreadyDone    the first admin exists already: sign in instead
 """
 
@@ -46,6 +47,10 @@ class DuplicateKeyError(StoreError):
 
 class OperatorNotFound(StoreError):
     """No operator has this name."""
+
+
+class LastAdmin(StoreError):
+    """The only admin cannot be removed or made a viewer: the console would have none."""
 
 
 class SetupAlreadyDone(StoreError):

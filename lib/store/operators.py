@@ -15,7 +15,7 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from lib.store.audit import record_audit
-from lib.store.errors import InvalidInput, OperatorNotFound, SetupAlreadyDone
+from lib.store.errors import InvalidInput, LastAdmin, OperatorNotFound, SetupAlreadyDone
 from lib.store.models import (
     AuditAction,
     ConsoleSetup,
@@ -162,9 +162,9 @@ def _other_admins(session: Session, name: str) -> int:
 
 
 def _refuse_last_admin(session: Session, row: Operator, doing: str) -> None:
-    """Raise InvalidInput if `row` is the only admin."""
+    """Raise LastAdmin if `row` is the only admin."""
     if row.role == Role.ADMIN.value and _other_admins(session, row.name) == 0:
-        raise InvalidInput(f"{row.name!r} is the only admin: add another admin before you {doing}.")
+        raise LastAdmin(f"{row.name!r} is the only admin: add another admin before you {doing}.")
 
 
 def remove_operator(session: Session, name: str, *, actor: str) -> None:

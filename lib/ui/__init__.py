@@ -46,6 +46,7 @@ from lib.ui.session import (
     flash,
     show_flash,
 )
+from lib.ui.sign_in import still_signed_in
 
 # What the pages use; the rest is imported from the module that owns it.
 __all__ = [
@@ -75,6 +76,7 @@ __all__ = [
     "show_diagnosis",
     "show_flash",
     "status_badge",
+    "still_signed_in",
     "switch_page",
     "tile_label",
 ]

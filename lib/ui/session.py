@@ -102,6 +102,9 @@ def demo_banner() -> None:
 
 def empty_fleet() -> None:
     """Say what to do with no account bound: bind a key, or look around the demo fleet."""
+    if not console().may_act:
+        st.info("No KuCoin account is bound yet: an admin binds keys.", icon=":material/info:")
+        return
     st.info(
         "No KuCoin account is bound yet. Bind an API key to start watching it, or load the "
         "demo fleet to see how bindwatch reports each kind of problem and what to do about it.",

@@ -188,10 +188,15 @@ def sign_out(console: Console) -> None:
         st.logout()
 
 
-def still_signed_in(console: Console, *, touch: bool) -> bool:
+def still_signed_in(*, touch: bool) -> bool:
     """Return whether this tab's session is still live (for a fragment that reruns alone)."""
     session = st.session_state.get(OPERATOR_SESSION)
-    return bool(session) and ops.signed_in(console, session, touch=touch) is not None
+    if not session:
+        return False
+    try:
+        return ops.signed_in(installation_console(), session, touch=touch) is not None
+    except OPENING_FAILURES:
+        return False
 
 
 # --- The pages before signing in -----------------------------------------------------------------
