@@ -124,7 +124,7 @@ def test_every_response_forbids_framing(console: ServedApp) -> None:
 
 
 def test_a_page_on_another_origin_cannot_frame_the_console(console, framing_site, browser) -> None:
-    with session(browser) as page:
+    with session(browser, app=console.url) as page:
         page.goto(framing_site)  # waits for the frame's load as well
         frame = page.frame(name="console")
         assert frame is not None
