@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, func
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from lib.store.audit import record_audit
@@ -151,26 +153,27 @@ def add_operator(
     return OperatorView(name, role, at)
 
 
-def _other_admins(session: Session, name: str) -> int:
-    """Return how many admins there are besides `name`, locking the admin rows meanwhile."""
-    # Locked (PostgreSQL; SQLite writers are serial anyway): two admins removing each other
-    # at once cannot both see the other and leave none.
-    rows = session.exec(
-        select(Operator.name).where(Operator.role == Role.ADMIN.value).with_for_update()
-    ).all()
-    return sum(1 for other in rows if other != name)
+def _locked_admins(session: Session) -> list[str]:
+    """Return the admins' names, locking their rows (PostgreSQL; SQLite writers are serial).
+
+    Locked in name order before any other operator row: two admins demoting each other at
+    once then queue instead of both seeing the other (or deadlocking), and one admin stays.
+    """
+    query = select(Operator.name).where(Operator.role == Role.ADMIN.value)
+    return list(session.exec(query.order_by(Operator.name).with_for_update()).all())
 
 
-def _refuse_last_admin(session: Session, row: Operator, doing: str) -> None:
+def _refuse_last_admin(session: Session, row: Operator, admins: list[str], doing: str) -> None:
     """Raise LastAdmin if `row` is the only admin."""
-    if row.role == Role.ADMIN.value and _other_admins(session, row.name) == 0:
+    if row.role == Role.ADMIN.value and not [a for a in admins if a != row.name]:
         raise LastAdmin(f"{row.name!r} is the only admin: add another admin before you {doing}.")
 
 
 def remove_operator(session: Session, name: str, *, actor: str) -> None:
     """Remove an operator and end their sessions; never the last admin."""
+    admins = _locked_admins(session)
     row = _row(session, clean_operator_name(name), lock=True)
-    _refuse_last_admin(session, row, "remove it")
+    _refuse_last_admin(session, row, admins, "remove it")
     end_sessions_of(session, row.name)
     session.delete(row)
     record_audit(
@@ -180,11 +183,12 @@ def remove_operator(session: Session, name: str, *, actor: str) -> None:
 
 def set_role(session: Session, name: str, role: Role | str, *, actor: str) -> bool:
     """Give an operator another role; never demote the last admin. Return whether it changed."""
+    admins = _locked_admins(session)
     row, role = _row(session, clean_operator_name(name), lock=True), _role(role)
     if row.role == role.value:
         return False
     if role is not Role.ADMIN:
-        _refuse_last_admin(session, row, "make it a viewer")
+        _refuse_last_admin(session, row, admins, "make it a viewer")
     record_audit(
         session,
         actor=actor,
@@ -333,11 +337,23 @@ def active_sessions(session: Session) -> dict[str, int]:
 
 
 def login_failures(session: Session, keys: list[str]) -> dict[str, tuple[int, datetime]]:
-    """Return (failures, last failure) per key counted so far, locking those rows meanwhile."""
+    """Return (failures, last failure) per key counted so far, locking those rows meanwhile.
+
+    A key without failures has a row of none made first, so that concurrent sign-ins on
+    PostgreSQL queue on its lock instead of racing to insert it.
+    """
+    dialect = session.get_bind().dialect.name
+    make = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    for key in keys:
+        session.exec(
+            make(LoginThrottle)
+            .values(key=key, failures=0, last_failure_at=datetime.now(UTC))
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
     rows = session.exec(
         select(LoginThrottle).where(col(LoginThrottle.key).in_(keys)).with_for_update()
     ).all()
-    return {row.key: (row.failures, row.last_failure_at) for row in rows}
+    return {row.key: (row.failures, row.last_failure_at) for row in rows if row.failures}
 
 
 def set_login_failures(session: Session, key: str, failures: int, at: datetime) -> None:
