@@ -13,66 +13,32 @@ operator's removal or a password change ends it.
 from __future__ import annotations
 
 import logging
-from functools import cache
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from streamlit import config
 from streamlit.url_util import make_url_path
-from streamlit.web.server.server_util import get_cookie_secret
 
-from lib.config import Config
-from lib.console import Console, operators
+from lib.console import operators
 from lib.console.errors import FAILURES, SetupAlreadyDone
 from lib.secret import Secret
+from lib.session_cookie import (
+    COOKIE,
+    SETUP_PARAM,
+    SETUP_PATH,
+    SIGN_IN_PARAM,
+    SIGN_IN_PATH,
+    WAIT_PARAM,
+    route_path,
+    sign_token,
+)
+from lib.ui.sign_in import installation_console
 from lib.web_guard import is_own_origin
 
 log = logging.getLogger(__name__)
-
-COOKIE = "bindwatch_session"
-SIGN_IN_PATH = "session/sign-in"
-SETUP_PATH = "session/setup"
-# Query parameters the routes send back to the page, read by lib.ui.sign_in.
-SIGN_IN_PARAM = "signin"  # "failed", "wait" (with WAIT_PARAM seconds), "error", "setup-done"
-WAIT_PARAM = "wait"
-SETUP_PARAM = "setup"  # "name", "password", "mismatch", "error"
-_SALT = "bindwatch-session"  # keeps this signature apart from anything else signed with the secret
-
-
-def route_path(path: str) -> str:
-    """Return a route's path as the browser addresses it (under server.baseUrlPath)."""
-    return make_url_path(config.get_option("server.baseUrlPath") or "", path)
-
-
-def _signer() -> URLSafeTimedSerializer:
-    # auth.cookie_secret when SSO is set up, else server.cookieSecret (random per process).
-    return URLSafeTimedSerializer(get_cookie_secret(), salt=_SALT)
-
-
-def sign_token(token: str) -> str:
-    """Return the cookie value for a session token: the token, timestamped and signed."""
-    return _signer().dumps(token)
-
-
-def session_token(cookie: str | None) -> str | None:
-    """Return the token a session cookie carries, None if absent, forged or expired."""
-    if not cookie:
-        return None
-    try:
-        token = _signer().loads(cookie, max_age=int(operators.SESSION_LIFETIME.total_seconds()))
-    except BadSignature:  # SignatureExpired is one
-        return None
-    return token if isinstance(token, str) else None
-
-
-@cache
-def _console(config_: Config) -> Console:
-    """Return the console the routes use, one per configuration for the process."""
-    return Console.open(config_)
 
 
 def _from_own_page(request: Request) -> bool:
@@ -136,7 +102,7 @@ async def sign_in(request: Request) -> Response:
     try:
         result = await run_in_threadpool(
             operators.sign_in,
-            _console(Config.from_env()),
+            installation_console(),
             str(form.get("operator") or ""),
             Secret(str(form.get("password") or "")),
             address=address,
@@ -168,7 +134,7 @@ async def setup(request: Request) -> Response:
         return _back(next_path, **{SETUP_PARAM: "mismatch"})
     try:
         token = await run_in_threadpool(
-            operators.create_first_admin, _console(Config.from_env()), name, password
+            operators.create_first_admin, installation_console(), name, password
         )
     except SetupAlreadyDone:
         return _back(next_path, **{SIGN_IN_PARAM: "setup-done"})

@@ -37,7 +37,7 @@ from app_fixtures import OPERATORS, ensure_operators
 
 from lib.config import Config
 from lib.console import Console
-from lib.web_session import COOKIE, SIGN_IN_PATH
+from lib.session_cookie import COOKIE, SIGN_IN_PATH
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent

@@ -29,7 +29,7 @@ from lib.console import Console, KucoinTarget, Role
 from lib.console import operators as ops
 from lib.console.errors import VaultError
 from lib.console.operators import OPERATOR_NAME_RULE, PASSWORD_RULE, SignedIn, SignInMethod
-from lib.web_session import (
+from lib.session_cookie import (
     COOKIE,
     SETUP_PARAM,
     SETUP_PATH,
