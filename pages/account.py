@@ -116,6 +116,8 @@ def main() -> None:
     if console.may_act:  # a viewer reads; the services refuse a viewer's action anyway
         st.subheader("Actions")
         lifecycle.render_lifecycle(console, account)
+    else:  # e.g. an action from a page drawn before the operator became a viewer, refused
+        lifecycle.show_messages(account_id)
 
     account_view.show_audit(detail)
 
