@@ -328,6 +328,8 @@ def sign_in(
         return SignIn()
     token = _new_token()
     with console.transaction() as session:
+        # Sessions nobody came back to are gone for good: drop them here, now and then.
+        store.end_sessions_before(session, created=now - SESSION_LIFETIME, seen=now - SESSION_IDLE)
         counts = store.login_failures(session, list(limits))
         store.set_login_failures(session, name_key, 0, now)
         if OVERALL_KEY in counts:  # this attempt was no failure after all
@@ -372,13 +374,6 @@ def signed_in(
     return SignedIn(view.operator_name, view.role, view.method, view.id)
 
 
-def signed_in_by_token(
-    console: Console, token: str, *, now: datetime | None = None
-) -> SignedIn | None:
-    """Return who holds the session whose token the browser sent, None if none."""
-    return signed_in(console, session_id(token), now=now)
-
-
 def sign_out(console: Console, session: str, *, reason: str = "signed out") -> str | None:
     """End a session (an id); return whose it was, None if it had ended already."""
     with console.transaction() as writing:
@@ -419,12 +414,3 @@ def sign_in_sso(console: Console, email: str, role: Role, *, now: datetime | Non
             at=now,
         )
     return session
-
-
-def end_stale_sessions(console: Console, now: datetime | None = None) -> int:
-    """Delete every session past its idle or total lifetime; return how many."""
-    now = now or datetime.now(UTC)
-    with console.transaction() as writing:
-        return store.end_sessions_before(
-            writing, created=now - SESSION_LIFETIME, seen=now - SESSION_IDLE
-        )
