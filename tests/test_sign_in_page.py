@@ -131,3 +131,30 @@ def test_single_sign_on_refuses_an_email_off_the_list(sim_env: SimEnv, user: dic
     assert [t.value for t in at.title] == ["Sign in to bindwatch"]
     assert any("may not open this console" in e.value for e in at.error)
     assert not at.dataframe and not at.exception
+
+
+def test_the_operators_page_adds_changes_and_removes_operators_but_never_the_last_admin(
+    sim_env: SimEnv,
+) -> None:
+    at = app_test().run()
+    at.switch_page("pages/operators.py").run()
+    at.text_input(key="operator_add_name").input("Cy")
+    at.text_input(key="operator_add_password").input("cy's long password")
+    at.text_input(key="operator_add_confirm").input("cy's long password")
+    at.get("form_submit_button")[0].click().run()
+    assert "Added cy as viewer." in [s.value for s in at.success]
+    assert at.session_state["operator_add_password"] == ""  # no password kept in session state
+    assert ("cy", Role.VIEWER) in [(o.name, o.role) for o in ops.list_operators(sim_env.console)]
+
+    at.selectbox(key="operator_change_name").select("admin")
+    at.checkbox(key="operator_change_confirm").check()
+    at.button(key="operator_change_remove").click().run()
+    assert any("only admin" in e.value for e in at.error)
+    at.selectbox(key="operator_change_name").select("cy")
+    at.selectbox(key="operator_change_role").select("admin")
+    at.button(key="operator_change_save").click().run()
+    assert "cy is now admin." in [s.value for s in at.success]
+    with sim_env.console.reading() as session:
+        events = [e for e in ops.store.audit_log(session) if e.action == "change_role"]
+    assert [(e.actor, e.details["operator"]) for e in events] == [("admin", "cy")]
+    assert not at.exception

@@ -35,7 +35,10 @@ def _on_add(console: Console) -> None:
     state = st.session_state
     name, role = state.get(f"{ADD}_name", ""), state.get(f"{ADD}_role", Role.VIEWER.value)
     password = Secret(state.get(f"{ADD}_password", ""))
-    if password != Secret(state.get(f"{ADD}_confirm", "")):
+    confirm = Secret(state.get(f"{ADD}_confirm", ""))
+    for typed in (f"{ADD}_password", f"{ADD}_confirm"):  # no password stays in session state
+        state[typed] = ""
+    if password != confirm:
         flash("error", "The two passwords differ: nobody was added. Type the same one twice.")
         return
 
@@ -49,7 +52,7 @@ def _on_add(console: Console) -> None:
 def render_add(console: Console) -> None:
     """Draw the form that adds an operator with a password."""
     st.subheader("Add an operator")
-    with st.form(ADD, clear_on_submit=True):
+    with st.form(ADD):
         name_col, role_col = st.columns([3, 1])
         name_col.text_input("Name", key=f"{ADD}_name", help=operators.OPERATOR_NAME_RULE)
         role_col.selectbox("Role", [r.value for r in Role], index=1, key=f"{ADD}_role")
