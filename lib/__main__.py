@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "unbind": ("lib.cli.unbind", "destroy an account's credentials, keeping its history"),
     "status": ("lib.cli.status", "print the fleet table, worst first (--json for JSON)"),
     "demo": ("lib.cli.demo", "build the demo fleet on a local simulator and print it"),
+    "operators": ("lib.cli.operators", "add, list, remove operators or set a password"),
 }
 
 

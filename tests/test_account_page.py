@@ -10,6 +10,7 @@ from app_fixtures import (  # noqa: F401
     OPEN_TRADER,
     TRADER,
     SimEnv,
+    app_test,
     running_demo,
     shown_text,
     sim_env_fixture,
@@ -41,7 +42,7 @@ def ids_fixture(demo: Demo) -> dict[str, int]:
 
 def open_account(account: str | None = None, selected: int | None = None) -> AppTest:
     """Return the app on the Account page in demo mode, linked to an account (or not)."""
-    at = AppTest.from_file(APP, default_timeout=30)
+    at = app_test()
     at.session_state[DEMO_FLAG] = True
     if selected is not None:
         at.session_state[SELECTED_ACCOUNT] = selected
@@ -248,7 +249,7 @@ def test_no_secret_reaches_the_page_or_session_state(demo: Demo, ids: dict[str, 
 
 def test_with_no_account_bound_the_page_says_what_to_do(demo: Demo) -> None:
     # Outside demo mode the page reads the (empty) data directory the fixture set up.
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = app_test().run()
     at.switch_page(ACCOUNT_PAGE).run()
 
     assert not at.exception
@@ -290,7 +291,7 @@ def test_an_unbound_account_in_the_link_shows_that_account(sim_env: SimEnv) -> N
     bind(sim_env, TRADER, "kept")
     gone = bind(sim_env, OPEN_TRADER, "gone")
     binding.unbind(sim_env.console, gone)
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = app_test().run()
     at.switch_page(ACCOUNT_PAGE)
     at.query_params["account"] = str(gone)
     at.run()
@@ -328,7 +329,7 @@ def test_check_now_after_the_key_file_is_broken_still_uses_the_key_verified_at_s
     sim_env: SimEnv,
 ) -> None:
     account_id = bind(sim_env, TRADER, "vaulted")
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = app_test().run()
     at.switch_page(ACCOUNT_PAGE)
     at.query_params["account"] = str(account_id)
     at.run()

@@ -17,6 +17,7 @@ from app_fixtures import (  # noqa: F401 (fixture)
     OPEN_TRADER,
     TRADER,
     SimEnv,
+    app_test,
     sim_env_fixture,
 )
 from simulator_fixtures import GENERAL_ONLY, MASTER
@@ -626,7 +627,7 @@ def test_refresh_all_says_as_many_failing_as_the_red_tiles_count(sim_env: SimEnv
     _bind(sim_env, "treasury", MASTER)
     sim_env.simulator.remove_account(MASTER.api_key)  # deleted on KuCoin's side
 
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = app_test().run()
     at.button(key="refresh_all").click().run()
     assert not at.exception
 

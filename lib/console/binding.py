@@ -225,6 +225,7 @@ def check_key(
     account_id: int | None = None,
 ) -> KeyCheck:
     """Clean the paste, refuse duplicates, verify live; return what was found (no secret)."""
+    console.require_admin("bind a key" if account_id is None else "rotate a credential")
     cleaned = clean_credentials(api_key, api_secret, passphrase)
     errors = dict(cleaned.errors)
     try:
@@ -338,6 +339,7 @@ def save(
     accept_unverified: bool = False,
 ) -> int:
     """Store a checked key (bind, or rotate the account it was checked for); return the id."""
+    console.require_admin("save a key")
     pending = _take(token)
     check = pending.check
     if check.decision is Decision.NEEDS_CONFIRMATION and not accept_warnings:
@@ -447,6 +449,7 @@ def account_by_label(console: Console, label: str) -> store.AccountView | None:
 
 def set_scopes(console: Console, account_id: int, scopes: Iterable[str] | str) -> bool:
     """Change the scopes the platform needs from the account's key; return whether changed."""
+    console.require_admin("change an account's scopes")
     wanted = clean_scopes(scopes)
     with console.transaction() as session:
         return store.set_scopes(session, account_id, wanted, actor=console.actor)
@@ -454,12 +457,14 @@ def set_scopes(console: Console, account_id: int, scopes: Iterable[str] | str) -
 
 def pause(console: Console, account_id: int) -> bool:
     """Stop monitoring an account (its status shows PAUSED); return whether it changed."""
+    console.require_admin("pause monitoring")
     with console.transaction() as session:
         return store.pause(session, account_id, actor=console.actor)
 
 
 def resume(console: Console, account_id: int) -> bool:
     """Resume monitoring an account; return whether it changed."""
+    console.require_admin("resume monitoring")
     with console.transaction() as session:
         return store.resume(session, account_id, actor=console.actor)
 
@@ -479,5 +484,6 @@ def unbind_summary(console: Console, account_id: int) -> str:
 
 def unbind(console: Console, account_id: int) -> None:
     """Destroy the account's credentials; its history and audit log stay."""
+    console.require_admin("unbind an account")
     with console.transaction() as session:
         store.unbind(session, account_id, actor=console.actor)

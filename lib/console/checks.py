@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 def check_account(console: Console, account_id: int) -> ProbeResult:
     """Probe one account's key now, record the result and audit it; return the result."""
+    console.require_admin("check an account with KuCoin")
     with console.reading() as session:
         credentials = store.load_credentials(session, console.vault, account_id)
         account = store.get_account(session, account_id)
@@ -42,6 +43,7 @@ def refresh_fleet(
     on_result: Callable[[int, ProbeResult], None] | None = None,
 ) -> dict[int, ProbeResult]:
     """Probe every bound, non-paused account (or the given ones) concurrently; record each."""
+    console.require_admin("check accounts with KuCoin")
     with console.reading() as session:
         accounts = store.accounts_frame(session)
         latest = store.latest_probes_frame(session, columns=["uid"])

@@ -389,7 +389,7 @@ def _headers_dropped(b: _Builder, a: DemoAccount) -> None:
     """Bind, then check through a proxy that strips the passphrase header (400001)."""
     account_id = _bound(b, a)
     proxied = dataclasses.replace(b.console.kucoin, transport=_HeaderDroppingProxy())
-    check_account(Console(b.console.engine, b.console.vault, proxied, b.console.actor), account_id)
+    check_account(dataclasses.replace(b.console, kucoin=proxied), account_id)
 
 
 def _ip_blocked(b: _Builder, a: DemoAccount) -> None:
