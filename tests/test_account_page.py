@@ -307,7 +307,7 @@ def test_an_unbound_account_in_the_link_shows_that_account(sim_env: SimEnv) -> N
 
 def test_check_now_with_an_unreadable_stored_key_is_a_message(sim_env: SimEnv) -> None:
     account_id = bind(sim_env, TRADER, "vaulted")
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = app_test().run()
     at.switch_page(ACCOUNT_PAGE)
     at.query_params["account"] = str(account_id)
     at.run()
