@@ -13,6 +13,7 @@ therefore written together or not at all. Pages read the DataFrames; they never 
     frames      DataFrames of accounts and checks, for pages, the fleet table and notebooks
     seeding     history staged as if it had happened earlier (the demo fleet)
     master_keys the master keys the database knows, and the credentials each one seals
+    schedule    when each account's next check is due, watchers' leases and heartbeats
     errors      StoreError and its subclasses, drawn below
     migrations  Alembic
 
@@ -33,6 +34,7 @@ from lib.store.accounts import (
     load_credentials,
     mark_verified,
     pause,
+    record_checks,
     resume,
     rotate_credentials,
     set_scopes,
@@ -42,6 +44,7 @@ from lib.store.audit import AuditEntry, audit_log, record_audit
 from lib.store.checks import (
     decode_balances,
     encode_balances,
+    last_success_keys,
     latest_probe,
     probe_history,
     record_probe,
@@ -65,6 +68,18 @@ from lib.store.frames import (
     probe_history_frame,
 )
 from lib.store.models import AuditAction, Settings
+from lib.store.schedule import (
+    Heartbeat,
+    claim_due,
+    finish_checks,
+    heartbeats,
+    leases,
+    next_due_at,
+    record_heartbeat,
+    release_leases,
+    schedule_checks,
+    unscheduled_accounts,
+)
 from lib.store.settings import (
     MAX_EGRESS_IPS,
     MAX_FUTURES_CURRENCIES,
@@ -89,36 +104,48 @@ __all__ = [
     "AuditEntry",
     "DuplicateKeyError",
     "DuplicateLabelError",
+    "Heartbeat",
     "InvalidInput",
     "SettingRange",
     "Settings",
     "StoreError",
     "accounts_frame",
     "audit_log",
+    "claim_due",
     "create_account_with_credentials",
     "data_version",
     "deciding_checks_frame",
     "decode_balances",
     "encode_balances",
     "find_account_by_api_key",
+    "finish_checks",
     "get_account",
     "get_settings",
+    "heartbeats",
     "invalid_settings",
+    "last_success_keys",
     "latest_probe",
     "latest_probes_frame",
+    "leases",
     "list_accounts",
     "load_credentials",
     "mark_verified",
+    "next_due_at",
     "pause",
     "probe_history",
     "probe_history_frame",
     "record_audit",
+    "record_checks",
+    "record_heartbeat",
     "record_probe",
     "record_probes",
+    "release_leases",
     "resume",
     "rotate_credentials",
+    "schedule_checks",
     "set_scopes",
     "setting_in_range",
     "unbind",
+    "unscheduled_accounts",
     "update_settings",
 ]
