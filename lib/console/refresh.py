@@ -172,6 +172,25 @@ class Slots:
 
 
 @dataclass
+class Deadline:
+    """A check's overall deadline: it runs from the moment its first attempt gets a slot."""
+
+    seconds: float
+    started: float | None = None  # monotonic
+
+    def start(self) -> None:
+        """Start the clock, once."""
+        if self.started is None:
+            self.started = time.monotonic()
+
+    def left(self) -> float:
+        """Return the seconds left (all of them before the first attempt began)."""
+        if self.started is None:
+            return self.seconds
+        return self.seconds - (time.monotonic() - self.started)
+
+
+@dataclass
 class _Pacing:
     """What this process knows about one place KuCoin is: its UIDs' pools, its check time."""
 
@@ -268,13 +287,8 @@ class _Run:
         budget = pacing.budgets.setdefault(
             target.uid or f"account:{target.account_id}", UidBudget()
         )
-        first_started: float | None = None  # the deadline runs from the first attempt
-
-        def left() -> float:
-            """Return the seconds of the deadline left (all of it before the first attempt)."""
-            if first_started is None:
-                return self.deadline_s
-            return self.deadline_s - (time.monotonic() - first_started)
+        deadline = Deadline(self.deadline_s)
+        left = deadline.left
 
         def stop(state: RetryCallState) -> bool:
             """Stop after the last attempt, once the deadline is spent, or before a long wait."""
@@ -304,13 +318,11 @@ class _Run:
                 await budget.reserve(CHECK_WEIGHT)
                 view = client
                 try:
-                    if not self.may_start():
-                        return None
-                    if first_started is None:
-                        first_started = time.monotonic()
-                    result, view = await self._attempt(target, client, slots, left())
+                    result, view = await self._attempt(target, client, slots, deadline)
                 finally:
                     budget.settle(CHECK_WEIGHT, view)
+                if result is None:
+                    return None  # told to stop before it began
                 if result.rate_limited_pool and target.uid is None and budget is not throttled:
                     # A key whose UID is unknown most likely shares one with keys beside it:
                     # its retries queue behind theirs, paced by the figures KuCoin sent.
@@ -321,17 +333,21 @@ class _Run:
         return result
 
     async def _attempt(
-        self, target: CheckTarget, client: AsyncKucoinClient, slots: Slots, deadline_s: float
-    ) -> tuple[ProbeResult, AsyncKucoinClient]:
+        self, target: CheckTarget, client: AsyncKucoinClient, slots: Slots, deadline: Deadline
+    ) -> tuple[ProbeResult | None, AsyncKucoinClient]:
         """Run one attempt in a slot: decrypt (in a thread), probe, drop the key.
 
-        Return the result and the client view it used (its rate-limit figures).
+        Return the result (None when told to stop before it began) and the client view it
+        used (its rate-limit figures).
         """
-        try:
-            credentials = await asyncio.to_thread(self.load, target.account_id)
-        except VaultError as error:
-            return unreadable_result(error), client
         async with slots.slot():
+            if not self.may_start():
+                return None, client
+            deadline.start()
+            try:
+                credentials = await asyncio.to_thread(self.load, target.account_id)
+            except VaultError as error:
+                return unreadable_result(error), client
             view = client.for_key(credentials)
             del credentials
             fresh = (
@@ -343,7 +359,7 @@ class _Run:
                 futures_currencies=self.futures_currencies,
                 want_futures=target.want_futures,
                 measure=not fresh,
-                deadline_s=max(deadline_s, 0.001),
+                deadline_s=max(deadline.left(), 0.001),
             )
         if not fresh and view.measured_at is not None:
             # A check that measured for itself: the next ones reuse its figures.
