@@ -104,9 +104,7 @@ def test_two_watchers_on_one_database_check_each_account_once(
 
     def round_of(console: Console, owner: str) -> None:
         """Run one round of due checks, five accounts per claim."""
-        check_round(
-            console, owner=owner, batch=5, on_stored=lambda a, _r: stored[owner].append(a)
-        )
+        check_round(console, owner=owner, batch=5, on_stored=lambda a, _r: stored[owner].append(a))
 
     threads = [
         threading.Thread(target=round_of, args=(first, "a")),

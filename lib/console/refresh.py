@@ -47,11 +47,12 @@ from lib.kucoin import constants as k
 from lib.kucoin import runner
 from lib.kucoin.auth import Credentials
 from lib.kucoin.client import AsyncKucoinClient
+from lib.kucoin.diagnosis import TIMESTAMP_CODE
 from lib.kucoin.errors import KucoinError
 from lib.kucoin.probe import plain_ip, probe_async
 from lib.kucoin.probe_result import Outcome, ProbeResult
 from lib.store import AccountNotFound, AccountUnbound
-from lib.vault import VaultError
+from lib.vault import KeyFileError, VaultError
 
 if TYPE_CHECKING:
     from lib.console import Console
@@ -254,6 +255,8 @@ class _Run:
                 result = await self._check(target, client, pacing, slots, throttled)
             except (AccountUnbound, AccountNotFound):
                 result = None  # unbound while it waited: nothing left to check
+            except KeyFileError:
+                raise  # no credential can be opened: the whole run stops, and says why
             except Exception:
                 # One account never stops the others: a bug here is logged, the round goes on.
                 log.exception("the check of account %s failed", target.account_id)
@@ -346,7 +349,9 @@ class _Run:
             deadline.start()
             try:
                 credentials = await asyncio.to_thread(self.load, target.account_id)
-            except VaultError as error:
+            except KeyFileError:
+                raise
+            except VaultError as error:  # this account's stored value, not the key file
                 return unreadable_result(error), client
             view = client.for_key(credentials)
             del credentials
@@ -361,6 +366,15 @@ class _Run:
                 measure=not fresh,
                 deadline_s=max(deadline.left(), 0.001),
             )
+            if fresh and result.code == TIMESTAMP_CODE:
+                # The clock offset reused may be older than a jump of our clock: measure anew.
+                fresh = False
+                result = await probe_async(
+                    view,
+                    futures_currencies=self.futures_currencies,
+                    want_futures=target.want_futures,
+                    deadline_s=max(deadline.left(), 0.001),
+                )
         if not fresh and view.measured_at is not None:
             # A check that measured for itself: the next ones reuse its figures.
             client.clock_offset_ms = view.clock_offset_ms

@@ -8,6 +8,7 @@ session, sign a request or decrypt anything.
 - session: one browser session's console, the demo switch, flash messages, the cached fleet.
 - presentation: status labels, colours, tiles, the fleet table, the heartbeat, untrusted text.
 - bind_form, lifecycle, check_report, key_form, account_view: the parts of the pages.
+- watch_panel: the watcher's heartbeat on the Fleet page, and its auto-refresh.
 """
 
 from lib.ui.frame import (
@@ -43,6 +44,7 @@ from lib.ui.session import (
     flash,
     show_flash,
 )
+from lib.ui.watch_panel import watcher_panel
 
 # What the pages use; the rest is imported from the module that owns it.
 __all__ = [
@@ -73,4 +75,5 @@ __all__ = [
     "status_badge",
     "switch_page",
     "tile_label",
+    "watcher_panel",
 ]
