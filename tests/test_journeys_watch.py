@@ -62,7 +62,7 @@ def fleet(tmp_path_factory):
 
 
 def test_the_fleet_page_shows_the_heartbeat_and_auto_refreshes_as_checks_land(fleet, browser):
-    url, console, simulator, ids = fleet
+    url, _, simulator, ids = fleet
     with session(browser, url + "/") as watching:
         panel = watching.get_by_text("Watcher ", exact=False).first
         expect(panel).to_contain_text("next due", timeout=30_000)
