@@ -7,8 +7,12 @@ over loopback HTTP; the simulator counts what it answered, 429s included.
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -22,6 +26,7 @@ from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import Outcome
 from lib.kucoin.sim import SimAccount
 
+ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = SimAccount(
     api_key="000000000000000000000000",
     api_secret="00000000-0000-4000-8000-000000000000",
@@ -241,3 +246,33 @@ def test_a_rate_limit_names_its_pool_and_an_overload_does_not(sim_env: SimEnv) -
         "Rate limited: the Management pool of this UID ran out, resets "
     )
     assert "another client on the same UID" in limited_row["hint"]
+
+
+def _refresh_command(*args: str) -> subprocess.CompletedProcess:
+    """Run `python -m lib refresh` with the test's BINDWATCH_* environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "lib", "refresh", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_refresh_command_checks_what_is_due_and_exits_like_status(sim_env: SimEnv) -> None:
+    accounts = keys(3, uids=3)
+    save(sim_env, accounts)
+
+    first = _refresh_command("--json")
+    again = _refresh_command("--json")
+    sim_env.simulator.update_account(accounts[0].api_key, frozen=True)
+    everything = _refresh_command("--all")
+
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)
+    assert summary["checked"] == 3 and summary["results"]["ok"] == 3
+    assert summary["failing"] == 0
+    assert json.loads(again.stdout)["checked"] == 0  # nothing is due a second time yet
+    assert everything.returncode == 1
+    assert "Checked 3 accounts" in everything.stdout
+    assert "1 of 3 accounts failing" in everything.stdout

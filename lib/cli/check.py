@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         fail(str(error))
         return EXIT_USAGE
     spot_url, futures_url = kucoin_urls(args, Config.from_env())
-    result = probe(credentials, spot_url=spot_url, futures_url=futures_url)
+    # A key not seen before: the futures overview is read in the same wave as key info.
+    result = probe(credentials, spot_url=spot_url, futures_url=futures_url, want_futures=True)
     # One key, no account: no scope is needed, and the thresholds are the policy's defaults.
     assessment = assess_check(result, ())
     if args.json:
