@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 import os
 import random
 import resource
@@ -237,6 +238,7 @@ def refresh_run(root: Path, accounts: list[dict], latency_ms: int) -> dict[str, 
         results = refresh_fleet(console)
         wall = time.monotonic() - started
         ok = sum(r.ok for r in results.values())
+        failures = Counter(r.code or r.outcome.value for r in results.values() if not r.ok)
         serial = one_by_one(console, sim, ids[:SAMPLE]) * len(ids) / SAMPLE
         console.close()
     finally:
@@ -257,6 +259,7 @@ def refresh_run(root: Path, accounts: list[dict], latency_ms: int) -> dict[str, 
         "one_by_one": serial,
         "speedup": serial / wall,
         "rss_mb": peak_rss_mb(),
+        "failures": ", ".join(f"{n} {code}" for code, n in failures.most_common()) or "none",
     }
 
 
@@ -313,7 +316,7 @@ def main() -> bool:
             r = refresh_run(root, accounts, latency)
             print(
                 f"{latency} ms: wall {r['wall']:.1f} s, {r['checked']:,} checked ({r['ok']:,} "
-                f"ok), {r['requests']:,} requests, peak {r['concurrency']} in flight, floor "
+                f"ok; failed: {r['failures']}), {r['requests']:,} requests, peak {r['concurrency']} in flight, floor "
                 f"{r['floor']:.1f} s, ratio {r['ratio']:.2f} (target <= {TARGET_RATIO}), "
                 f"429s {r['refused']} (target 0)"
             )

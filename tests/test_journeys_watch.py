@@ -6,6 +6,7 @@ a simulator on loopback, Debian's Chromium with more than one browser session.
 
 from __future__ import annotations
 
+import signal
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -107,3 +108,35 @@ def test_make_run_keeps_a_bound_account_fresh_for_three_periods_without_a_click(
     assert "watcher" in actors
     assert status.running and status.heartbeat is not None
     assert status.heartbeat.round_checked >= 1
+
+
+def test_the_watcher_stops_with_the_served_console(tmp_path):
+    data = tmp_path / "data"
+    with serve(data) as app:
+        config = Config(data, f"sqlite:///{data / 'bindwatch.db'}", data / "master.key")
+        deadline = time.monotonic() + 30
+        while not (data / "bindwatch.db").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        console = Console.open(config)
+        while watcher_status(console).heartbeat is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert watcher_status(console).running
+        app.process.terminate()
+        code = app.process.wait(timeout=30)
+    status = watcher_status(console)
+    console.close()
+
+    assert code in (0, -signal.SIGTERM)  # Streamlit ends its clean shutdown with the signal
+    assert status.heartbeat is not None and status.heartbeat.stopped_at is not None
+    assert not status.running
+
+
+def test_make_run_with_watch_0_serves_the_console_without_a_watcher(tmp_path):
+    data = tmp_path / "data"
+    with serve(data, env={"BINDWATCH_WATCH": "0"}):
+        config = Config(data, f"sqlite:///{data / 'bindwatch.db'}", data / "master.key")
+        console = Console.open(config)
+        time.sleep(2)
+        status = watcher_status(console)
+        console.close()
+    assert status.heartbeat is None

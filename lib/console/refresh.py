@@ -466,7 +466,7 @@ class Recorder:
 def check_targets(console: Console, account_ids: Sequence[int]) -> list[CheckTarget]:
     """Return what checking these accounts needs: their UID and whether to read futures."""
     with console.reading() as session:
-        accounts = {a.id: a for a in store.list_accounts(session) if a.id in set(account_ids)}
+        accounts = {a.id: a for a in store.list_accounts(session, account_ids=account_ids)}
         known = store.last_success_keys(session, account_ids)
     targets = []
     for account_id in account_ids:

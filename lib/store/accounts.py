@@ -485,8 +485,10 @@ def get_account(session: Session, account_id: int) -> AccountView:
     return _view(account, session.get(Credential, account_id))
 
 
-def list_accounts(session: Session, *, include_unbound: bool = False) -> list[AccountView]:
-    """Return the accounts ordered by label; unbound ones only if asked."""
+def list_accounts(
+    session: Session, *, include_unbound: bool = False, account_ids: Iterable[int] | None = None
+) -> list[AccountView]:
+    """Return the accounts (all, or those of `account_ids`) ordered by label; unbound if asked."""
     query = (
         select(Account, Credential)
         .join(Credential, col(Credential.account_id) == col(Account.id), isouter=True)
@@ -494,6 +496,8 @@ def list_accounts(session: Session, *, include_unbound: bool = False) -> list[Ac
     )
     if not include_unbound:
         query = query.where(col(Account.unbound_at).is_(None))
+    if account_ids is not None:
+        query = query.where(col(Account.id).in_(list(account_ids)))
     return [_view(account, credential) for account, credential in session.exec(query).all()]
 
 
