@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 import os
 import random
 import resource
@@ -24,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -316,9 +316,9 @@ def main() -> bool:
             r = refresh_run(root, accounts, latency)
             print(
                 f"{latency} ms: wall {r['wall']:.1f} s, {r['checked']:,} checked ({r['ok']:,} "
-                f"ok; failed: {r['failures']}), {r['requests']:,} requests, peak {r['concurrency']} in flight, floor "
-                f"{r['floor']:.1f} s, ratio {r['ratio']:.2f} (target <= {TARGET_RATIO}), "
-                f"429s {r['refused']} (target 0)"
+                f"ok; failed: {r['failures']}), {r['requests']:,} requests, peak "
+                f"{r['concurrency']} in flight, floor {r['floor']:.1f} s, ratio "
+                f"{r['ratio']:.2f} (target <= {TARGET_RATIO}), 429s {r['refused']} (target 0)"
             )
             print(
                 f"  one by one: {r['one_by_one']:.0f} s ({SAMPLE} of {ACCOUNTS:,} timed, scaled "
