@@ -46,7 +46,7 @@ from lib.health.schedule import next_check_at
 from lib.kucoin import constants as k
 from lib.kucoin import runner
 from lib.kucoin.auth import Credentials
-from lib.kucoin.client import AsyncKucoinClient
+from lib.kucoin.client import AsyncKucoinClient, RoundTrips
 from lib.kucoin.diagnosis import TIMESTAMP_CODE
 from lib.kucoin.errors import KucoinError
 from lib.kucoin.probe import plain_ip, probe_async
@@ -66,8 +66,9 @@ REQUESTS_PER_CHECK = 3
 MEASUREMENT_TTL_S = 60.0  # a clock offset and IP this recent are reused
 MAX_ATTEMPTS = 4
 MAX_QUOTA_WAIT_S = 35.0  # longer than a pool's 30 s window: a reset always comes by then
-MIN_SLOTS, MAX_SLOTS = 2, 64
+MIN_SLOTS, MAX_SLOTS = 4, 64
 SLOT_HEADROOM = 2.0
+FIRST_ROUND_TRIP_S = 0.5  # before KuCoin has answered anything
 BATCH = 50  # results per write transaction
 FLUSH_S = 0.25  # a result waits at most this long to be written
 
@@ -141,18 +142,24 @@ class UidBudget:
 
 
 class Slots:
-    """Checks allowed in flight: enough to keep the IP budget busy at the pace checks take."""
+    """Checks allowed in flight: enough to keep the IP budget busy at KuCoin's round trip.
 
-    def __init__(self, requests_per_s: float, check_s: float) -> None:
+    Little's law: a check in flight sends REQUESTS_PER_CHECK requests in about one round trip,
+    so budget x round trip / requests per check keep the budget busy; twice that is headroom.
+    More would only queue in the budget's limiter, spending the checks' deadlines there.
+    """
+
+    def __init__(self, requests_per_s: float, round_trips: RoundTrips) -> None:
         self.requests_per_s = requests_per_s
-        self.check_s = check_s
+        self.round_trips = round_trips
         self.in_use = 0
         self._ready = asyncio.Condition()
 
     @property
     def limit(self) -> int:
-        """Return the checks allowed in flight: budget x time per check, with headroom."""
-        wanted = SLOT_HEADROOM * self.requests_per_s / REQUESTS_PER_CHECK * self.check_s
+        """Return the checks allowed in flight now."""
+        round_trip = self.round_trips.seconds or FIRST_ROUND_TRIP_S
+        wanted = SLOT_HEADROOM * self.requests_per_s / REQUESTS_PER_CHECK * round_trip
         return max(MIN_SLOTS, min(MAX_SLOTS, math.ceil(wanted)))
 
     @asynccontextmanager
@@ -161,12 +168,9 @@ class Slots:
         async with self._ready:
             await self._ready.wait_for(lambda: self.in_use < self.limit)
             self.in_use += 1
-        started = time.monotonic()
         try:
             yield
         finally:
-            # An exponential average of the time an attempt holds its slot.
-            self.check_s = 0.8 * self.check_s + 0.2 * (time.monotonic() - started)
             async with self._ready:
                 self.in_use -= 1
                 self._ready.notify_all()
@@ -193,10 +197,9 @@ class Deadline:
 
 @dataclass
 class _Pacing:
-    """What this process knows about one place KuCoin is: its UIDs' pools, its check time."""
+    """What this process knows about one place KuCoin is: its UIDs' pools."""
 
     budgets: dict[str, UidBudget] = field(default_factory=dict)
-    check_s: float = 0.5
 
 
 _pacing: dict[KucoinTarget, _Pacing] = {}
@@ -245,7 +248,7 @@ class _Run:
         )
         if not fresh and len(targets) > 1:
             await self._measure(client)
-        slots = Slots(self.kucoin.ip_budget / k.CDN_IP_WINDOW_S, pacing.check_s)
+        slots = Slots(self.kucoin.ip_budget / k.CDN_IP_WINDOW_S, client.round_trips)
         throttled = UidBudget()  # keys of unknown UID refused 429000: most likely one shared UID
         skipped: list[int] = []
 
@@ -267,7 +270,6 @@ class _Run:
                 self.deliver(target.account_id, result)
 
         await asyncio.gather(*(one(t) for t in targets))
-        pacing.check_s = slots.check_s
         return skipped
 
     async def _measure(self, client: AsyncKucoinClient) -> None:
@@ -293,6 +295,10 @@ class _Run:
         deadline = Deadline(self.deadline_s)
         left = deadline.left
 
+        def round_trip() -> float:
+            """Return KuCoin's round trip as measured, a first guess before any."""
+            return client.round_trips.seconds or FIRST_ROUND_TRIP_S
+
         def stop(state: RetryCallState) -> bool:
             """Stop after the last attempt, once the deadline is spent, or before a long wait."""
             result = state.outcome.result() if state.outcome and not state.outcome.failed else None
@@ -300,14 +306,14 @@ class _Run:
                 # Waiting for the pool's reset would outlast the deadline: the next check will.
                 return (result.rate_limit_reset_ms or 0) / 1000 >= left()
             # Another attempt needs time for an answer: keep what this one said otherwise.
-            return state.attempt_number >= MAX_ATTEMPTS or left() < 2 * slots.check_s
+            return state.attempt_number >= MAX_ATTEMPTS or left() < 2 * round_trip()
 
         def wait(state: RetryCallState) -> float:
             """Back off with jitter; a rate limit instead waits for its pool (in `reserve`)."""
             result = state.outcome.result() if state.outcome else None
             if result is not None and result.rate_limited_pool:
                 return 0.0
-            return min(backoff(state), max(left() - 2 * slots.check_s, 0.0))
+            return min(backoff(state), max(left() - 2 * round_trip(), 0.0))
 
         backoff = wait_random_exponential(multiplier=0.25, max=4)
         result: ProbeResult | None = None

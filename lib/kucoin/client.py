@@ -69,6 +69,17 @@ def _describe_non_json(response: httpx.Response) -> str:
     return f"KuCoin answered HTTP {response.status_code} with {kind}, not JSON"
 
 
+class RoundTrips:
+    """How long KuCoin takes to answer, as an exponential average (waits for the budget apart)."""
+
+    def __init__(self) -> None:
+        self.seconds: float | None = None
+
+    def add(self, seconds: float) -> None:
+        """Fold one request's round trip into the average."""
+        self.seconds = seconds if self.seconds is None else 0.9 * self.seconds + 0.1 * seconds
+
+
 class AsyncKucoinClient:
     """Calls KuCoin's spot and futures REST APIs for one key; signs with server-corrected time."""
 
@@ -109,8 +120,10 @@ class AsyncKucoinClient:
         self.rate_limits: dict[str, RateLimit] = {}  # last figures per pool
         self.last_rate_limit = RateLimit()
         self._owns_pools = True
-        # Shared by every view of this client: what all its requests from this IP may spend.
+        # Shared by every view of this client: what all its requests from this IP may spend,
+        # and how long KuCoin takes to answer them.
         self._budget = budget
+        self.round_trips = RoundTrips()
 
     def for_key(self, credentials: Credentials) -> AsyncKucoinClient:
         """Return a client for another key sharing this one's connections and clock offset."""
@@ -209,6 +222,7 @@ class AsyncKucoinClient:
             # Signed after the wait for the budget: the timestamp is the moment it leaves.
             endpoint = path + ("?" + query if query else "")
             headers = auth_headers(self.credentials, self.now_ms(), method, endpoint, content)
+        sent = time.monotonic()
         try:
             response = await client.request(
                 method, url, headers=headers, content=content.encode() or None
@@ -221,6 +235,7 @@ class AsyncKucoinClient:
             raise KucoinTransportError(
                 f"connection to KuCoin failed ({type(exc).__name__})", endpoint=path
             ) from None
+        self.round_trips.add(time.monotonic() - sent)
         return self._decode(host, path, response)
 
     def _decode(self, host: str, path: str, response: httpx.Response) -> Any:
