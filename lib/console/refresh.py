@@ -87,7 +87,7 @@ class RunReport:
     """What one run of the engine did."""
 
     results: dict[int, ProbeResult] = field(default_factory=dict)  # stored, by account
-    skipped: list[int] = field(default_factory=list)  # claimed but not checked (stopping)
+    skipped: list[int] = field(default_factory=list)  # not checked: stopping, or unbound since
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
 
@@ -215,6 +215,12 @@ def _pacing_of(target: KucoinTarget) -> _Pacing:
 # --- one check, retried ----------------------------------------------------------------------
 
 
+def _measured_recently(client: AsyncKucoinClient) -> bool:
+    """Return whether the client's clock offset and IP are recent enough to reuse."""
+    at = client.measured_at
+    return at is not None and time.monotonic() - at < MEASUREMENT_TTL_S
+
+
 def unreadable_result(error: Exception) -> ProbeResult:
     """Return the check of an account whose stored credentials cannot be decrypted."""
     return ProbeResult(
@@ -242,11 +248,7 @@ class _Run:
         """Check every target; return the ids not started (told to stop)."""
         client = self.kucoin.client()
         pacing = _pacing_of(self.kucoin)
-        fresh = (
-            client.measured_at is not None
-            and time.monotonic() - client.measured_at < MEASUREMENT_TTL_S
-        )
-        if not fresh and len(targets) > 1:
+        if not _measured_recently(client) and len(targets) > 1:
             await self._measure(client)
         slots = Slots(self.kucoin.ip_budget / k.CDN_IP_WINDOW_S, client.round_trips)
         throttled = UidBudget()  # keys of unknown UID refused 429000: most likely one shared UID
@@ -361,10 +363,7 @@ class _Run:
                 return unreadable_result(error), client
             view = client.for_key(credentials)
             del credentials
-            fresh = (
-                view.measured_at is not None
-                and time.monotonic() - view.measured_at < MEASUREMENT_TTL_S
-            )
+            fresh = _measured_recently(view)
             result = await probe_async(
                 view,
                 futures_currencies=self.futures_currencies,
