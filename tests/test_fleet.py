@@ -519,9 +519,11 @@ def test_refresh_fleet_skips_paused_accounts(sim_env: SimEnv) -> None:
 
 def test_check_account_and_account_detail_read_the_key_over_http(sim_env: SimEnv) -> None:
     account_id = _bind(sim_env, "treasury", MASTER, ("spot", "futures"))
-    sim_env.simulator.fail_next(1, status=503, api_key=MASTER.api_key)
+    # Every request fails until cleared: the check's retries cannot get through either.
+    sim_env.simulator.fail_next(-1, status=503, api_key=MASTER.api_key)
 
     result = check_account(sim_env.console, account_id)
+    sim_env.simulator.clear_faults(MASTER.api_key)
     detail = account_detail(sim_env.console, account_id)
 
     assert result.outcome is Outcome.UNREACHABLE

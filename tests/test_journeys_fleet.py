@@ -30,6 +30,7 @@ from served_app import (
 
 from lib.config import DATA_DIR_ENV, Config
 from lib.console import Console, KucoinTarget, binding
+from lib.console.demo import DEMO_ACCOUNTS
 from lib.console.fleet import is_failing
 from lib.health.status import Status
 from lib.kucoin.sim import Simulator, SimulatorServer
@@ -41,7 +42,7 @@ FORMULA_LABEL = '=HYPERLINK("https://evil.example","open")'
 NUMBER_LABEL = "-27"
 PLUS_LABEL = "+1 desk"
 KUCOIN_BEHIND_MS = -2_000  # KuCoin's clock minus ours while NUMBER_LABEL's key is bound
-DEMO_SIZE = 27
+DEMO_SIZE = len(DEMO_ACCOUNTS)
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ def test_the_page_shows_the_stored_ips_and_their_coverage(demo: Demo) -> None:
 
     assert not at.exception
     assert egress_field(at).value == "\n".join(EGRESS_IPS)
-    assert coverage(at)["2/2 platform IPs covered"] == 21
+    assert coverage(at)["2/2 platform IPs covered"] == 22
     assert coverage(at)["1/2 platform IPs covered"] == 1
     assert any(f"KuCoin last saw this platform as {CALLER_IP}" in c.value for c in at.caption)
 
@@ -89,7 +89,7 @@ def test_saving_egress_ips_changes_what_coverage_shows(demo: Demo) -> None:
 
     assert "Saved 3 egress IPs." in [s.value for s in at.success]
     assert demo.console.settings().egress_ips == (CALLER_IP, "192.0.2.10", "198.51.100.20")
-    assert coverage(at)["2/3 platform IPs covered"] == 21
+    assert coverage(at)["2/3 platform IPs covered"] == 22
     assert fleet_whitelist(at)["treasury"] == "2/3 platform IPs covered"
 
 

@@ -10,8 +10,9 @@ No Streamlit here: the pages (lib.ui) and the commands (lib.cli) are two faces o
 - kucoin: KucoinTarget, where KuCoin is, and the typed calls made to it.
 - binding: clean a pasted key, verify it live, save it; the account's lifecycle after that.
 - fleet: the fleet table with its policy and time, its filters, a refresh's summary.
-- checks: check one account now, or every account concurrently ("Refresh all").
-- refresh: the engine that checks many keys within KuCoin's rate limits.
+- checks: check one account now ("Check now"), every account ("Refresh all"), or a round.
+- refresh: the engine every check goes through, within KuCoin's rate limits.
+- watch: the watcher that checks accounts as they fall due, and its heartbeat.
 - account: everything the Account page shows about one account.
 - settings: the operator's settings, the health policy they define, their change log.
 - export: the fleet as CSV and JSON, never a secret.

@@ -257,11 +257,9 @@ def check_key(
             decision=Decision.DUPLICATE, duplicate_of=holder.label, account_id=account_id, **base
         )
     credentials = cleaned.credentials(settings.key_version)
-    result = console.kucoin.probe(
-        credentials,
-        futures_currencies=settings.futures_currencies,
-        want_futures="futures" in wanted,
-    )
+    # A key not seen before: its futures overview is read in the same wave (a 400007 there
+    # is how a missing Futures permission shows).
+    result = console.kucoin.probe(credentials, futures_currencies=settings.futures_currencies)
     check = _evaluate(result, wanted, console, base, account_id)
     if check.decision in (Decision.READY, Decision.NEEDS_CONFIRMATION, Decision.WHITELIST_ONLY):
         check = _with_token(check, _pending.park(credentials, check))

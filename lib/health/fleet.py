@@ -276,6 +276,17 @@ _KEY_INFO = [
 ]
 
 
+_LATEST = [
+    "checked_at",
+    "outcome",
+    "code",
+    "message",
+    "clock_offset_ms",
+    "rate_limited_pool",
+    "rate_limit_reset_ms",
+]
+
+
 class _Deciding(NamedTuple):
     """Per account, the checks the rules decide on (all NA for an account without one)."""
 
@@ -294,9 +305,7 @@ def _deciding_checks(probes: pd.DataFrame, ids: pd.Index, policy: HealthPolicy) 
     latest_at = _latest(account_id, order, None)
     result = np.select([flags.ok, flags.transient], [0, 1], 2)
     return _Deciding(
-        latest=_rows_at(
-            probes, latest_at, ["checked_at", "outcome", "code", "message", "clock_offset_ms"], ids
-        ),
+        latest=_rows_at(probes, latest_at, _LATEST, ids),
         verdict=_rows_at(
             probes,
             _latest(account_id, order, ~flags.transient),
@@ -496,6 +505,11 @@ def _latest_facts(checks: _Deciding, col: dict[str, Any], fact: dict[str, Any]) 
         latest_transient=checks.latest_result == 1,
         latest_code=_objects(col["last_code"]),
         latest_offset_ms=_objects(_ints(latest["clock_offset_ms"])),
+        latest_limited_pool=_objects(_strings(latest["rate_limited_pool"])),
+        latest_reset_at=(
+            _utc(latest["checked_at"])
+            + pd.to_timedelta(_ints(latest["rate_limit_reset_ms"]).astype("float64"), unit="ms")
+        ).array.asi8,
         rejected=(verdict["outcome"].astype(OUTCOME_DTYPE) == Outcome.REJECTED).to_numpy(),
         verdict_code=_objects(_strings(verdict["code"])),
         verdict_endpoint=_objects(_strings(verdict["endpoint"])),

@@ -14,6 +14,7 @@ therefore written together or not at all. Pages read the DataFrames; they never 
     frames      DataFrames of accounts and checks, for pages, the fleet table and notebooks
     seeding     history staged as if it had happened earlier (the demo fleet)
     master_keys the master keys the database knows, and the credentials each one seals
+    schedule    when each account's next check is due, watchers' leases and heartbeats
     errors      StoreError and its subclasses, drawn below
     migrations  Alembic
 
@@ -37,6 +38,7 @@ from lib.store.accounts import (
     load_credentials,
     mark_verified,
     pause,
+    record_checks,
     resume,
     rotate_credentials,
     set_scopes,
@@ -46,6 +48,7 @@ from lib.store.audit import AuditEntry, audit_log, record_audit
 from lib.store.checks import (
     decode_balances,
     encode_balances,
+    last_success_keys,
     latest_probe,
     probe_history,
     record_probe,
@@ -97,6 +100,18 @@ from lib.store.operators import (
     start_session,
     touch_session,
 )
+from lib.store.schedule import (
+    Heartbeat,
+    claim_due,
+    finish_checks,
+    heartbeats,
+    leases,
+    next_due_at,
+    record_heartbeat,
+    release_leases,
+    schedule_checks,
+    unscheduled_accounts,
+)
 from lib.store.settings import (
     MAX_EGRESS_IPS,
     MAX_FUTURES_CURRENCIES,
@@ -121,6 +136,7 @@ __all__ = [
     "AuditEntry",
     "DuplicateKeyError",
     "DuplicateLabelError",
+    "Heartbeat",
     "InvalidInput",
     "LastAdmin",
     "OperatorNotFound",
@@ -136,6 +152,7 @@ __all__ = [
     "active_sessions",
     "add_operator",
     "audit_log",
+    "claim_due",
     "clean_operator_name",
     "create_account_with_credentials",
     "data_version",
@@ -146,31 +163,40 @@ __all__ = [
     "end_sessions_before",
     "end_sessions_of",
     "find_account_by_api_key",
+    "finish_checks",
     "get_account",
     "get_operator",
     "get_session",
     "get_settings",
+    "heartbeats",
     "invalid_settings",
+    "last_success_keys",
     "latest_probe",
     "latest_probes_frame",
+    "leases",
     "list_accounts",
     "list_operators",
     "load_credentials",
     "login_failures",
     "mark_verified",
+    "next_due_at",
     "operator_name_problem",
     "password_hash",
     "pause",
     "probe_history",
     "probe_history_frame",
     "record_audit",
+    "record_checks",
     "record_failed_login",
+    "record_heartbeat",
     "record_probe",
     "record_probes",
     "rehash_password",
+    "release_leases",
     "remove_operator",
     "resume",
     "rotate_credentials",
+    "schedule_checks",
     "set_login_failures",
     "set_password_hash",
     "set_role",
@@ -180,5 +206,6 @@ __all__ = [
     "start_session",
     "touch_session",
     "unbind",
+    "unscheduled_accounts",
     "update_settings",
 ]

@@ -169,6 +169,38 @@ class ProbeRecord(SQLModel, table=True):
     balances: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     futures_permission_missing: bool = False
     vip_level: int | None = None
+    rate_limited_pool: str | None = Field(default=None, max_length=32)
+    rate_limit_reset_ms: int | None = None
+
+
+class CheckSchedule(SQLModel, table=True):
+    """When an account's next check is due, and which watcher holds it now (its lease)."""
+
+    __tablename__ = "check_schedule"
+
+    account_id: int = Field(
+        primary_key=True, foreign_key="accounts.id", sa_column_kwargs={"autoincrement": False}
+    )
+    due_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    # A claim: this watcher checks the account now; anyone may take it once it has expired.
+    lease_owner: str | None = Field(default=None, max_length=200)
+    lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class WatcherBeat(SQLModel, table=True):
+    """One watcher's heartbeat: alive when, its last round, when it looks again."""
+
+    __tablename__ = "watchers"
+
+    name: str = Field(primary_key=True, max_length=200)
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    beat_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    round_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    round_finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    round_checked: int = 0
+    round_seconds: float | None = None
+    next_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    stopped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class SettingRow(SQLModel, table=True):

@@ -10,6 +10,7 @@ session, sign a request or decrypt anything.
 - sign_in: who is at the browser (cookie, single sign-on), the setup and sign-in pages.
 - bind_form, lifecycle, check_report, key_form, account_view, operators_form: the parts of
   the pages.
+- watch_panel: the watcher's heartbeat on the Fleet page, and its auto-refresh.
 """
 
 from lib.ui.frame import (
@@ -47,6 +48,7 @@ from lib.ui.session import (
     show_flash,
 )
 from lib.ui.sign_in import still_signed_in
+from lib.ui.watch_panel import watcher_panel
 
 # What the pages use; the rest is imported from the module that owns it.
 __all__ = [
@@ -79,4 +81,5 @@ __all__ = [
     "still_signed_in",
     "switch_page",
     "tile_label",
+    "watcher_panel",
 ]
