@@ -244,12 +244,13 @@ def test_a_checked_key_nobody_confirms_leaves_memory_on_time_without_another_che
         created_at=days_ago_ms(5),
     )
     sim_env.simulator.add_account(canary)
-    monkeypatch.setattr(binding, "PENDING_TTL_S", 0.5)
+    # Long enough that a loaded machine still finds it parked right after the check.
+    monkeypatch.setattr(binding, "PENDING_TTL_S", 3.0)
     checked = check(sim_env, canary, label="canary")
     assert checked.decision is Decision.READY
     assert _parked(canary.passphrase.reveal())  # waiting for the operator to save it
 
-    time.sleep(1.5)  # the operator walked away; nobody checks or saves anything meanwhile
+    time.sleep(4.5)  # the operator walked away; nobody checks or saves anything meanwhile
     assert not _parked(canary.passphrase.reveal())
     with pytest.raises(BindingError, match="expired"):
         binding.save(sim_env.console, checked.token)
