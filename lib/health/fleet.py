@@ -142,7 +142,8 @@ def fleet_at(
 ) -> pd.DataFrame:
     """Return the fleet at `now` from a judgement still true then, worst first (FLEET_COLUMNS).
 
-    `ordered`: the judgement is sorted worst first already (WORST_FIRST).
+    `ordered`: the judgement is sorted worst first already (WORST_FIRST). Columns the caller
+    added to the judgement are kept, after the status.
     """
     now = utc_now(now)
     stale_at = policy.stale_at(judged["fresh_from"])
@@ -158,11 +159,11 @@ def fleet_at(
         ),
         "key_age_days": ((now - judged["key_created_at"]) // pd.Timedelta(days=1)).astype("Int64"),
     }
+    # Columns a caller added to the judgement (the scopes an account needs) follow the status.
+    added = [name for name in judged.columns if name not in JUDGED_COLUMNS]
+    columns = [*list(FLEET_COLUMNS)[:3], *added, *list(FLEET_COLUMNS)[3:]]
     fleet = pd.DataFrame(
-        {
-            name: times[name] if name in times else judged[name]
-            for name in [*FLEET_COLUMNS, *judged.columns.difference(JUDGED_COLUMNS, sort=False)]
-        },
+        {name: times[name] if name in times else judged[name] for name in columns},
         index=judged.index,
     )
     if not ordered:

@@ -38,7 +38,7 @@ from lib.store.accounts import (
     set_scopes,
     unbind,
 )
-from lib.store.audit import AuditEntry, audit_log, record_audit
+from lib.store.audit import AuditEntry, audit_log, audit_since, record_audit
 from lib.store.checks import (
     decode_balances,
     encode_balances,
@@ -62,6 +62,7 @@ from lib.store.frames import (
     data_version,
     deciding_checks_frame,
     latest_probes_frame,
+    new_checks_frame,
     probe_history_frame,
 )
 from lib.store.models import AuditAction, Settings
@@ -95,6 +96,7 @@ __all__ = [
     "StoreError",
     "accounts_frame",
     "audit_log",
+    "audit_since",
     "create_account_with_credentials",
     "data_version",
     "deciding_checks_frame",
@@ -109,6 +111,7 @@ __all__ = [
     "list_accounts",
     "load_credentials",
     "mark_verified",
+    "new_checks_frame",
     "pause",
     "probe_history",
     "probe_history_frame",
