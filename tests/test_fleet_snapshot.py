@@ -1,4 +1,4 @@
-"""The fleet kept judged between requests: every change shows in the next snapshot.
+"""The fleet kept judged between snapshots: every change shows in the next one.
 
 fleet_snapshot keeps one judgement per database and judges again only the accounts that
 changed since: a new check, a binding, a pause, a setting, or time passing one of an account's
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from store_fixtures import database_url_fixture  # noqa: F401 (fixture)
 from test_fleet import EGRESS, NOW, bind_offline, credentials, record, result
 
-import lib.console.fleet as console_fleet
+import lib.console.snapshot as console_snapshot
 from lib import store
 from lib.config import Config
 from lib.console import Console, KucoinTarget, binding
@@ -58,13 +58,13 @@ def ids_fixture(console: Console) -> dict[str, int]:
 def judged_fixture(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
     """Return, per judgement since the test began, the ids of the accounts judged."""
     calls: list[list[int]] = []
-    judge = console_fleet.judge_fleet
+    judge = console_snapshot.judge_fleet
 
     def spy(accounts: pd.DataFrame, *args: object) -> pd.DataFrame:
         calls.append(sorted(int(i) for i in accounts["account_id"]))
         return judge(accounts, *args)
 
-    monkeypatch.setattr(console_fleet, "judge_fleet", spy)
+    monkeypatch.setattr(console_snapshot, "judge_fleet", spy)
     return calls
 
 

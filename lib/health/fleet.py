@@ -165,6 +165,7 @@ def fleet_at(
     fleet = pd.DataFrame(
         {name: times[name] if name in times else judged[name] for name in columns},
         index=judged.index,
+        copy=False,  # shares the judgement's columns: each caller passes a frame of its own
     )
     if not ordered:
         fleet = fleet.sort_values(WORST_FIRST, kind="stable")
