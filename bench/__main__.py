@@ -1,19 +1,29 @@
-"""Run every benchmark (`make bench`); exit 1 if the fleet table misses its target."""
+"""Run every benchmark (`make bench`): each figure against its target; exit 1 if one misses.
+
+The machine's load is printed before and after: on a shared machine, read the figures with it.
+"""
 
 from __future__ import annotations
 
 import sys
 
-from bench import bench_fleet, bench_health
+from bench import bench_fleet, bench_health, bench_page
+from bench.report import load
 
 
 def main() -> int:
-    """Run the health-rules bench, then the fleet-table bench from SQLite; return the status."""
+    """Run the rules, the fleet table and the Fleet page in Chromium; print each figure."""
+    print(f"bench: {load()}")
     print("== health rules (in memory) ==")
-    bench_health.main()
-    print()
-    print("== fleet table (SQLite file) ==")
-    return 0 if bench_fleet.main() else 1
+    figures = bench_health.main()
+    print("\n== fleet table (SQLite file) ==")
+    figures += bench_fleet.main()
+    print("\n== Fleet page (served, Chromium) ==")
+    figures += bench_page.main()
+    print(f"\n== figures (medians; {load()}) ==")
+    for figure in figures:
+        print(figure)
+    return 0 if all(figure.ok for figure in figures) else 1
 
 
 if __name__ == "__main__":

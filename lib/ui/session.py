@@ -10,6 +10,8 @@ or a form's own slot (its prefix) beside that form.
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -26,12 +28,23 @@ DEMO_PARAM = "demo"  # ?demo=1 in the address while the session shows the demo f
 SELECTED_ACCOUNT = "selected_account"  # the account the Account page shows when no link says
 FLEET_TTL_S = 30  # statuses move with time (STALE arrives unannounced): redraw this often
 PAGE_FLASH = "_page"  # the slot every page shows under its title
+log = logging.getLogger(__name__)
 
 
 @st.cache_resource(show_spinner=False)
 def _open_console(config: Config, kucoin: KucoinTarget) -> Console:
     """Open one console per (database, KuCoin location) for the whole server process."""
     return Console.open(config, kucoin=kucoin)
+
+
+def warm_up() -> None:
+    """Open the configured console and judge its fleet, as the first page would (server start)."""
+    try:
+        config = Config.from_env()
+        fleet_snapshot(_open_console(config, KucoinTarget.from_config(config)))
+    except (VaultError, SQLAlchemyError, OSError) as error:
+        # The first page says what is wrong and what to do; the server starts regardless.
+        log.warning("the console could not be opened at start: %s", type(error).__name__)
 
 
 def in_demo() -> bool:
