@@ -22,8 +22,10 @@ $(DEV): requirements-dev.lock
 	$(INSTALL) -r requirements-dev.lock
 	@touch $@
 
+# The console with a watcher beside it; `make run WATCH=0` serves it without one.
+WATCH ?= 1
 run: $(RUNTIME)
-	$(PY) -m streamlit run server.py
+	BINDWATCH_WATCH=$(WATCH) $(PY) -m streamlit run server.py
 
 test: $(DEV)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,10 +1,14 @@
-"""The console as operators run it (`make run`): app.py behind the server's own checks.
+"""The console as operators run it (`make run`): app.py behind its checks, a watcher beside it.
 
 `streamlit run server.py` finds `app` below and serves it with Streamlit's own uvicorn runner:
 app.py and its pages run exactly as under `streamlit run app.py`, and .streamlit/config.toml and
 `--server.*` flags apply as before. On top, every HTTP response forbids framing and a websocket
-must come from the console's own origin (lib/web_guard.py). While it starts, the server opens
-the console and judges the fleet, so that the first operator to connect waits for neither.
+must come from the console's own origin (lib/web_guard.py), the sign-in and setup forms
+post to the routes that set the session cookie (lib/web_session.py), and a watcher checks
+each account when it falls due for as long as the server runs
+(lib.console.watch.serve_watcher; off with BINDWATCH_WATCH=0, `make run WATCH=0`). Stopping
+the server lets its checks in flight finish. While it starts, the server opens the console
+and judges the fleet, so that the first operator to connect waits for neither.
 """
 
 import asyncio
@@ -14,19 +18,23 @@ from contextlib import asynccontextmanager
 import streamlit as st
 from starlette.middleware import Middleware
 
+from lib.console.watch import serve_watcher
 from lib.ui.session import warm_up
 from lib.web_guard import SameOriginWebSocket, SecurityHeaders
+from lib.web_session import session_routes
 
 
 @asynccontextmanager
-async def ready_before_the_first_visit(_app: st.App) -> AsyncIterator[None]:
-    """Open the console and judge its fleet before the server takes its first request."""
+async def lifespan(served: st.App) -> AsyncIterator[None]:
+    """Open the console and judge its fleet before the first request, then run the watcher."""
     await asyncio.to_thread(warm_up)
-    yield
+    async with serve_watcher(served):
+        yield
 
 
 app = st.App(
     "app.py",
-    lifespan=ready_before_the_first_visit,
+    routes=session_routes(),
     middleware=[Middleware(SecurityHeaders), Middleware(SameOriginWebSocket)],
+    lifespan=lifespan,
 )

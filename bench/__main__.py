@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import sys
 
-from bench import bench_fleet, bench_health, bench_page
+from bench import bench_fleet, bench_health, bench_page, bench_refresh
 from bench.report import load
 
 
 def main() -> int:
-    """Run the rules, the fleet table and the Fleet page in Chromium; print each figure."""
+    """Run the rules, the fleet table, the Fleet page in Chromium and the refresh; print each."""
     print(f"bench: {load()}")
     print("== health rules (in memory) ==")
     figures = bench_health.main()
@@ -20,10 +20,12 @@ def main() -> int:
     figures += bench_fleet.main()
     print("\n== Fleet page (served, Chromium) ==")
     figures += bench_page.main()
+    print("\n== refresh and one check (the simulator over HTTP) ==")
+    refresh_ok = bench_refresh.main()
     print(f"\n== figures (medians; {load()}) ==")
     for figure in figures:
         print(figure)
-    return 0 if all(figure.ok for figure in figures) else 1
+    return 0 if refresh_ok and all(figure.ok for figure in figures) else 1
 
 
 if __name__ == "__main__":

@@ -22,7 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "accounts": ("lib.cli.accounts", "list the bound accounts (no secrets)"),
     "unbind": ("lib.cli.unbind", "destroy an account's credentials, keeping its history"),
     "status": ("lib.cli.status", "print the fleet table, worst first (--json for JSON)"),
+    "refresh": ("lib.cli.refresh", "check the accounts that are due (--all: every one) now"),
+    "watch": ("lib.cli.watch", "check each account when it falls due, until stopped"),
     "demo": ("lib.cli.demo", "build the demo fleet on a local simulator and print it"),
+    "operators": ("lib.cli.operators", "add, list, remove operators or set a password"),
 }
 
 

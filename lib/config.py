@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lib.kucoin.constants import FUTURES_URL, SPOT_URL
+from lib.kucoin.constants import CDN_IP_WINDOW_S, DEFAULT_IP_BUDGET, FUTURES_URL, SPOT_URL
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -23,6 +23,9 @@ DATABASE_URL_ENV = "BINDWATCH_DATABASE_URL"
 MASTER_KEY_FILE_ENV = "BINDWATCH_MASTER_KEY_FILE"
 SPOT_URL_ENV = "BINDWATCH_KUCOIN_SPOT_URL"
 FUTURES_URL_ENV = "BINDWATCH_KUCOIN_FUTURES_URL"
+IP_BUDGET_ENV = "BINDWATCH_IP_BUDGET"
+WATCH_ENV = "BINDWATCH_WATCH"
+_OFF = ("0", "off", "false", "no")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,10 @@ class Config:
     master_key_file: Path
     kucoin_spot_url: str = SPOT_URL
     kucoin_futures_url: str = FUTURES_URL
+    # Requests to KuCoin this process may start per 10 s from its egress IP (all keys together).
+    ip_budget: int = DEFAULT_IP_BUDGET
+    # Whether the served console (`make run`) runs a watcher beside the app.
+    watch_with_app: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -51,6 +58,8 @@ class Config:
             master_key_file=master_key_file,
             kucoin_spot_url=env.get(SPOT_URL_ENV) or SPOT_URL,
             kucoin_futures_url=env.get(FUTURES_URL_ENV) or FUTURES_URL,
+            ip_budget=_ip_budget(env.get(IP_BUDGET_ENV)),
+            watch_with_app=(env.get(WATCH_ENV) or "1").strip().lower() not in _OFF,
         )
 
     def ensure_data_dir(self) -> Path:
@@ -65,10 +74,27 @@ class Config:
             f"Config(data_dir={str(self.data_dir)!r}, database_url={url!r}, "
             f"master_key_file={str(self.master_key_file)!r}, "
             f"kucoin_spot_url={self.kucoin_spot_url!r}, "
-            f"kucoin_futures_url={self.kucoin_futures_url!r})"
+            f"kucoin_futures_url={self.kucoin_futures_url!r}, ip_budget={self.ip_budget}, "
+            f"watch_with_app={self.watch_with_app})"
         )
 
     __str__ = __repr__
+
+
+def _ip_budget(text: str | None) -> int:
+    """Return the IP budget a BINDWATCH_IP_BUDGET value names; raise ValueError saying the fix."""
+    if not text or not text.strip():
+        return DEFAULT_IP_BUDGET
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise ValueError(
+            f"{IP_BUDGET_ENV} must be a whole number of requests per {CDN_IP_WINDOW_S} s, at "
+            f"least 2 (default {DEFAULT_IP_BUDGET}); got {text.strip()!r}"
+        )
+    return value
 
 
 def ensure_private_dir(path: Path) -> None:

@@ -88,7 +88,7 @@ def main() -> None:
     ]
     head.subheader(f"{account.label} {ui.status_badge(row['status'])}")
     head.caption(" · ".join(f for f in facts if f))
-    if action.button(
+    if console.may_act and action.button(
         "Check now",
         key=f"check_now_{account_id}",
         type="primary",
@@ -113,8 +113,11 @@ def main() -> None:
     account_view.show_coverage(detail)
     account_view.show_balances(detail)
 
-    st.subheader("Actions")
-    lifecycle.render_lifecycle(console, account)
+    if console.may_act:  # a viewer reads; the services refuse a viewer's action anyway
+        st.subheader("Actions")
+        lifecycle.render_lifecycle(console, account)
+    else:  # e.g. an action from a page drawn before the operator became a viewer, refused
+        lifecycle.show_messages(account_id)
 
     account_view.show_audit(detail)
 

@@ -64,11 +64,12 @@ def main() -> None:
 
     top_left, top_mid, top_right = st.columns([3, 1, 1], vertical_alignment="center")
     top_left.caption("Worst first. Select a row to open the account.")
-    auto = top_mid.toggle("Auto-refresh", key="fleet_auto", help="Redraw the table every 30 s.")
-    if top_right.button(
+    auto = top_mid.toggle("Auto-refresh", key="fleet_auto", help="Show new checks as stored.")
+    if console.may_act and top_right.button(
         "Refresh all", key="refresh_all", icon=":material/refresh:", width="stretch"
     ):
         refresh_all()  # before the table is drawn, so it shows the new results
+    ui.watcher_panel(console, auto_refresh=auto)
 
     def incident_banner(snapshot: FleetSnapshot) -> None:
         """Say once when most recently checked accounts fail the same way."""
@@ -180,13 +181,17 @@ def main() -> None:
 
     def fleet_section() -> None:
         """The banner, tiles and table: redrawn on their own when auto-refresh is on."""
+        # A redraw on its own skips app.py's gate: ask the session here (a timer's redraw is
+        # no activity), and rerun the whole page to the sign-in form once it has ended.
+        if not ui.still_signed_in(touch=not auto):
+            st.rerun(scope="app")
         snapshot = ui.cached_fleet(console)
         as_of = f"{snapshot.as_of:%Y-%m-%d %H:%M:%S} UTC"
         st.caption(f"{ui.plural(len(snapshot.fleet), 'account')} · as of {as_of}")
         incident_banner(snapshot)
         table(snapshot)
 
-    st.fragment(fleet_section, run_every=f"{ui.FLEET_TTL_S}s" if auto else None)()
+    st.fragment(fleet_section)()
 
 
 ui.page(main)

@@ -23,6 +23,9 @@ def main() -> None:
     console = ui.console()
     stored = console.settings()
     problems = settings.invalid_settings(stored)
+    read_only = not console.may_act  # a viewer sees the settings; the services refuse a change
+    if read_only:
+        st.caption("You are signed in as a viewer: an admin changes the settings.")
 
     # Every widget shows the stored value on every run (no copy kept in session state): a visit to
     # another page, a save or another operator's change can never bring back a stale value.
@@ -61,8 +64,9 @@ def main() -> None:
             placeholder="203.0.113.154\n2001:db8::7",
             help=f"IPv4 or IPv6 addresses, at most {settings.MAX_EGRESS_IPS}; commas and spaces "
             "separate them too.",
+            disabled=read_only,
         )
-        if st.form_submit_button("Save IPs", icon=":material/save:"):
+        if st.form_submit_button("Save IPs", icon=":material/save:", disabled=read_only):
             ips = settings.parse_list(text)
             changed = text != stored_ips or "egress_ips" in problems
             done = f"Saved {len(ips)} egress IP{'s' if len(ips) != 1 else ''}."
@@ -83,7 +87,7 @@ def main() -> None:
             "in the list.",
             icon=":material/lan:",
         )
-        if st.button(f"Add {ip}", key="add_seen_ip", icon=":material/add:"):
+        if not read_only and st.button(f"Add {ip}", key="add_seen_ip", icon=":material/add:"):
             save(f"Added {ip}, the IP KuCoin saw.", egress_ips=[*stored.egress_ips, ip])
 
     coverage = settings.coverage_summary(ui.cached_fleet(console).fleet)
@@ -112,6 +116,7 @@ def main() -> None:
                 value=shown[name],
                 step=STEPS[name],
                 help=f"{HELP[name]} From {rule.describe()}.",
+                disabled=read_only,
             )
         version_col, futures_col = st.columns(2)
         typed["key_version"] = version_col.selectbox(
@@ -119,14 +124,16 @@ def main() -> None:
             settings.ACCEPTED_KEY_VERSIONS,
             index=settings.ACCEPTED_KEY_VERSIONS.index(shown["key_version"]),
             help="KuCoin's current keys are version 3; version 2 still works.",
+            disabled=read_only,
         )
         typed["futures_currencies"] = futures_col.text_input(
             "Futures currencies to read",
             value=shown["futures_currencies"],
             help="Futures overviews each check reads, e.g. USDT, XBT; at most "
             f"{settings.MAX_FUTURES_CURRENCIES}.",
+            disabled=read_only,
         )
-        if st.form_submit_button("Save policy", icon=":material/save:"):
+        if st.form_submit_button("Save policy", icon=":material/save:", disabled=read_only):
             save("Saved the health policy.", **settings.policy_changes(stored, typed))
 
     history = settings.settings_changes(console)

@@ -3,21 +3,29 @@
 Import the fixture into a test module (`from app_fixtures import sim_env_fixture`; pytest
 registers it as `sim_env`). It sets the BINDWATCH_* variables so that `lib.ui.console()`, the
 CLI and AppTest all find the same database and simulator.
+
+The app shows nothing but its sign-in page to a session that is not signed in: `app_test()`
+returns an AppTest of the app signed in as an operator of the configured installation (an
+admin unless told), the way a browser's session cookie would sign it in.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 import pytest
 from simulator_fixtures import ALL_ACCOUNTS
+from streamlit.testing.v1 import AppTest
 
+from lib import store
 from lib.config import (
     DATA_DIR_ENV,
     DATABASE_URL_ENV,
@@ -26,12 +34,75 @@ from lib.config import (
     SPOT_URL_ENV,
     Config,
 )
-from lib.console import Console
+from lib.console import Console, Role
 from lib.console.demo import Demo, start_demo, stop_demo
+from lib.console.operators import session_id
+from lib.console.passwords import hash_password
 from lib.kucoin.sim import SimAccount, SimRequest, SimResponse, Simulator, SimulatorServer
+from lib.secret import Secret
+from lib.ui.sign_in import OPERATOR_SESSION
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
+# The operators the test harnesses create, by name: their role and password.
+OPERATORS = {
+    "admin": (Role.ADMIN, "admin password 0001"),
+    "viewer": (Role.VIEWER, "viewer password 0001"),
+}
+
+
+@cache
+def password_hash_of(password: str) -> str:
+    """Return an Argon2id hash of a test password (hashed once per test run: it is slow)."""
+    return hash_password(Secret(password))
+
+
+def ensure_operators(console: Console, names: tuple[str, ...] = tuple(OPERATORS)) -> None:
+    """Create the harness's operators that do not exist yet (the admin first)."""
+    with console.transaction() as session:
+        existing = {o.name for o in store.list_operators(session)}
+        for name in sorted(names, key=lambda n: OPERATORS[n][0] is not Role.ADMIN):
+            if name not in existing:
+                role, password = OPERATORS[name]
+                store.add_operator(
+                    session,
+                    name=name,
+                    password_hash=password_hash_of(password),
+                    role=role,
+                    actor="test-setup",
+                )
+
+
+def open_session(console: Console, name: str = "admin") -> str:
+    """Create the operator if need be and open a session for them; return the session's id."""
+    ensure_operators(console, tuple(dict.fromkeys(("admin", name))))
+    role = OPERATORS[name][0]
+    opened = session_id(secrets.token_urlsafe(32))
+    with console.transaction() as session:
+        store.start_session(
+            session,
+            session_id=opened,
+            operator_name=name,
+            role=role,
+            method=store.SignInMethod.PASSWORD,
+            at=datetime.now(UTC),
+        )
+    return opened
+
+
+def sign_in_app_test(at: AppTest, name: str = "admin") -> AppTest:
+    """Sign an AppTest in as one of OPERATORS of the configured installation; return it."""
+    console = Console.open(Config.from_env())
+    try:
+        at.session_state[OPERATOR_SESSION] = open_session(console, name)
+    finally:
+        console.close()
+    return at
+
+
+def app_test(entry: str = APP, *, name: str = "admin") -> AppTest:
+    """Return an AppTest of the app (not yet run), signed in as one of OPERATORS."""
+    return sign_in_app_test(AppTest.from_file(entry, default_timeout=30), name)
 
 
 def days_ago_ms(days: int) -> int:

@@ -10,6 +10,12 @@ own cookies, its own Streamlit session.
 Import what a module needs (`from served_app import browser_fixture, serve, session, settle`);
 pytest registers `browser_fixture` as `browser`. A module that imports this is skipped where
 Chromium is missing, and fails in CI, which must install it.
+
+The console shows only its sign-in page until a browser signs in. `serve()` creates the
+operators of `app_fixtures.OPERATORS` (an admin and a viewer) through the store before the
+server starts, unless told `operators=False` (a first run, with its setup page); `session()`
+signs its browser context in as the admin (or `operator=...`, or nobody with `operator=None`)
+by posting the sign-in form to the served console, as a browser does, before opening `url`.
 """
 
 from __future__ import annotations
@@ -27,6 +33,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from app_fixtures import OPERATORS, ensure_operators
+
+from lib.config import Config
+from lib.console import Console
+from lib.session_cookie import COOKIE, SIGN_IN_PATH
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,8 +102,12 @@ def serve(
     env: Mapping[str, str] | None = None,
     args: tuple[str, ...] = (),
     entry: str = ENTRY,
+    operators: bool = True,
 ) -> Iterator[ServedApp]:
-    """Serve `entry` (the console unless told) from the project root over `data_dir`."""
+    """Serve `entry` (the console unless told) from the project root over `data_dir`.
+
+    With `operators`, OPERATORS exist in its database first (else it starts at its setup).
+    """
     log = data_dir.parent / f"streamlit-{data_dir.name}.log"
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if k not in _INHERITED}
@@ -102,6 +117,12 @@ def serve(
     if futures_url:
         environ["BINDWATCH_KUCOIN_FUTURES_URL"] = futures_url
     environ.update(env or {})
+    if operators:
+        console = Console.open(Config.from_env(environ))
+        try:
+            ensure_operators(console)
+        finally:
+            console.close()
     with open(log, "w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", entry, f"--server.port={port}", *args],
@@ -148,16 +169,66 @@ def browser_fixture():
 
 
 @contextmanager
-def session(browser, url: str | None = None):
-    """Yield a page in a fresh browser context (a new Streamlit session), at `url` if given."""
+def session(
+    browser, url: str | None = None, *, operator: str | None = "admin", app: str | None = None
+):
+    """Yield a page in a fresh browser context (a new Streamlit session), at `url` if given.
+
+    The context is signed in as `operator` (one of OPERATORS; None: nobody) on the console at
+    `app`, or at `url`'s origin.
+    """
     context = browser.new_context(accept_downloads=True, viewport=VIEWPORT)
     page = context.new_page()
     try:
+        served = app or url
+        if operator is not None and served is not None:
+            sign_in(context, served, operator)
         if url is not None:
             goto(page, url)
         yield page
     finally:
         context.close()
+
+
+def origin_of(url: str) -> str:
+    """Return the scheme, host and port of a URL ("http://127.0.0.1:8501")."""
+    parts = httpx.URL(url)
+    return f"{parts.scheme}://{parts.host}:{parts.port}"
+
+
+def sign_in_cookie(
+    url: str, operator: str = "admin", password: str | None = None
+) -> httpx.Response:
+    """Post the sign-in form to the console at `url` as its own page does; return the answer."""
+    origin = origin_of(url)
+    return httpx.post(
+        f"{origin}/{SIGN_IN_PATH}",
+        data={
+            "operator": operator,
+            "password": password if password is not None else OPERATORS[operator][1],
+            "next": "/",
+        },
+        headers={"Origin": origin},
+        timeout=30,
+    )
+
+
+def sign_in(context, url: str, operator: str = "admin") -> None:
+    """Sign a browser context in to the console at `url` as one of OPERATORS."""
+    answer = sign_in_cookie(url, operator)
+    value = answer.cookies.get(COOKIE)
+    assert answer.status_code == 303 and value, (answer.status_code, answer.headers)
+    context.add_cookies(
+        [
+            {
+                "name": COOKIE,
+                "value": value,
+                "url": origin_of(url),
+                "httpOnly": True,
+                "sameSite": "Strict",
+            }
+        ]
+    )
 
 
 def goto(page, url: str) -> None:

@@ -10,15 +10,18 @@ from app_fixtures import (  # noqa: F401
     OPEN_TRADER,
     TRADER,
     SimEnv,
+    app_test,
     running_demo,
     shown_text,
     sim_env_fixture,
 )
+from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
 from lib.console import binding
 from lib.console.demo import DEMO_ACCOUNTS, Demo, demo_credentials
 from lib.kucoin.sim import SimAccount
+from lib.store.models import Credential
 from lib.ui.session import DEMO_FLAG, SELECTED_ACCOUNT
 
 ACCOUNT_PAGE = "pages/account.py"
@@ -39,7 +42,7 @@ def ids_fixture(demo: Demo) -> dict[str, int]:
 
 def open_account(account: str | None = None, selected: int | None = None) -> AppTest:
     """Return the app on the Account page in demo mode, linked to an account (or not)."""
-    at = AppTest.from_file(APP, default_timeout=30)
+    at = app_test()
     at.session_state[DEMO_FLAG] = True
     if selected is not None:
         at.session_state[SELECTED_ACCOUNT] = selected
@@ -144,6 +147,12 @@ def test_history_is_a_heartbeat_bar_of_every_check_and_the_last_raw_answer(
     assert (answer["result"], answer["code"]) == ("rejected", "400004")
     assert at.code[0].value == "Invalid KC-API-PASSPHRASE."
 
+    # A check KuCoin never answered has no code: it is not a success either.
+    at = open_account(str(ids["import-staging"]))
+    answer = frame_with(at, "endpoint").iloc[0]
+    assert answer["result"] == "retrying"
+    assert answer["code"] == "— (no answer from KuCoin)"
+
 
 def test_an_account_never_checked_says_to_check_it(demo: Demo, ids: dict[str, int]) -> None:
     at = open_account(str(ids["new-import"]))
@@ -240,7 +249,7 @@ def test_no_secret_reaches_the_page_or_session_state(demo: Demo, ids: dict[str, 
 
 def test_with_no_account_bound_the_page_says_what_to_do(demo: Demo) -> None:
     # Outside demo mode the page reads the (empty) data directory the fixture set up.
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = app_test().run()
     at.switch_page(ACCOUNT_PAGE).run()
 
     assert not at.exception
@@ -282,7 +291,7 @@ def test_an_unbound_account_in_the_link_shows_that_account(sim_env: SimEnv) -> N
     bind(sim_env, TRADER, "kept")
     gone = bind(sim_env, OPEN_TRADER, "gone")
     binding.unbind(sim_env.console, gone)
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = app_test().run()
     at.switch_page(ACCOUNT_PAGE)
     at.query_params["account"] = str(gone)
     at.run()
@@ -296,9 +305,31 @@ def test_an_unbound_account_in_the_link_shows_that_account(sim_env: SimEnv) -> N
     assert [option.split(" · ")[0] for option in picker.options] == ["kept", "gone"]
 
 
-def test_check_now_with_an_unusable_master_key_file_is_a_message(sim_env: SimEnv) -> None:
+def test_check_now_with_an_unreadable_stored_key_is_a_message(sim_env: SimEnv) -> None:
     account_id = bind(sim_env, TRADER, "vaulted")
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = app_test().run()
+    at.switch_page(ACCOUNT_PAGE)
+    at.query_params["account"] = str(account_id)
+    at.run()
+    with sim_env.console.transaction() as session:  # the stored secret altered behind our back
+        session.execute(
+            update(Credential)
+            .where(Credential.account_id == account_id)
+            .values(api_secret_enc="v1:000000000000:AAAA")
+        )
+
+    at.button(key=f"check_now_{account_id}").click().run()
+
+    assert not at.exception
+    assert any("cannot use its credential store" in e.value for e in at.error)
+    assert heading(at).startswith("vaulted ")
+
+
+def test_check_now_after_the_key_file_is_broken_still_uses_the_key_verified_at_start(
+    sim_env: SimEnv,
+) -> None:
+    account_id = bind(sim_env, TRADER, "vaulted")
+    at = app_test().run()
     at.switch_page(ACCOUNT_PAGE)
     at.query_params["account"] = str(account_id)
     at.run()
@@ -307,5 +338,4 @@ def test_check_now_with_an_unusable_master_key_file_is_a_message(sim_env: SimEnv
     at.button(key=f"check_now_{account_id}").click().run()
 
     assert not at.exception
-    assert any("cannot use its credential store" in e.value for e in at.error)
-    assert heading(at).startswith("vaulted ")
+    assert "Checked just now: the key works." in [s.value for s in at.success]

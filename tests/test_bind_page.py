@@ -12,6 +12,7 @@ from app_fixtures import (  # noqa: F401
     OPEN_TRADER,
     TRADER,
     SimEnv,
+    app_test,
     key_created,
     shown_text,
     sim_env_fixture,
@@ -32,7 +33,7 @@ WRONG_SECRET = "00000000-0000-4000-8000-000000000000"
 
 def open_bind_page() -> AppTest:
     """Return the app, run, switched to the Bind page."""
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = app_test().run()
     at.switch_page("pages/bind.py").run()
     assert not at.exception, at.exception
     return at
@@ -254,7 +255,7 @@ def test_whitelist_only_key_is_saved_as_unverified_after_explicit_confirmation(s
     assert any("as **unverified**" in w for w in messages(at, "warning"))
     with sim_env.console.reading() as session:
         [event] = store.audit_log(session, account_id=account.id, action=AuditAction.BIND)
-    assert event.details["verified"] is False and event.actor == "local-operator"
+    assert event.details["verified"] is False and event.actor == "admin"  # who signed in
 
 
 def test_pasted_spaces_line_breaks_and_zero_width_characters_are_cleaned_with_a_notice(sim_env):

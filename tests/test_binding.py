@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
+import secrets
+import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,6 +30,7 @@ from lib.health.assessment import assess_check
 from lib.health.policy import HealthPolicy
 from lib.health.status import Status
 from lib.health.wording import key_warnings
+from lib.kucoin.auth import Credentials
 from lib.kucoin.diagnosis import LATE_REQUEST, diagnose
 from lib.kucoin.probe_result import Outcome, ProbeResult
 from lib.kucoin.sim import SimAccount
@@ -215,6 +220,48 @@ def test_a_token_is_spent_by_saving_and_gone_once_discarded_or_expired(sim_env, 
     with pytest.raises(BindingError, match="expired"):
         binding.save(sim_env.console, third.token, accept_warnings=True)
     assert [a.label for a in binding.accounts(sim_env.console)] == ["one"]
+
+
+def _parked(passphrase: str) -> bool:
+    """Return whether any Credentials holding this passphrase is still alive in the process."""
+    gc.collect()
+    return any(
+        isinstance(held, Credentials) and held.passphrase.reveal() == passphrase
+        for held in gc.get_objects()
+    )
+
+
+def test_a_checked_key_nobody_confirms_leaves_memory_on_time_without_another_check(
+    sim_env, monkeypatch
+):
+    canary = SimAccount(
+        api_key=secrets.token_hex(12),
+        api_secret=str(uuid.uuid4()),
+        passphrase=f"CANARY-pending-{uuid.uuid4().hex}",
+        uid=720500999,
+        permissions=("General", "Spot"),
+        ip_whitelist=("127.0.0.1",),
+        created_at=days_ago_ms(5),
+    )
+    sim_env.simulator.add_account(canary)
+    monkeypatch.setattr(binding, "PENDING_TTL_S", 0.5)
+    checked = check(sim_env, canary, label="canary")
+    assert checked.decision is Decision.READY
+    assert _parked(canary.passphrase.reveal())  # waiting for the operator to save it
+
+    time.sleep(1.5)  # the operator walked away; nobody checks or saves anything meanwhile
+    assert not _parked(canary.passphrase.reveal())
+    with pytest.raises(BindingError, match="expired"):
+        binding.save(sim_env.console, checked.token)
+
+
+def test_at_most_max_pending_keys_wait_and_the_oldest_goes_first(sim_env, monkeypatch):
+    monkeypatch.setattr(binding, "MAX_PENDING", 2)
+    first, _, third = (check(sim_env, TRADER, label=f"desk-{n}") for n in range(3))
+    with pytest.raises(BindingError, match="expired or was already used"):
+        binding.save(sim_env.console, first.token)
+    binding.save(sim_env.console, third.token)
+    assert [a.label for a in binding.accounts(sim_env.console)] == ["desk-2"]
 
 
 def test_a_race_for_the_same_label_becomes_a_binding_error_and_saves_nothing(sim_env):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from app_fixtures import OPEN_TRADER, TEST_ACCOUNTS, TRADER
-from served_app import browser_fixture, goto, serve, settle
+from served_app import VIEWPORT, browser_fixture, goto, serve, settle, sign_in
 
 from lib.kucoin.sim import Simulator, SimulatorServer
 
@@ -25,8 +25,9 @@ def app(tmp_path_factory):
 
 
 def open_page(browser, url: str):
-    """Open `url` in a page of its own (closed by the test)."""
-    page = browser.new_page(accept_downloads=True, viewport={"width": 1440, "height": 900})
+    """Open `url` in a page of its own, signed in as the admin (closed by the test)."""
+    page = browser.new_page(accept_downloads=True, viewport=VIEWPORT)
+    sign_in(page.context, url)
     goto(page, url)
     return page
 

@@ -205,3 +205,29 @@ def test_no_secret_in_any_output(simulator):
         for text in (done.stdout, done.stderr):
             assert account.api_secret.reveal() not in text
             assert account.passphrase.reveal() not in text
+
+
+def test_a_pool_that_ran_out_is_a_rate_limit_naming_the_pool_not_an_outage(tmp_path):
+    accounts = tmp_path / "accounts.json"
+    accounts.write_text(json.dumps({"accounts": [account_json(MASTER)]}))
+    # The Management pool holds key info (20) but not the accounts call (5) beside it.
+    command = ["simulate", "--port", "0", "--accounts", str(accounts), "--quota", "Management=20"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lib", *command],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        urls: list[str] = []
+        while len(urls) < 2:
+            urls += re.findall(r"http://127\.0\.0\.1:\d+", process.stdout.readline())
+        done = check(tuple(urls), MASTER)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert done.returncode == 3, done.stdout  # retry later: not KuCoin's verdict on the key
+    assert "API Status: Failed: Rate limited (429000)" in done.stdout
+    assert "Pool that ran out: Management (per UID), resets in" in done.stdout
+    assert "another client on the same UID" in done.stdout
+    assert "unreachable" not in done.stdout.lower()

@@ -51,7 +51,7 @@ def test_the_demo_shows_every_status_each_with_its_hint(built) -> None:
     console, _, _ = built
     fleet = console.fleet()
 
-    assert len(fleet) == len(DEMO_ACCOUNTS) == 27
+    assert len(fleet) == len(DEMO_ACCOUNTS) == 28
     assert set(fleet["status"].astype(str)) == EVERY_STATUS
     assert fleet["hint"].notna().all()
     assert fleet["diagnosis"].notna().all()
@@ -170,7 +170,7 @@ def test_demo_command_prints_the_fleet_and_the_simulator_and_rebuilds_from_scrat
     for _ in range(2):
         assert main(["demo", "--data-dir", str(tmp_path / "demo")]) == 0
         out = capsys.readouterr().out
-        assert "27 accounts" in out
+        assert "28 accounts" in out
         assert "WRONG_PASSPHRASE     scalper-03" in out
         assert "spot    http://127.0.0.1:" in out
         assert "futures http://127.0.0.1:" in out
@@ -181,7 +181,7 @@ def test_demo_command_prints_the_fleet_and_the_simulator_and_rebuilds_from_scrat
     )
     console = Console.open(config, kucoin=KucoinTarget())
     try:
-        assert len(console.fleet()) == 27  # rebuilt, not bound twice
+        assert len(console.fleet()) == 28  # rebuilt, not bound twice
     finally:
         console.close()
 
@@ -241,7 +241,7 @@ def test_the_demo_says_nothing_about_backing_up_its_own_throwaway_key(
             timeout=120,
         )
         assert done.returncode == 0, done.stderr
-        assert "27 accounts" in done.stdout
+        assert "28 accounts" in done.stdout
         assert "back it up" not in done.stdout + done.stderr
     key_file = tmp_path / "data" / "demo" / "master.key"
     assert key_file.stat().st_mode & 0o777 == 0o600

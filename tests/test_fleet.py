@@ -17,6 +17,7 @@ from app_fixtures import (  # noqa: F401 (fixture)
     OPEN_TRADER,
     TRADER,
     SimEnv,
+    app_test,
     sim_env_fixture,
 )
 from simulator_fixtures import GENERAL_ONLY, MASTER
@@ -518,9 +519,11 @@ def test_refresh_fleet_skips_paused_accounts(sim_env: SimEnv) -> None:
 
 def test_check_account_and_account_detail_read_the_key_over_http(sim_env: SimEnv) -> None:
     account_id = _bind(sim_env, "treasury", MASTER, ("spot", "futures"))
-    sim_env.simulator.fail_next(1, status=503, api_key=MASTER.api_key)
+    # Every request fails until cleared: the check's retries cannot get through either.
+    sim_env.simulator.fail_next(-1, status=503, api_key=MASTER.api_key)
 
     result = check_account(sim_env.console, account_id)
+    sim_env.simulator.clear_faults(MASTER.api_key)
     detail = account_detail(sim_env.console, account_id)
 
     assert result.outcome is Outcome.UNREACHABLE
@@ -626,7 +629,7 @@ def test_refresh_all_says_as_many_failing_as_the_red_tiles_count(sim_env: SimEnv
     _bind(sim_env, "treasury", MASTER)
     sim_env.simulator.remove_account(MASTER.api_key)  # deleted on KuCoin's side
 
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = app_test().run()
     at.button(key="refresh_all").click().run()
     assert not at.exception
 

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from app_fixtures import APP, OPEN_TRADER, TRADER, TRADER_NEW, SimEnv, running_demo, sim_env_fixture  # noqa: F401
+from app_fixtures import (  # noqa: F401
+    APP,
+    OPEN_TRADER,
+    TRADER,
+    TRADER_NEW,
+    SimEnv,
+    app_test,
+    running_demo,
+    sim_env_fixture,
+)
 from streamlit.testing.v1 import AppTest
 
 from lib.config import DATA_DIR_ENV, DATABASE_URL_ENV
@@ -29,7 +38,7 @@ def demo_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 def open_demo(demo: Demo) -> AppTest:
     """Return the app on the Fleet page in demo mode, run once."""
-    at = AppTest.from_file(APP, default_timeout=30)
+    at = app_test()
     at.session_state[DEMO_FLAG] = True
     return at.run()
 
@@ -102,7 +111,7 @@ def test_a_tile_filters_to_its_status_and_another_adds_its_own(demo: Demo) -> No
 
 
 def test_a_chosen_status_no_account_has_any_more_is_dropped(demo: Demo) -> None:
-    at = AppTest.from_file(APP, default_timeout=30)
+    at = app_test()
     at.session_state[DEMO_FLAG] = True
     at.session_state["fleet_status"] = ["REJECTED", "STALE"]  # no demo account is REJECTED
     at.run()
@@ -129,7 +138,7 @@ def test_one_account_is_exported_as_one_account(demo: Demo) -> None:
     at.pills(key="fleet_status").select("FROZEN").run()
 
     assert at.download_button(key="export_csv").label == "Export CSV (1 account)"
-    assert at.caption[1].value.startswith("27 accounts · as of")
+    assert at.caption[1].value.startswith(f"{len(DEMO_ACCOUNTS)} accounts · as of")
 
 
 def test_the_table_shows_scopes_whitelist_sync_and_forecasts(demo: Demo) -> None:
@@ -212,7 +221,7 @@ def test_leaving_the_demo_shows_the_empty_fleet_with_what_to_do(demo: Demo) -> N
 
 
 def test_load_demo_fleet_from_the_empty_fleet(demo: Demo) -> None:
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = app_test().run()
     assert not at.dataframe
 
     at.button(key="load_demo").click().run()
@@ -238,7 +247,7 @@ def test_refresh_all_checks_every_account_and_one_banner_tells_the_shared_failur
 ) -> None:
     for label, account in (("one", TRADER), ("two", TRADER_NEW), ("three", OPEN_TRADER)):
         _bind(sim_env, label, account)
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = app_test().run()
     assert not at.error, "no incident while the keys work"
 
     sim_env.simulator.fail_next(-1, status=503)  # KuCoin in maintenance for everyone
@@ -261,7 +270,7 @@ def test_the_address_keeps_the_demo_across_a_reload(demo: Demo) -> None:
     at = open_demo(demo)
     assert at.query_params["demo"] == "1"
 
-    reloaded = AppTest.from_file(APP, default_timeout=30)
+    reloaded = app_test()
     reloaded.query_params["demo"] = "1"  # a new browser session on the same address
     reloaded.run()
 

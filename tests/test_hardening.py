@@ -124,7 +124,7 @@ def test_every_response_forbids_framing(console: ServedApp) -> None:
 
 
 def test_a_page_on_another_origin_cannot_frame_the_console(console, framing_site, browser) -> None:
-    with session(browser) as page:
+    with session(browser, app=console.url) as page:
         page.goto(framing_site)  # waits for the frame's load as well
         frame = page.frame(name="console")
         assert frame is not None
@@ -245,8 +245,8 @@ def test_a_failing_page_shows_the_error_type_without_message_or_traceback(
     # Served from the project root like the console, so .streamlit/config.toml applies.
     script = tmp_path / "failing_page.py"
     script.write_text(FAILING_PAGE)
-    with serve(tmp_path / "data", entry=str(script)) as served:
-        with session(browser, served.url) as page:
+    with serve(tmp_path / "data", entry=str(script), operators=False) as served:
+        with session(browser, served.url, operator=None) as page:
             box = page.get_by_test_id("stException")
             box.wait_for(timeout=20_000)
             shown = page.locator("body").inner_text()

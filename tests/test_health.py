@@ -39,7 +39,13 @@ from lib.health.risks import RISK_FLAGS
 from lib.health.status import SEVERITY, Status, rejection_status, worst_status
 from lib.health.wording import HEALTHY, Explainer, format_age
 from lib.kucoin.constants import ENDPOINTS
-from lib.kucoin.diagnosis import API_MANAGEMENT, LATE_REQUEST, UNREACHABLE, diagnose
+from lib.kucoin.diagnosis import (
+    API_MANAGEMENT,
+    LATE_REQUEST,
+    OVERLOADED,
+    UNREACHABLE,
+    diagnose,
+)
 from lib.kucoin.probe_result import Outcome, ProbeResult
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -137,7 +143,28 @@ STATUS_CASES = [
         {},
         [probe(minutes_ago=30), rejected("429000")],
         Status.DEGRADED,
-        "Rate limited (429000), retrying",
+        "KuCoin overloaded (429000), retrying",
+    ),
+    (
+        {},
+        [
+            probe(minutes_ago=30),
+            rejected("429000", rate_limited_pool="Management", rate_limit_reset_ms=12_000),
+        ],
+        Status.DEGRADED,
+        "Rate limited: the Management pool of this UID ran out, resets ",
+    ),
+    (
+        {},
+        [probe(minutes_ago=30), unreachable(code="deadline")],
+        Status.DEGRADED,
+        "Check timed out (deadline), retrying",
+    ),
+    (
+        {},
+        [probe(minutes_ago=30), rejected("credentials-unreadable")],
+        Status.UNREADABLE,
+        "Credentials cannot be read (credentials-unreadable)",
     ),
     (
         {},
@@ -277,6 +304,7 @@ def test_every_status_has_a_case() -> None:
 def test_severity_order_is_documented_worst_first() -> None:
     assert [s.value for s in SEVERITY] == [
         "FROZEN",
+        "UNREADABLE",
         "KEY_UNKNOWN",
         "WRONG_SECRET",
         "WRONG_PASSPHRASE",
@@ -646,7 +674,12 @@ def test_key_age_and_identity_come_from_the_last_key_info() -> None:
         ({}, [probe(key_created_at=ago(days=120))], "rotate this account's credentials"),
         ({}, [probe(clock_offset_ms=3_500)], "Enable NTP time sync"),
         ({}, [probe(minutes_ago=30), unreachable()], "Retry shortly."),
-        ({}, [probe(minutes_ago=30), rejected("429000")], diagnose("429000").fix),
+        ({}, [probe(minutes_ago=30), rejected("429000")], OVERLOADED.fix),
+        (
+            {},
+            [probe(minutes_ago=30), rejected("429000", rate_limited_pool="Spot")],
+            "another client on the same UID is spending the quota",
+        ),
         ({"created_at": ago(minutes=1)}, [], "Run the first check on this account."),
         ({"paused": True}, [probe()], "Resume the account to check it."),
         ({}, [probe()], "Nothing to do."),

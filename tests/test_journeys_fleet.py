@@ -30,6 +30,7 @@ from served_app import (
 
 from lib.config import DATA_DIR_ENV, Config
 from lib.console import Console, KucoinTarget, binding
+from lib.console.demo import DEMO_ACCOUNTS
 from lib.console.fleet import is_failing
 from lib.health.status import Status
 from lib.kucoin.sim import Simulator, SimulatorServer
@@ -41,7 +42,7 @@ FORMULA_LABEL = '=HYPERLINK("https://evil.example","open")'
 NUMBER_LABEL = "-27"
 PLUS_LABEL = "+1 desk"
 KUCOIN_BEHIND_MS = -2_000  # KuCoin's clock minus ours while NUMBER_LABEL's key is bound
-DEMO_SIZE = 27
+DEMO_SIZE = len(DEMO_ACCOUNTS)
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def search_for(page, text: str) -> None:
 
 def test_clear_filters_clears_widgets_and_table_in_one_click(fleets: Fleets, browser) -> None:
     for _ in range(2):  # every session, not only the server's first
-        with session(browser) as page:
+        with session(browser, app=fleets.app.url) as page:
             open_fleet(page, fleets.demo)
             assert row_count(page) == DEMO_SIZE
             kind = page.get_by_role("combobox", name="Account")
@@ -201,7 +202,7 @@ def test_clear_filters_clears_widgets_and_table_in_one_click(fleets: Fleets, bro
 def test_a_tile_filters_to_its_status_and_everything_failing_to_the_failing(
     fleets: Fleets, browser, tmp_path: Path
 ) -> None:
-    with session(browser) as page:
+    with session(browser, app=fleets.app.url) as page:
         open_fleet(page, fleets.demo)
         everyone = download_csv(page, tmp_path, DEMO_SIZE)
     failing = everyone[[is_failing(s) for s in everyone["status"]]]
@@ -209,7 +210,7 @@ def test_a_tile_filters_to_its_status_and_everything_failing_to_the_failing(
     stale = everyone[everyone["status"] == "STALE"]
 
     for _ in range(2):
-        with session(browser) as page:
+        with session(browser, app=fleets.app.url) as page:
             open_fleet(page, fleets.demo)
             no_recent_sync = tile(page, "No recent sync")
             expect(no_recent_sync).to_have_attribute("aria-pressed", "false")
@@ -239,7 +240,7 @@ def test_a_tile_filters_to_its_status_and_everything_failing_to_the_failing(
 def test_the_csv_download_keeps_numbers_and_neutralises_formulas(
     fleets: Fleets, browser, tmp_path: Path
 ) -> None:
-    with session(browser) as page:
+    with session(browser, app=fleets.app.url) as page:
         open_fleet(page, fleets.real)
         fleet = download_csv(page, tmp_path, 3).set_index("label")
 
@@ -250,7 +251,7 @@ def test_the_csv_download_keeps_numbers_and_neutralises_formulas(
     assert set(fleet.index) == {"'" + FORMULA_LABEL, "'" + NUMBER_LABEL, "'" + PLUS_LABEL}
 
     # Another operator exports one account: still a number, and "1 account".
-    with session(browser) as page:
+    with session(browser, app=fleets.app.url) as page:
         open_fleet(page, fleets.real)
         search_for(page, NUMBER_LABEL)
         expect_rows(page, 1)
@@ -263,7 +264,7 @@ def test_at_1440_the_diagnosis_and_fix_show_without_scrolling_and_tiles_read_in_
     fleets: Fleets, browser
 ) -> None:
     for _ in range(2):
-        with session(browser) as page:
+        with session(browser, app=fleets.app.url) as page:
             open_fleet(page, fleets.demo)
             width = page.evaluate("() => document.documentElement.scrollWidth")
             assert width <= VIEWPORT["width"], "the page itself does not scroll sideways"

@@ -79,7 +79,7 @@ def demo_app(tmp_path):
 
 
 def test_refresh_all_counts_as_failing_exactly_the_accounts_of_the_red_tiles(demo_app, browser):
-    with session(browser) as operator:
+    with session(browser, app=demo_app) as operator:
         operator.goto(demo_app + "/?demo=1")
         settle(operator, timeout_ms=180_000)  # the first visit builds the demo fleet
         before = tiles(operator)

@@ -194,6 +194,13 @@ def test_secrets_never_in_repr_or_exception_text(sim, server):
     assert not any(canary in t or secret in t for t in texts)
 
 
+def test_a_closed_client_keeps_no_credentials(server):
+    with client_for(server, creds(MASTER)) as client:
+        assert client.api_key_info()["apiKey"] == MASTER.api_key
+    # Whoever still holds the closed client (a traceback, a cache) holds no key through it.
+    assert client.async_client.credentials is None
+
+
 def test_in_process_transport_gives_the_same_answers(sim):
     with KucoinClient(
         creds(MASTER),

@@ -23,7 +23,14 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("lib.store", "lib.vault"),  # the only way into the database; the master key
     ("lib.health",),  # the rules
     ("lib.console",),  # the services
-    ("lib.ui", "lib.web_guard", "lib.cli", "lib.__main__"),  # the browser and the command line
+    (
+        "lib.ui",
+        "lib.web_guard",
+        "lib.web_session",
+        "lib.session_cookie",
+        "lib.cli",
+        "lib.__main__",
+    ),  # faces
     ("pages", "app"),  # the page scripts and the frame that serves them
 )
 # What a page may import from this project: the ui package and the services (errors included).

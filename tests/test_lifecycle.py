@@ -12,6 +12,7 @@ from app_fixtures import (  # noqa: F401
     TRADER,
     TRADER_NEW,
     SimEnv,
+    app_test,
     shown_text,
     sim_env_fixture,
 )
@@ -183,8 +184,10 @@ HARNESS = {
 
         from lib import ui
         from lib.console import binding
-        from lib.ui import lifecycle
+        from lib.ui import lifecycle, sign_in
 
+        # The app's gate without its frame: who is signed in, for ui.console().
+        sign_in.set_current(sign_in.signed_in_operator(sign_in.installation_console()))
         console = ui.console()
         account_id = int(st.query_params.get("account") or st.session_state["selected_account"])
         accounts = binding.accounts(console, include_unbound=True)
@@ -207,7 +210,7 @@ def harness(tmp_path: Path) -> str:
 
 def account_page(entry: str, account_id: int) -> AppTest:
     """Return the app switched to the account page with this account selected."""
-    at = AppTest.from_file(entry, default_timeout=30)
+    at = app_test(entry)
     at.session_state["selected_account"] = account_id
     at.run()
     at.switch_page("pages/account.py").run()
@@ -243,7 +246,7 @@ def test_rotating_from_the_account_page_verifies_then_replaces_the_key(sim_env, 
     assert "Credentials rotated for 'desk': verified and saved." in texts(at, "success")
     assert view(sim_env, account_id).key_last4 == TRADER_NEW.api_key[-4:]
     [event] = events(sim_env, account_id, AuditAction.ROTATE_CREDENTIAL)
-    assert event.actor == "local-operator"
+    assert event.actor == "admin"  # the operator signed in
     for name in ("api_key", "api_secret", "passphrase"):
         assert rotation_field(at, account_id, name).value == ""
 
@@ -293,7 +296,10 @@ def test_scopes_pause_and_resume_from_the_account_page_are_audited(sim_env, harn
 
     actions = [e.action for e in reversed(events(sim_env, account_id))]
     assert actions == ["bind", "change_scopes", "pause", "resume"]
-    assert {e.actor for e in events(sim_env, account_id)} == {"local-operator"}
+    assert {e.actor for e in events(sim_env, account_id)} == {
+        "local-operator",
+        "admin",
+    }  # bound by a script, changed by the signed-in admin
 
 
 def test_an_empty_scope_choice_is_refused_with_what_to_do(sim_env, harness):
@@ -357,7 +363,7 @@ def test_the_apps_account_page_offers_the_lifecycle_actions(sim_env):
     if "render_lifecycle" not in (ROOT / "pages" / "account.py").read_text():
         pytest.skip("the account page does not render the lifecycle actions yet")
     account_id = bound(sim_env)
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = app_test().run()
     at.query_params["account"] = str(account_id)
     at.switch_page("pages/account.py").run()
     assert not at.exception, at.exception

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
-from app_fixtures import APP, running_demo
+from app_fixtures import app_test, running_demo
 from streamlit.testing.v1 import AppTest
 
 from lib.console.demo import CALLER_IP, EGRESS_IPS, FUTURES_CURRENCIES, Demo
@@ -43,7 +43,7 @@ def _demo_settings(demo: Demo) -> None:
 
 def open_settings() -> AppTest:
     """Return the app on the Settings page in demo mode."""
-    at = AppTest.from_file(APP, default_timeout=30)
+    at = app_test()
     at.session_state[DEMO_FLAG] = True
     at.run()
     return at.switch_page(SETTINGS_PAGE).run()
@@ -77,7 +77,7 @@ def test_the_page_shows_the_stored_ips_and_their_coverage(demo: Demo) -> None:
 
     assert not at.exception
     assert egress_field(at).value == "\n".join(EGRESS_IPS)
-    assert coverage(at)["2/2 platform IPs covered"] == 21
+    assert coverage(at)["2/2 platform IPs covered"] == 22
     assert coverage(at)["1/2 platform IPs covered"] == 1
     assert any(f"KuCoin last saw this platform as {CALLER_IP}" in c.value for c in at.caption)
 
@@ -89,7 +89,7 @@ def test_saving_egress_ips_changes_what_coverage_shows(demo: Demo) -> None:
 
     assert "Saved 3 egress IPs." in [s.value for s in at.success]
     assert demo.console.settings().egress_ips == (CALLER_IP, "192.0.2.10", "198.51.100.20")
-    assert coverage(at)["2/3 platform IPs covered"] == 21
+    assert coverage(at)["2/3 platform IPs covered"] == 22
     assert fleet_whitelist(at)["treasury"] == "2/3 platform IPs covered"
 
 
@@ -146,7 +146,7 @@ def test_recent_changes_list_who_changed_what(demo: Demo) -> None:
 
     changes = next(d.value for d in at.dataframe if "setting" in d.value.columns)
     newest = changes.iloc[0]
-    assert (newest["actor"], newest["setting"], newest["to"]) == ("demo", "egress_ips", CALLER_IP)
+    assert (newest["actor"], newest["setting"], newest["to"]) == ("admin", "egress_ips", CALLER_IP)
     assert newest["from"] == ", ".join(EGRESS_IPS)
 
 

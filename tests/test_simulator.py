@@ -724,3 +724,37 @@ def test_cli_rejects_a_bad_accounts_file_with_exit_2(tmp_path):
     assert result.returncode == 2
     assert "accounts[0] (api_key 'a1'): field 'uid'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# The CDN's limit per IP, in front of the gateway.
+
+
+def test_past_the_ip_limit_every_endpoint_gets_the_cdn_page_until_the_block_ends(http):
+    clock = [1_000.0]
+    simulator = Simulator(
+        ALL_ACCOUNTS, ip_limit=3, ip_window_s=10, ip_block_s=30, clock=lambda: clock[0]
+    )
+    with SimulatorServer(simulator) as running:
+        statuses = [http.get(running.spot_url + "/api/v1/timestamp").status_code for _ in range(3)]
+        refused = get(http, running.spot_url, MASTER, "/api/v1/user/api-key")
+        clock[0] += 29  # still blocked, though the 10 s window has passed
+        still = http.get(running.futures_url + "/api/v1/timestamp")
+        clock[0] += 2
+        again = http.get(running.spot_url + "/api/v1/timestamp")
+    assert statuses == [200, 200, 200]
+    assert refused.status_code == 429
+    assert "1015" in refused.text and refused.headers["content-type"].startswith("text/html")
+    assert still.status_code == 429
+    assert again.status_code == 200
+
+
+def test_the_ip_limit_counts_requests_in_any_window_of_its_length(http):
+    clock = [1_000.0]
+    simulator = Simulator(ALL_ACCOUNTS, ip_limit=2, ip_window_s=10, clock=lambda: clock[0])
+    with SimulatorServer(simulator) as running:
+        first = http.get(running.spot_url + "/api/v1/timestamp")
+        clock[0] += 9
+        second = http.get(running.spot_url + "/api/v1/timestamp")
+        clock[0] += 1.5  # the first has left the window, the second has not
+        third = http.get(running.spot_url + "/api/v1/timestamp")
+    assert [r.status_code for r in (first, second, third)] == [200, 200, 200]

@@ -1,8 +1,9 @@
 """Fidelity: ccxt, a third-party KuCoin client, works against the simulator as against KuCoin.
 
-ccxt is pointed at the simulator by overriding `exchange.urls['api']`; markets are preset to
-empty and `options['uta']` to False so it skips the market-data and unified-account calls the
-simulator does not serve.
+ccxt is pointed at the simulator by overriding `exchange.urls['api']`; one market (BTC/USDT) and
+one currency are preset and `options['uta']` is False, so it skips the market-data and
+unified-account calls the simulator does not serve (an empty market list would make some ccxt
+releases load markets from /api/v3/currencies first).
 """
 
 from __future__ import annotations
@@ -12,6 +13,20 @@ import pytest
 from simulator_fixtures import ALL_ACCOUNTS, GENERAL_ONLY, MASTER, SUB
 
 from lib.kucoin.sim import SimAccount, Simulator, SimulatorServer
+
+BTC_USDT = {
+    "id": "BTC-USDT",
+    "symbol": "BTC/USDT",
+    "base": "BTC",
+    "quote": "USDT",
+    "baseId": "BTC",
+    "quoteId": "USDT",
+    "type": "spot",
+    "spot": True,
+    "active": True,
+    "precision": {"amount": None, "price": None},
+    "limits": {"amount": {}, "price": {}, "cost": {}},
+}
 
 
 @pytest.fixture
@@ -44,7 +59,7 @@ def exchange(server):
             client.urls["api"][name] = server.spot_url
         for name in ("futuresPublic", "futuresPrivate"):
             client.urls["api"][name] = server.futures_url
-        client.set_markets({}, {"USDT": {"id": "USDT", "code": "USDT", "precision": None}})
+        client.set_markets([BTC_USDT], {"USDT": {"id": "USDT", "code": "USDT", "precision": None}})
         return client
 
     return make

@@ -57,8 +57,8 @@ def test_status_prints_the_fleet_worst_first_with_next_steps(
     lines = out.splitlines()
 
     assert code == 1  # some accounts fail
-    assert lines[0].startswith("27 accounts, as of ")
-    assert "1 FROZEN, 2 KEY_UNKNOWN" in lines[0]
+    assert lines[0].startswith("28 accounts, as of ")
+    assert "1 FROZEN, 1 UNREADABLE, 2 KEY_UNKNOWN" in lines[0]
     rows = [line for line in lines if line[:1].isupper() and not line.startswith("27 ")]
     statuses = [row.split()[0] for row in rows[1:]]  # after the header row
     assert [Status(s).rank for s in statuses] == sorted(Status(s).rank for s in statuses)

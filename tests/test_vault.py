@@ -18,7 +18,7 @@ from store_fixtures import ACTOR, credentials, encodings, key_file_fixture, sqli
 from lib import store
 from lib.config import Config
 from lib.secret import Secret
-from lib.store import database
+from lib.store import database, master_keys
 from lib.store.models import VaultKey
 from lib.vault import (
     NONCE_BYTES,
@@ -35,6 +35,7 @@ from lib.vault import (
     new_master_key,
     open_vault,
     read_keyring,
+    register_key,
     rotate_master_key,
     split_token,
     write_keyring,
@@ -141,22 +142,29 @@ def test_ten_thousand_encryptions_of_one_value_use_ten_thousand_nonces(lone_vaul
     assert len(set(tokens)) == 10_000
 
 
-def test_key_id_is_bound_into_the_ciphertext(lone_vault, key_file):
+def test_key_id_is_bound_into_the_ciphertext(sqlite_engine, lone_vault, key_file):
     token = lone_vault.encrypt(Secret("v"), PLACE)
     other = new_master_key()
     keyring = lone_vault.keyring.with_state(lone_vault.active_key_id, KeyState.RETIRING)
     write_keyring(key_file, keyring.with_key(other))
+    with database.transaction(sqlite_engine) as session:  # as a rotation registers its new key
+        register_key(session, other, KeyState.ACTIVE)
     lone_vault.refresh()
+    assert lone_vault.keyring.get(other.key_id) is not None
     relabelled = token.replace(token.split(":")[1], other.key_id)
     with pytest.raises(DecryptionError):
         lone_vault.decrypt(relabelled, PLACE)
 
 
-def test_retired_key_id_is_refused(lone_vault, key_file):
+def test_retired_key_id_is_refused(sqlite_engine, lone_vault, key_file):
     token = lone_vault.encrypt(Secret("v"), PLACE)
     old = lone_vault.active_key_id
-    keyring = lone_vault.keyring.with_state(old, KeyState.RETIRED).with_key(new_master_key())
-    write_keyring(key_file, keyring)
+    new = new_master_key()
+    # As a rotation ends: the database retires the old key, then the key file does.
+    with database.transaction(sqlite_engine) as session:
+        register_key(session, new, KeyState.ACTIVE)
+        master_keys.set_key_states(session, [old], KeyState.RETIRED)
+    write_keyring(key_file, lone_vault.keyring.with_state(old, KeyState.RETIRED).with_key(new))
     with pytest.raises(RetiredKeyError) as caught:
         lone_vault.decrypt(token, PLACE)
     assert old in str(caught.value)

@@ -33,6 +33,7 @@ from lib.config import Config
 from lib.console import Console, KucoinTarget, binding
 from lib.console.binding import BindingError, Decision, KeyCheck, duplicate_text
 from lib.console.binding_input import FIELD_NAMES
+from lib.console.errors import VaultError
 from lib.health.coverage import PERMISSION_MARKS
 from lib.health.status import Status
 
@@ -147,6 +148,10 @@ def _decide(console: Console, check: KeyCheck, args: argparse.Namespace) -> int:
     except BindingError as error:
         fail(str(error))
         return EXIT_NO
+    except VaultError as error:
+        # The key file changed under this run and is refused: nothing was written.
+        fail(f"bindwatch cannot use its credential store: {error}")
+        return EXIT_USAGE
     if options.get("accept_unverified"):
         state = "UNVERIFIED"
     elif check.status is Status.OK:

@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         fail(str(error))
         return EXIT_USAGE
     spot_url, futures_url = kucoin_urls(args, Config.from_env())
-    result = probe(credentials, spot_url=spot_url, futures_url=futures_url)
+    # A key not seen before: the futures overview is read in the same wave as key info.
+    result = probe(credentials, spot_url=spot_url, futures_url=futures_url, want_futures=True)
     # One key, no account: no scope is needed, and the thresholds are the policy's defaults.
     assessment = assess_check(result, ())
     if args.json:
@@ -104,6 +105,13 @@ def render_report(
         lines.append(f"  Fix: {failure.fix}")
         if result.code == IP_BLOCKED_CODE and result.seen_ip:
             lines.append(f"  The IP KuCoin saw: {result.seen_ip}")
+        if result.rate_limited_pool:
+            resets = (
+                f", resets in {result.rate_limit_reset_ms / 1000:.1f} s"
+                if result.rate_limit_reset_ms is not None
+                else ""
+            )
+            lines.append(f"  Pool that ran out: {result.rate_limited_pool} (per UID){resets}")
     if result.clock_offset_ms is not None:
         lines.append(f"Clock offset: {result.clock_offset_ms:+d} ms (KuCoin minus this machine)")
     if result.seen_ip and result.code != IP_BLOCKED_CODE:

@@ -1,7 +1,8 @@
 """What every command shares with the terminal: exit codes, KuCoin's URLs, questions asked.
 
 Light on purpose: `check` imports this, and must start without the database or pandas.
-Secrets come from KUCOIN_API_* variables or are asked for without echo; never from argv.
+Secrets come from KUCOIN_API_* variables (passwords from stdin) or are asked for without echo;
+never from argv.
 """
 
 from __future__ import annotations
@@ -70,6 +71,18 @@ def read_credentials(environ: Mapping[str, str] | None = None, *, may_ask: bool)
     for name in missing:
         values[name] = getpass.getpass(PROMPTS[name][1])
     return values
+
+
+def read_password(prompt: str = "Password: ") -> str | None:
+    """Return a new password: asked twice without echo on a terminal, else stdin's first line.
+
+    None when the two typed on a terminal differ, or stdin is empty. Never from argv.
+    """
+    if interactive():
+        password = getpass.getpass(prompt)
+        return password if getpass.getpass("Again: ") == password else None
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    return line.rstrip("\r\n") or None
 
 
 def interactive() -> bool:

@@ -10,18 +10,27 @@ No Streamlit here: the pages (lib.ui) and the commands (lib.cli) are two faces o
 - kucoin: KucoinTarget, where KuCoin is, and the typed calls made to it.
 - binding: clean a pasted key, verify it live, save it; the account's lifecycle after that.
 - fleet: the fleet table with its policy and time, its filters, a refresh's summary.
-- checks: check one account now, or every account concurrently ("Refresh all").
-- refresh: the engine that checks many keys within KuCoin's rate limits.
+- checks: check one account now ("Check now"), every account ("Refresh all"), or a round.
+- refresh: the engine every check goes through, within KuCoin's rate limits.
+- watch: the watcher that checks accounts as they fall due, and its heartbeat.
 - account: everything the Account page shows about one account.
 - settings: the operator's settings, the health policy they define, their change log.
 - export: the fleet as CSV and JSON, never a secret.
 - demo: the demo fleet on a local simulator.
+- operators: operators and their roles, signing in and out, sessions, the first admin.
+- passwords: Argon2id hashes of operators' passwords.
 - errors: every exception a page or a command may catch.
+
+A console acts as one operator (`actor`) with one role: every service that changes something,
+or calls KuCoin with a stored or pasted key, first asks `console.require_admin(...)`, so a
+viewer is refused there whichever page, callback or script calls it. A browser's console
+also asks the operator's session at that moment (`current_role`): an action from a page drawn
+before the operator was signed out, removed or made a viewer is refused too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,14 +45,19 @@ from lib.console.fleet import fleet_table
 from lib.console.kucoin import KucoinTarget
 from lib.console.settings import policy_from_settings
 from lib.health.policy import HealthPolicy
+from lib.store import StoreError
 from lib.store import database as db
-from lib.store.models import Settings
+from lib.store.models import Role, Settings
 from lib.vault import Vault, open_vault
 
-__all__ = ["LOCAL_OPERATOR", "Console", "KucoinTarget"]
+__all__ = ["LOCAL_OPERATOR", "Console", "KucoinTarget", "NotPermitted", "Role"]
 
-# Until operators log in, every action is recorded under this name.
+# Who acts from the command line: whoever can run it can read the key file, so an admin.
 LOCAL_OPERATOR = "local-operator"
+
+
+class NotPermitted(StoreError):
+    """The operator's role does not allow this action; nothing was done."""
 
 
 @dataclass
@@ -54,6 +68,9 @@ class Console:
     vault: Vault = field(repr=False)
     kucoin: KucoinTarget = field(default_factory=KucoinTarget)
     actor: str = LOCAL_OPERATOR
+    role: Role = Role.ADMIN
+    # The operator's role now, asked before each action; None once their session has ended.
+    current_role: Callable[[], Role | None] | None = field(default=None, repr=False)
 
     @classmethod
     def open(
@@ -69,9 +86,32 @@ class Console:
         vault = open_vault(engine, config.master_key_file, private_dir=config.data_dir)
         return cls(engine, vault, kucoin or KucoinTarget.from_config(config), actor)
 
-    def as_actor(self, actor: str) -> Console:
-        """Return the same console acting as another operator."""
-        return Console(self.engine, self.vault, self.kucoin, actor)
+    def as_actor(
+        self,
+        actor: str,
+        role: Role = Role.ADMIN,
+        current_role: Callable[[], Role | None] | None = None,
+    ) -> Console:
+        """Return the same console acting as another operator, with that operator's role."""
+        return Console(self.engine, self.vault, self.kucoin, actor, Role(role), current_role)
+
+    @property
+    def may_act(self) -> bool:
+        """Return whether this operator may change anything (an admin)."""
+        return self.role is Role.ADMIN
+
+    def require_admin(self, doing: str) -> None:
+        """Raise NotPermitted unless the operator is an admin; `doing` says what was refused."""
+        role = self.role if self.current_role is None else self.current_role()
+        if role is None:
+            raise NotPermitted(
+                f"The session of {self.actor} has ended: sign in again. Nothing was done."
+            )
+        if role is not Role.ADMIN:
+            raise NotPermitted(
+                f"{self.actor} signed in as a viewer, and only an admin may {doing}: nothing "
+                "was done."
+            )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

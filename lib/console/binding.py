@@ -3,15 +3,17 @@
 Binding is two steps so that the operator can read what KuCoin said before anything is saved:
 `check_key` cleans the paste, refuses duplicates, runs the probe and returns a `KeyCheck`
 (no secret in it). A check that may be saved leaves its credentials in a short-lived pending
-slot in this process's memory, named by `KeyCheck.token`; `save(console, token, ...)` stores
-them, once the operator has confirmed any warnings. The secrets never pass through the
-caller's state (Streamlit session state, a notebook variable) after the first call.
+slot in this process's memory, named by `KeyCheck.token` and dropped once saved, discarded or
+PENDING_TTL_S old (a timer sees to it); `save(console, token, ...)` stores them, once the
+operator has confirmed any warnings. The secrets never pass through the caller's state
+(Streamlit session state, a notebook variable) after the first call.
 `bind()` does both steps at once for the CLI and scripts.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import secrets
 import threading
 import time
@@ -33,11 +35,13 @@ from lib.health.wording import api_status, key_warnings
 from lib.kucoin.auth import Credentials
 from lib.kucoin.diagnosis import Diagnosis
 from lib.kucoin.probe_result import ProbeResult
+from lib.secret import Secret
 
 if TYPE_CHECKING:
     from lib.console import Console
 
 PENDING_TTL_S = 600  # a verified key waits this long for the operator's confirmation
+MAX_PENDING = 64  # checked keys waiting at once; beyond, the oldest is dropped
 
 
 class Decision(enum.StrEnum):
@@ -112,26 +116,85 @@ class _Pending:
     expires: float
 
 
-_pending: dict[str, _Pending] = {}
-_pending_lock = threading.Lock()
+class _PendingKeys:
+    """Checked keys waiting for confirmation, by token: each gone once taken or expired.
 
+    Expired keys are dropped on every access and by a timer armed for the next expiry, so a
+    check nobody confirms leaves this process's memory on time, with no other session acting.
+    At most MAX_PENDING wait at once.
+    """
 
-def _park(credentials: Credentials, check: KeyCheck) -> str:
-    """Keep credentials for confirmation; return the token that names them."""
-    token = secrets.token_urlsafe(18)
-    with _pending_lock:
+    def __init__(self) -> None:
+        self._keys: dict[str, _Pending] = {}  # oldest first
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._timer_due = math.inf
+
+    def park(self, credentials: Credentials, check: KeyCheck) -> str:
+        """Keep credentials for confirmation; return the token that names them."""
+        token = secrets.token_urlsafe(18)
+        with self._lock:
+            self._purge()
+            while len(self._keys) >= MAX_PENDING:
+                del self._keys[next(iter(self._keys))]
+            self._keys[token] = _Pending(credentials, check, time.monotonic() + PENDING_TTL_S)
+            self._arm_timer()
+        return token
+
+    def take(self, token: str) -> _Pending | None:
+        """Remove and return the key a token names, unless it expired."""
+        with self._lock:
+            self._purge()
+            return self._keys.pop(token, None)
+
+    def put_back(self, token: str, pending: _Pending) -> None:
+        """Park a key again under its token, until it was due to expire anyway."""
+        with self._lock:
+            self._keys[token] = pending
+            self._purge()
+            self._arm_timer()
+
+    def discard(self, token: str) -> None:
+        """Forget the key a token names."""
+        with self._lock:
+            self._keys.pop(token, None)
+            self._purge()
+
+    def _purge(self) -> None:
+        """Drop every expired key (lock held)."""
         now = time.monotonic()
-        for stale in [t for t, p in _pending.items() if p.expires < now]:
-            del _pending[stale]
-        _pending[token] = _Pending(credentials, check, now + PENDING_TTL_S)
-    return token
+        for token in [t for t, pending in self._keys.items() if pending.expires <= now]:
+            del self._keys[token]
+
+    def _arm_timer(self) -> None:
+        """Have a timer purge at the next expiry (lock held)."""
+        if not self._keys:
+            return
+        due = min(pending.expires for pending in self._keys.values())
+        if self._timer is not None and self._timer_due <= due:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = threading.Timer(max(0.0, due - time.monotonic()), self._on_timer)
+        self._timer.daemon = True
+        self._timer_due = due
+        self._timer.start()
+
+    def _on_timer(self) -> None:
+        """Purge what expired, and arm the timer for what is left."""
+        with self._lock:
+            self._timer, self._timer_due = None, math.inf
+            self._purge()
+            self._arm_timer()
+
+
+_pending = _PendingKeys()
 
 
 def _take(token: str) -> _Pending:
     """Remove and return a pending key; raise BindingError when it expired or is unknown."""
-    with _pending_lock:
-        pending = _pending.pop(token, None)
-    if pending is None or pending.expires < time.monotonic():
+    pending = _pending.take(token)
+    if pending is None:
         raise BindingError("This check has expired or was already used: check the key again.")
     return pending
 
@@ -139,8 +202,7 @@ def _take(token: str) -> _Pending:
 def discard(token: str | None) -> None:
     """Forget a pending key (the operator cancelled)."""
     if token:
-        with _pending_lock:
-            _pending.pop(token, None)
+        _pending.discard(token)
 
 
 def duplicate_text(check: KeyCheck) -> str:
@@ -157,12 +219,13 @@ def check_key(
     *,
     label: str,
     api_key: str,
-    api_secret: str,
-    passphrase: str,
+    api_secret: str | Secret,
+    passphrase: str | Secret,
     scopes: Iterable[str] | str,
     account_id: int | None = None,
 ) -> KeyCheck:
     """Clean the paste, refuse duplicates, verify live; return what was found (no secret)."""
+    console.require_admin("bind a key" if account_id is None else "rotate a credential")
     cleaned = clean_credentials(api_key, api_secret, passphrase)
     errors = dict(cleaned.errors)
     try:
@@ -194,14 +257,12 @@ def check_key(
             decision=Decision.DUPLICATE, duplicate_of=holder.label, account_id=account_id, **base
         )
     credentials = cleaned.credentials(settings.key_version)
-    result = console.kucoin.probe(
-        credentials,
-        futures_currencies=settings.futures_currencies,
-        want_futures="futures" in wanted,
-    )
+    # A key not seen before: its futures overview is read in the same wave (a 400007 there
+    # is how a missing Futures permission shows).
+    result = console.kucoin.probe(credentials, futures_currencies=settings.futures_currencies)
     check = _evaluate(result, wanted, console, base, account_id)
     if check.decision in (Decision.READY, Decision.NEEDS_CONFIRMATION, Decision.WHITELIST_ONLY):
-        check = _with_token(check, _park(credentials, check))
+        check = _with_token(check, _pending.park(credentials, check))
     return check
 
 
@@ -276,13 +337,14 @@ def save(
     accept_unverified: bool = False,
 ) -> int:
     """Store a checked key (bind, or rotate the account it was checked for); return the id."""
+    console.require_admin("save a key")
     pending = _take(token)
     check = pending.check
     if check.decision is Decision.NEEDS_CONFIRMATION and not accept_warnings:
-        _put_back(token, pending)
+        _pending.put_back(token, pending)
         raise BindingError("Confirm the warnings before saving this key.")
     if check.decision is Decision.WHITELIST_ONLY and not accept_unverified:
-        _put_back(token, pending)
+        _pending.put_back(token, pending)
         raise BindingError(
             "KuCoin refused this machine's IP (400006): confirm saving the key as unverified, "
             "or add the IP to the key's whitelist and check again."
@@ -316,12 +378,6 @@ def save(
     return account_id
 
 
-def _put_back(token: str, pending: _Pending) -> None:
-    """Park a pending key again under its token (a save was refused)."""
-    with _pending_lock:
-        _pending[token] = pending
-
-
 @dataclass(frozen=True)
 class BindOutcome:
     """What `bind` did: the check, and the account id when the key was saved."""
@@ -335,8 +391,8 @@ def bind(
     *,
     label: str,
     api_key: str,
-    api_secret: str,
-    passphrase: str,
+    api_secret: str | Secret,
+    passphrase: str | Secret,
     scopes: Iterable[str] | str = ("spot",),
     accept_warnings: bool = False,
     accept_unverified: bool = False,
@@ -391,6 +447,7 @@ def account_by_label(console: Console, label: str) -> store.AccountView | None:
 
 def set_scopes(console: Console, account_id: int, scopes: Iterable[str] | str) -> bool:
     """Change the scopes the platform needs from the account's key; return whether changed."""
+    console.require_admin("change an account's scopes")
     wanted = clean_scopes(scopes)
     with console.transaction() as session:
         return store.set_scopes(session, account_id, wanted, actor=console.actor)
@@ -398,12 +455,14 @@ def set_scopes(console: Console, account_id: int, scopes: Iterable[str] | str) -
 
 def pause(console: Console, account_id: int) -> bool:
     """Stop monitoring an account (its status shows PAUSED); return whether it changed."""
+    console.require_admin("pause monitoring")
     with console.transaction() as session:
         return store.pause(session, account_id, actor=console.actor)
 
 
 def resume(console: Console, account_id: int) -> bool:
     """Resume monitoring an account; return whether it changed."""
+    console.require_admin("resume monitoring")
     with console.transaction() as session:
         return store.resume(session, account_id, actor=console.actor)
 
@@ -423,5 +482,6 @@ def unbind_summary(console: Console, account_id: int) -> str:
 
 def unbind(console: Console, account_id: int) -> None:
     """Destroy the account's credentials; its history and audit log stay."""
+    console.require_admin("unbind an account")
     with console.transaction() as session:
         store.unbind(session, account_id, actor=console.actor)

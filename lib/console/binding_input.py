@@ -58,6 +58,11 @@ class CleanedCredentials:
         return Credentials(self.api_key, self.api_secret, self.passphrase, key_version)
 
 
+def _plain(value: str | Secret | None) -> str:
+    """Return a pasted value's text, unwrapped here, in the call that cleans it."""
+    return value.reveal() if isinstance(value, Secret) else value or ""
+
+
 def _strip_paste_noise(value: str, *, inner_spaces: bool) -> tuple[str, bool]:
     """Return the value without invisible characters and surrounding (or all) whitespace."""
     cleaned = "".join(ch for ch in value if ch not in INVISIBLE)
@@ -65,12 +70,14 @@ def _strip_paste_noise(value: str, *, inner_spaces: bool) -> tuple[str, bool]:
     return cleaned, cleaned != value
 
 
-def clean_credentials(api_key: str, api_secret: str, passphrase: str) -> CleanedCredentials:
+def clean_credentials(
+    api_key: str, api_secret: str | Secret, passphrase: str | Secret
+) -> CleanedCredentials:
     """Return the pasted credentials cleaned, with what to fix per field."""
     key, key_changed = _strip_paste_noise(api_key or "", inner_spaces=True)
-    secret, secret_changed = _strip_paste_noise(api_secret or "", inner_spaces=True)
+    secret, secret_changed = _strip_paste_noise(_plain(api_secret), inner_spaces=True)
     # A passphrase may legitimately hold inner spaces; only its ends and invisibles are noise.
-    phrase, phrase_changed = _strip_paste_noise(passphrase or "", inner_spaces=False)
+    phrase, phrase_changed = _strip_paste_noise(_plain(passphrase), inner_spaces=False)
     result = CleanedCredentials(key, Secret(secret), Secret(phrase))
     cleaned = [
         name

@@ -154,6 +154,7 @@ DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
     DemoAccount("dca-eth", "stale", sub_name="dcaeth", last_ok_minutes=190),
     DemoAccount("night-batch", "stale_unreachable", last_ok_minutes=370),
     DemoAccount("legacy-bot", "key_deleted", sub_name="legacy"),
+    DemoAccount("restored-bot", "unreadable", sub_name="restored"),
     DemoAccount(
         "swing-trader",
         "key_deleted",
@@ -385,11 +386,34 @@ def _broken(change: Callable[[_Builder, DemoAccount], object]) -> Scenario:
     return run
 
 
+def _failing(fault: Callable[[_Builder, DemoAccount], object]) -> Scenario:
+    """Return a scenario: bind, then check while KuCoin fails every try (the retries too)."""
+
+    def run(b: _Builder, a: DemoAccount) -> None:
+        """Bind, fail every request of the key, check, heal."""
+        account_id = _bound(b, a)
+        fault(b, a)
+        try:
+            check_account(b.console, account_id)
+        finally:
+            b.simulator.clear_faults(_key(a))
+
+    return run
+
+
+def _unreadable(b: _Builder, a: DemoAccount) -> None:
+    """Bind, then swap two sealed fields of the stored credential and check it."""
+    account_id = _bound(b, a)
+    with b.console.transaction() as session:
+        seeding.swap_sealed_fields(session, account_id)
+    check_account(b.console, account_id)
+
+
 def _headers_dropped(b: _Builder, a: DemoAccount) -> None:
     """Bind, then check through a proxy that strips the passphrase header (400001)."""
     account_id = _bound(b, a)
     proxied = dataclasses.replace(b.console.kucoin, transport=_HeaderDroppingProxy())
-    check_account(Console(b.console.engine, b.console.vault, proxied, b.console.actor), account_id)
+    check_account(dataclasses.replace(b.console, kucoin=proxied), account_id)
 
 
 def _ip_blocked(b: _Builder, a: DemoAccount) -> None:
@@ -442,8 +466,9 @@ Scenario = Callable[[_Builder, DemoAccount], None]
 SCENARIOS: dict[str, Scenario] = {
     "ok": _bound,
     "stale": _bound,
-    "degraded": _broken(lambda b, a: b.simulator.fail_next(1, status=503, api_key=_key(a))),
-    "stale_unreachable": _broken(lambda b, a: b.simulator.drop_next(1, api_key=_key(a))),
+    "degraded": _failing(lambda b, a: b.simulator.fail_next(-1, status=503, api_key=_key(a))),
+    "stale_unreachable": _failing(lambda b, a: b.simulator.drop_next(-1, api_key=_key(a))),
+    "unreadable": _unreadable,
     "key_deleted": _broken(lambda b, a: b.simulator.remove_account(_key(a))),
     "passphrase_changed": _broken(
         lambda b, a: b.simulator.update_account(_key(a), passphrase=f"{a.label}-new")

@@ -1,11 +1,15 @@
 """Every exception a page or a command may catch from the console, in one place.
 
     StoreError                 the store refused an action; the message says what to do
+    ├── NotPermitted           a viewer asked for what only an admin may do
     ├── InvalidInput           a value out of range or malformed (a setting, a label)
     ├── AccountNotFound        no account has that id
     ├── AccountUnbound         the account was unbound: its credentials are gone
     ├── DuplicateLabelError    the label is taken
-    └── DuplicateKeyError      the key is bound already
+    ├── DuplicateKeyError      the key is bound already
+    ├── OperatorNotFound       no operator has that name
+    ├── LastAdmin              the only admin cannot be removed or made a viewer
+    └── SetupAlreadyDone       the first admin exists already
     VaultError                 the credential store cannot be used (key file, master key)
     BindingError               a checked key cannot be saved as asked
     DemoError                  the demo fleet cannot be built as asked
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from lib.console import NotPermitted
 from lib.console.binding import BindingError
 from lib.console.demo import DemoError
 from lib.store import (
@@ -26,6 +31,9 @@ from lib.store import (
     DuplicateKeyError,
     DuplicateLabelError,
     InvalidInput,
+    LastAdmin,
+    OperatorNotFound,
+    SetupAlreadyDone,
     StoreError,
 )
 from lib.vault import VaultError
@@ -41,7 +49,11 @@ __all__ = [
     "DuplicateKeyError",
     "DuplicateLabelError",
     "InvalidInput",
+    "LastAdmin",
+    "NotPermitted",
+    "OperatorNotFound",
     "SQLAlchemyError",
+    "SetupAlreadyDone",
     "StoreError",
     "VaultError",
 ]

@@ -86,6 +86,7 @@ def policy_changes(settings: Settings, typed: dict[str, Any]) -> dict[str, Any]:
 
 def save_settings(console: Console, **changes: Any) -> Settings:
     """Validate, store and audit settings changes; raise store.InvalidInput with the reason."""
+    console.require_admin("change settings")
     with console.transaction() as session:
         return store.update_settings(session, actor=console.actor, **changes)
 

@@ -103,6 +103,12 @@ def check_facts(
         latest_transient=transient,
         latest_code=text(result.code),
         latest_offset_ms=_int(result.clock_offset_ms),
+        latest_limited_pool=text(result.rate_limited_pool),
+        latest_reset_at=(
+            nanoseconds(now + timedelta(milliseconds=result.rate_limit_reset_ms))
+            if result.rate_limit_reset_ms is not None
+            else NAT
+        ),
         rejected=not transient and result.outcome == Outcome.REJECTED,
         verdict_code=None if transient else text(result.code),
         verdict_endpoint=None if transient else text(result.endpoint),

@@ -12,15 +12,28 @@ from __future__ import annotations
 from lib.health.policy import DEFAULT_POLICY, HealthPolicy
 from lib.kucoin.diagnosis import (
     LATE_REQUEST,
+    RATE_LIMIT_CODE,
     TIMESTAMP_CODE,
     UNREACHABLE,
     Diagnosis,
     diagnose,
     is_transient_code,
+    rate_limit_diagnosis,
 )
 from lib.kucoin.probe_result import Outcome, ProbeResult
 
 IP_BLOCKED_CODE = "400006"  # KuCoin refused the IP the call came from, and names it
+# Not KuCoin's: the account's stored credentials failed to decrypt, so nothing was asked.
+UNREADABLE_CODE = "credentials-unreadable"
+UNREADABLE = Diagnosis(
+    UNREADABLE_CODE,
+    "Credentials cannot be read",
+    "The account's stored credentials failed their integrity check (altered, restored from "
+    "another row, or sealed with a master key this key file does not hold), so bindwatch "
+    "could not ask KuCoin about the key.",
+    "Rotate the account's credentials (paste the key again), or unbind the account. Every "
+    "other account goes on being checked.",
+)
 
 
 def present(value: object) -> bool:
@@ -65,10 +78,21 @@ def check_result(
     return "retrying" if is_transient(outcome, code, clock_offset_ms, policy) else "rejected"
 
 
-def transient_diagnosis(code: str | None) -> Diagnosis:
-    """Return the diagnosis of a transient failure (a code KuCoin sent, or none)."""
+def code_diagnosis(code: str | None) -> Diagnosis:
+    """Return what a refusal's code means and its fix: KuCoin's codes, and our unreadable one."""
+    return UNREADABLE if code == UNREADABLE_CODE else diagnose(code)
+
+
+def transient_diagnosis(code: str | None, limited_pool: str | None = None) -> Diagnosis:
+    """Return the diagnosis of a transient failure (a code KuCoin sent, or none).
+
+    A 429000 is a rate limit when KuCoin named the pool that ran out (its headers came with
+    it), an overload when it did not.
+    """
     if code == TIMESTAMP_CODE:  # transient only while the clocks agree: the request was late
         return LATE_REQUEST
+    if code == RATE_LIMIT_CODE:
+        return rate_limit_diagnosis(limited_pool)
     return diagnose(code) if is_transient_code(code) else UNREACHABLE
 
 
@@ -79,8 +103,8 @@ def failure_diagnosis(
     if result.ok:
         return None
     if is_transient(result.outcome, result.code, result.clock_offset_ms, policy):
-        return transient_diagnosis(result.code)
-    return diagnose(result.code)
+        return transient_diagnosis(result.code, result.rate_limited_pool)
+    return code_diagnosis(result.code)
 
 
 def ip_evidence(outcome: object, code: object) -> str | None:

@@ -24,6 +24,8 @@ class AccountFacts(NamedTuple):
     latest_transient: bool  # the latest check failed in a way a retry may fix
     latest_code: str | None
     latest_offset_ms: int | None
+    latest_limited_pool: str | None  # a 429000 with KuCoin's figures: the pool that ran out
+    latest_reset_at: int  # ...and when it resets
     rejected: bool  # the latest non-transient answer was KuCoin's refusal
     verdict_code: str | None  # that answer's code, endpoint and clock offset
     verdict_endpoint: str | None

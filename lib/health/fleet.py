@@ -448,7 +448,15 @@ def _deciding_positions(probes: pd.DataFrame, ids: np.ndarray, policy: HealthPol
 
 
 # The columns read from each deciding check.
-_LATEST = ["checked_at", "outcome", "code", "message", "clock_offset_ms"]
+_LATEST = [
+    "checked_at",
+    "outcome",
+    "code",
+    "message",
+    "clock_offset_ms",
+    "rate_limited_pool",
+    "rate_limit_reset_ms",
+]
 _VERDICT = ["outcome", "code", "endpoint", "clock_offset_ms"]
 _EVIDENCE = ["outcome", "code", "seen_ip"]
 _KEY_INFO = [
@@ -682,6 +690,11 @@ def _latest_facts(checks: _Deciding, col: dict[str, Any], fact: dict[str, Any]) 
         latest_transient=checks.latest_result == 1,
         latest_code=_objects(last_code),
         latest_offset_ms=_objects(_ints(latest["clock_offset_ms"])),
+        latest_limited_pool=_objects(_strings(latest["rate_limited_pool"])),
+        latest_reset_at=(
+            _utc(latest["checked_at"])
+            + pd.to_timedelta(_ints(latest["rate_limit_reset_ms"]).astype("float64"), unit="ms")
+        ).array.asi8,
         rejected=(_categorical(verdict["outcome"], OUTCOME_DTYPE) == Outcome.REJECTED).to_numpy(),
         verdict_code=_texts(verdict["code"]),
         verdict_endpoint=_texts(verdict["endpoint"]),

@@ -7,12 +7,11 @@ from datetime import datetime
 
 import pandas as pd
 
-from lib.health.checks import transient_diagnosis
+from lib.health.checks import code_diagnosis, transient_diagnosis
 from lib.health.coverage import text
 from lib.health.fleet import CHECK_RESULT_DTYPE, utc_now
 from lib.health.policy import HealthPolicy
 from lib.health.status import Status, rejection_status
-from lib.kucoin.diagnosis import diagnose
 
 
 @dataclass(frozen=True)
@@ -77,6 +76,7 @@ def fleet_incident(
             Status.DEGRADED, code, found.title, count, checked, since, found.fix, ids
         )
     code = None if kind == "rejected" else kind
-    title = diagnose(code).title if code else "Rejected by KuCoin"
-    fix = diagnose(code).fix if code else "Open one of these accounts to read what KuCoin said."
+    found = code_diagnosis(code)
+    title = found.title if code else "Rejected by KuCoin"
+    fix = found.fix if code else "Open one of these accounts to read what KuCoin said."
     return FleetIncident(rejection_status(code), code, title, count, checked, since, fix, ids)

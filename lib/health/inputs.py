@@ -32,4 +32,6 @@ PROBE_COLUMNS: dict[str, str] = {
     "clock_offset_ms": "int: KuCoin's clock minus ours",
     "seen_ip": "the IP KuCoin saw (my-ip, or a 400006 message)",
     "futures_permission_missing": "bool: the futures overview answered 400007",
+    "rate_limited_pool": "a 429000 with KuCoin's rate-limit headers: the pool that ran out",
+    "rate_limit_reset_ms": "int: that pool's reset countdown when KuCoin answered (ms)",
 }

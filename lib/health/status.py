@@ -2,8 +2,8 @@
 
 Status, one per account, worst wins (Status.rank: 0 is worst):
 
-    FROZEN > KEY_UNKNOWN > WRONG_SECRET > WRONG_PASSPHRASE > BAD_REQUEST_HEADERS > REJECTED
-    > IP_BLOCKED > SCOPE_MISSING > CLOCK_SKEW > UNVERIFIED > STALE > DEGRADED > AT_RISK
+    FROZEN > UNREADABLE > KEY_UNKNOWN > WRONG_SECRET > WRONG_PASSPHRASE > BAD_REQUEST_HEADERS
+    > REJECTED > IP_BLOCKED > SCOPE_MISSING > CLOCK_SKEW > UNVERIFIED > STALE > DEGRADED > AT_RISK
     > NEW > PAUSED > OK
 
 KuCoin's latest verdict on the key proposes its code's status (`rejection_status`); every
@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 
-from lib.health.checks import IP_BLOCKED_CODE
+from lib.health.checks import IP_BLOCKED_CODE, UNREADABLE_CODE
 from lib.kucoin.diagnosis import TIMESTAMP_CODE
 
 
@@ -24,6 +24,7 @@ class Status(enum.StrEnum):
     """An account's health; `rank` orders them worst (0) to best."""
 
     FROZEN = "FROZEN"  # 411100
+    UNREADABLE = "UNREADABLE"  # our stored credentials fail their integrity check
     KEY_UNKNOWN = "KEY_UNKNOWN"  # 400003
     WRONG_SECRET = "WRONG_SECRET"  # 400005
     WRONG_PASSPHRASE = "WRONG_PASSPHRASE"  # 400004
@@ -68,6 +69,7 @@ class Status(enum.StrEnum):
 SEVERITY: tuple[Status, ...] = tuple(Status)  # worst first: the declaration order
 _TITLES = {
     Status.FROZEN: "Account frozen",
+    Status.UNREADABLE: "Credentials unreadable",
     Status.KEY_UNKNOWN: "Key unknown",
     Status.WRONG_SECRET: "Wrong secret",
     Status.WRONG_PASSPHRASE: "Wrong passphrase",
@@ -88,6 +90,7 @@ _RANK = {s: i for i, s in enumerate(SEVERITY)}
 
 _CODE_STATUS: dict[str, Status] = {
     "411100": Status.FROZEN,
+    UNREADABLE_CODE: Status.UNREADABLE,
     "400003": Status.KEY_UNKNOWN,
     "400005": Status.WRONG_SECRET,
     "400004": Status.WRONG_PASSPHRASE,

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from lib.health.checks import present, transient_diagnosis
+from lib.health.checks import code_diagnosis, present, transient_diagnosis
 from lib.health.facts import AccountFacts, timestamp
 from lib.health.policy import HealthPolicy
 from lib.health.risks import API_RESTRICTIONS, IP_RESTRICTION, Risk, risks
 from lib.health.status import Status
 from lib.kucoin.constants import ENDPOINTS, FUTURES
-from lib.kucoin.diagnosis import LATE_REQUEST, TIMESTAMP_CODE, diagnose
+from lib.kucoin.diagnosis import LATE_REQUEST, TIMESTAMP_CODE, Diagnosis
 from lib.kucoin.probe_result import ProbeResult
 
 if TYPE_CHECKING:
@@ -39,6 +39,8 @@ READ_ONLY_WHEN: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "verdict_offset_ms": lambda facts: (
         facts["rejected"] & (facts["verdict_code"] == TIMESTAMP_CODE)
     ),
+    # element-wise on the fleet's arrays, where a missing pool is None
+    "latest_reset_at": lambda facts: facts["latest_limited_pool"] != None,  # noqa: E711
 }
 # times read as an age from now (format_age), and a time read as a date and against now;
 AGE_FACTS = ("last_sync_at", "created_at")
@@ -125,24 +127,39 @@ class Explainer:
         if status is Status.STALE:
             return self.stale_words(facts)
         if status is Status.DEGRADED:
-            found_failure = transient_diagnosis(facts.latest_code)
+            found_failure = transient_diagnosis(facts.latest_code, facts.latest_limited_pool)
             code = f" ({facts.latest_code})" if facts.latest_code else ""
             hint = found_failure.fix
             if found_failure is LATE_REQUEST and present(facts.latest_offset_ms):
                 hint = f"{_offset_note(facts.latest_offset_ms)} {hint}"
-            return f"{found_failure.title}{code}, retrying", hint
+            return f"{self.failure_title(facts, found_failure)}{code}, retrying", hint
         if status is Status.AT_RISK:
             return f"Works, but: {'; '.join(r.what for r in found)}", _fixes(found)
         if status is Status.NEW:
             return "Not checked yet", "Run the first check on this account."
         return HEALTHY
 
+    def failure_title(self, facts: AccountFacts, failure: Diagnosis) -> str:
+        """Return a transient failure's title; a rate limit names the pool and its reset."""
+        if not facts.latest_limited_pool:
+            return failure.title
+        reset_at = timestamp(facts.latest_reset_at)
+        when = f", resets {reset_at:%H:%M:%S} UTC" if reset_at else ""
+        return f"{failure.title}: the {facts.latest_limited_pool} pool of this UID ran out{when}"
+
     def stale_words(self, facts: AccountFacts) -> tuple[str, str]:
         """Return (diagnosis, hint) for an account without a recent successful sync."""
-        run = "Run a check now, and make sure scheduled checks are running."
+        run = (
+            "Run a check now. If accounts keep going stale, make sure a watcher is running: the "
+            "Fleet page shows its heartbeat (`python -m lib watch`, or `make run`)."
+        )
         if facts.never_checked:
             return f"Never checked since it was bound {self.bound_for(facts)} ago", run
-        fix = transient_diagnosis(facts.latest_code).fix if facts.latest_transient else run
+        fix = (
+            transient_diagnosis(facts.latest_code, facts.latest_limited_pool).fix
+            if facts.latest_transient
+            else run
+        )
         last_sync_at = timestamp(facts.last_sync_at)
         if last_sync_at is None:
             return f"Never synced since it was bound {self.bound_for(facts)} ago", fix
@@ -155,7 +172,7 @@ class Explainer:
     def rejection_words(self, facts: AccountFacts, status: Status) -> tuple[str, str]:
         """Return (diagnosis, hint) for a key KuCoin rejected."""
         code = facts.verdict_code
-        found = diagnose(code)
+        found = code_diagnosis(code)
         title = found.title if code else "Rejected by KuCoin"
         diagnosis = f"{title} ({code})" if code else title
         hint = found.fix

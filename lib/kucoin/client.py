@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
-import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from decimal import Decimal
@@ -13,8 +11,10 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import httpx
+from aiolimiter import AsyncLimiter
 
 from lib.kucoin import constants as k
+from lib.kucoin import runner
 from lib.kucoin.auth import Credentials, auth_headers
 from lib.kucoin.errors import (
     KucoinAPIError,
@@ -26,6 +26,8 @@ from lib.kucoin.errors import (
 )
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+# A whole fleet's checks share one client: room for every request a busy round has in flight.
+POOL_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=128)
 USER_AGENT = "bindwatch/0.1"
 T = TypeVar("T")
 
@@ -42,6 +44,18 @@ def raw_query(params: Mapping[str, Any] | None) -> str:
     return "&".join(f"{key}={value}" for key, value in params.items())
 
 
+def ip_budget(requests: int, window_s: float = k.CDN_IP_WINDOW_S) -> AsyncLimiter:
+    """Return a limiter that lets at most `requests` requests start in any `window_s` seconds.
+
+    A leaky bucket: a small burst (a fortieth of the budget, so the requests of one check go
+    out together) and a steady rate for the rest, the two adding up to the budget per window.
+    """
+    if requests < 2:
+        raise ValueError("the IP budget must allow at least 2 requests per window")
+    burst = max(1, requests // 40)
+    return AsyncLimiter(burst, burst * window_s / (requests - burst))
+
+
 def _describe_non_json(response: httpx.Response) -> str:
     """Return a plain description of an answer that is not KuCoin's JSON."""
     kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
@@ -53,6 +67,17 @@ def _describe_non_json(response: httpx.Response) -> str:
     if not response.content:
         return f"KuCoin answered HTTP {response.status_code} with an empty body"
     return f"KuCoin answered HTTP {response.status_code} with {kind}, not JSON"
+
+
+class RoundTrips:
+    """How long KuCoin takes to answer, as an exponential average (waits for the budget apart)."""
+
+    def __init__(self) -> None:
+        self.seconds: float | None = None
+
+    def add(self, seconds: float) -> None:
+        """Fold one request's round trip into the average."""
+        self.seconds = seconds if self.seconds is None else 0.9 * self.seconds + 0.1 * seconds
 
 
 class AsyncKucoinClient:
@@ -68,6 +93,7 @@ class AsyncKucoinClient:
         futures_transport: httpx.AsyncBaseTransport | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         clock: Callable[[], int] = wall_clock_ms,
+        budget: AsyncLimiter | None = None,
     ) -> None:
         self.credentials = credentials
         self.spot_url = spot_url.rstrip("/")
@@ -75,19 +101,29 @@ class AsyncKucoinClient:
         self._clock = clock
         headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
         self._spot = httpx.AsyncClient(
-            base_url=self.spot_url, transport=transport, timeout=timeout, headers=headers
+            base_url=self.spot_url,
+            transport=transport,
+            timeout=timeout,
+            headers=headers,
+            limits=POOL_LIMITS,
         )
         self._futures = httpx.AsyncClient(
             base_url=self.futures_url,
             transport=futures_transport or transport,
             timeout=timeout,
             headers=headers,
+            limits=POOL_LIMITS,
         )
         self.clock_offset_ms: int | None = None  # KuCoin's clock minus ours, once measured
         self.seen_ip: str | None = None  # the egress IP KuCoin reported, once asked
+        self.measured_at: float | None = None  # when the clock offset was measured (monotonic)
         self.rate_limits: dict[str, RateLimit] = {}  # last figures per pool
         self.last_rate_limit = RateLimit()
         self._owns_pools = True
+        # Shared by every view of this client: what all its requests from this IP may spend,
+        # and how long KuCoin takes to answer them.
+        self._budget = budget
+        self.round_trips = RoundTrips()
 
     def for_key(self, credentials: Credentials) -> AsyncKucoinClient:
         """Return a client for another key sharing this one's connections and clock offset."""
@@ -108,7 +144,9 @@ class AsyncKucoinClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close both HTTP connection pools (a view from `for_key` leaves them to its parent)."""
+        """Drop the key; close both HTTP pools (a view from `for_key` leaves them to its parent)."""
+        # A closed client signs nothing more: it keeps no credentials for whoever still holds it.
+        self.credentials = None
         if not self._owns_pools:
             return
         await self._spot.aclose()
@@ -130,6 +168,7 @@ class AsyncKucoinClient:
         server = await self.server_time()
         after = self._clock()
         self.clock_offset_ms = server - (before + after) // 2
+        self.measured_at = time.monotonic()
         return self.clock_offset_ms
 
     async def my_ip(self) -> str:
@@ -176,12 +215,16 @@ class AsyncKucoinClient:
         query = raw_query(params)
         url = path + ("?" + urlencode(params) if params else "")
         content = json.dumps(body, separators=(",", ":")) if body is not None else ""
+        if signed and self.credentials is None:
+            raise ValueError("this call needs credentials")
+        if self._budget is not None:
+            await self._budget.acquire()
         headers: dict[str, str] = {}
         if signed:
-            if self.credentials is None:
-                raise ValueError("this call needs credentials")
+            # Signed after the wait for the budget: the timestamp is the moment it leaves.
             endpoint = path + ("?" + query if query else "")
             headers = auth_headers(self.credentials, self.now_ms(), method, endpoint, content)
+        sent = time.monotonic()
         try:
             response = await client.request(
                 method, url, headers=headers, content=content.encode() or None
@@ -194,6 +237,7 @@ class AsyncKucoinClient:
             raise KucoinTransportError(
                 f"connection to KuCoin failed ({type(exc).__name__})", endpoint=path
             ) from None
+        self.round_trips.add(time.monotonic() - sent)
         return self._decode(host, path, response)
 
     def _decode(self, host: str, path: str, response: httpx.Response) -> Any:
@@ -230,21 +274,18 @@ class AsyncKucoinClient:
 
 
 class KucoinClient:
-    """The same client for synchronous callers (CLI, Streamlit, a notebook without await)."""
+    """The same client for synchronous callers (CLI, Streamlit, a notebook without await).
+
+    Its calls run on the process's KuCoin loop (lib.kucoin.runner), where its connections live.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        self.async_client = self.run(self._make(*args, **kwargs))
-
-    @staticmethod
-    async def _make(*args: Any, **kwargs: Any) -> AsyncKucoinClient:
-        return AsyncKucoinClient(*args, **kwargs)
+        self.async_client = AsyncKucoinClient(*args, **kwargs)
+        self._closed = False
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine on the client's loop and return its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        """Run a coroutine on the KuCoin loop and return its result."""
+        return runner.run(coro)
 
     def __repr__(self) -> str:
         return f"KucoinClient({self.async_client!r})"
@@ -256,13 +297,10 @@ class KucoinClient:
         self.close()
 
     def close(self) -> None:
-        """Close the connections and stop the client's event loop."""
-        if self._loop.is_closed():
-            return
-        self.run(self.async_client.aclose())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
+        """Close the connections."""
+        if not self._closed:
+            self._closed = True
+            self.run(self.async_client.aclose())
 
     @property
     def clock_offset_ms(self) -> int | None:
@@ -303,4 +341,11 @@ class KucoinClient:
         return self.run(self.async_client.futures_overview(currency))
 
 
-__all__ = ["AsyncKucoinClient", "KucoinClient", "KucoinError", "raw_query", "wall_clock_ms"]
+__all__ = [
+    "AsyncKucoinClient",
+    "KucoinClient",
+    "KucoinError",
+    "ip_budget",
+    "raw_query",
+    "wall_clock_ms",
+]

@@ -15,6 +15,17 @@ MAX_CLOCK_SKEW_MS = 5_000
 # "You may add up to 20 IPs" to one key's whitelist (reference §5).
 MAX_WHITELIST_IPS = 20
 RATE_WINDOW_MS = 30_000
+# The legacy CDN limit per egress IP across every endpoint: 500 requests per 10 s, then
+# Cloudflare's error 1015 and a 30 s block (reference §4, "rate limit 1.0").
+CDN_IP_LIMIT = 500
+CDN_IP_WINDOW_S = 10
+CDN_BLOCK_S = 30
+# What bindwatch spends per egress IP by default: a fifth under the CDN's limit, leaving room
+# for anything else that calls KuCoin from the same IP.
+DEFAULT_IP_BUDGET = 400
+# A check (every request and retry of it) that has not finished after this long is given up:
+# transient, and DEGRADED until the next one passes.
+CHECK_DEADLINE_S = 15.0
 
 # Paths.
 TIMESTAMP = "/api/v1/timestamp"

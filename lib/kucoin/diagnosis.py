@@ -9,10 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 API_MANAGEMENT = "KuCoin → Profile → API Management"
-# Codes that say KuCoin is busy, not that the key or the request is wrong: a retry may pass.
-TRANSIENT_CODES = frozenset({"429000"})
 SERVER_ERROR_PREFIX = "5"  # 5xxxxx: KuCoin failed to answer
 TIMESTAMP_CODE = "400002"  # the request's timestamp was more than 5 s off on arrival
+RATE_LIMIT_CODE = "429000"  # a pool ran out (with gw-ratelimit-* headers) or KuCoin is overloaded
+# Not KuCoin's: a check that did not finish within its deadline.
+DEADLINE_CODE = "deadline"
+# Codes that say KuCoin is busy or slow, not that the key or the request is wrong: a retry may pass.
+TRANSIENT_CODES = frozenset({RATE_LIMIT_CODE, DEADLINE_CODE})
 
 
 def is_transient_code(code: object) -> bool:
@@ -114,12 +117,14 @@ _TABLE: dict[str, Diagnosis] = {
             "This is a bindwatch bug: report it.",
         ),
         Diagnosis(
-            "429000",
+            RATE_LIMIT_CODE,
             "Rate limited",
-            "KuCoin refused the request: the key's quota is exhausted, or KuCoin is "
-            "overloaded (then no rate-limit headers are sent).",
-            "Wait for the quota to reset (the next check retries automatically); if it "
-            "persists, check fewer accounts at a time.",
+            "A rate-limit pool of this key's UID ran out (429000 with KuCoin's rate-limit "
+            "headers). KuCoin counts each pool per UID: every key of the account, and every "
+            "other client using one, spends the same quota.",
+            "Nothing to change on the key: the check is retried once the pool resets. bindwatch "
+            "paces its own checks per UID, so if this repeats, another client on the same UID "
+            "is spending the quota: look for bots or scripts using keys of this account.",
         ),
         Diagnosis(
             "500000",
@@ -140,6 +145,26 @@ UNREACHABLE = Diagnosis(
 )
 
 
+# 429000 without the rate-limit headers: KuCoin sheds load; no quota was spent (reference §4).
+OVERLOADED = Diagnosis(
+    RATE_LIMIT_CODE,
+    "KuCoin overloaded",
+    "KuCoin answered 429000 without rate-limit headers: the server is overloaded and refused "
+    "the request; it does not count against this key's quota.",
+    "Nothing to change: the check is retried shortly. If every account shows it, KuCoin is "
+    "overloaded: wait.",
+)
+
+DEADLINE = Diagnosis(
+    DEADLINE_CODE,
+    "Check timed out",
+    "The check did not finish within its deadline: KuCoin or the network between this machine "
+    "and KuCoin answered too slowly.",
+    "Nothing to change on the key: the next check retries. If every check is slow, check this "
+    "machine's network and KuCoin's status.",
+)
+
+
 # 400002 although this machine's clock agrees with KuCoin's: the request itself was late.
 LATE_REQUEST = Diagnosis(
     TIMESTAMP_CODE,
@@ -151,10 +176,17 @@ LATE_REQUEST = Diagnosis(
 )
 
 
+def rate_limit_diagnosis(limited_pool: str | None) -> Diagnosis:
+    """Return a 429000's diagnosis: a pool that ran out (its name known), else overload."""
+    return _TABLE[RATE_LIMIT_CODE] if limited_pool else OVERLOADED
+
+
 def diagnose(code: str | None) -> Diagnosis:
     """Return the diagnosis for KuCoin's code; unknown codes get a generic one naming the code."""
     if code is None:
         return UNREACHABLE
+    if code == DEADLINE_CODE:
+        return DEADLINE
     known = _TABLE.get(code)
     if known:
         return known

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from lib.kucoin import constants as k
 from lib.kucoin.auth import Credentials
 from lib.kucoin.client import AsyncKucoinClient, KucoinClient
+from lib.kucoin.diagnosis import DEADLINE_CODE, RATE_LIMIT_CODE
 from lib.kucoin.errors import KucoinAPIError, KucoinError
 from lib.kucoin.probe_result import Outcome, ProbeResult, SpotBalance
 
@@ -48,16 +50,46 @@ def _ms_to_datetime(value: Any) -> datetime | None:
         return None
 
 
+def _pool_of(path: str | None) -> str | None:
+    """Return the rate-limit pool an endpoint's path is charged to."""
+    return next((e.pool for e in k.ENDPOINTS.values() if e.path == path), None)
+
+
 def _failure(error: KucoinError) -> dict[str, Any]:
     """Return the ProbeResult fields describing a failed call."""
     definitive = isinstance(error, KucoinAPIError) and not error.transient
-    return {
+    fields: dict[str, Any] = {
         "outcome": Outcome.REJECTED if definitive else Outcome.UNREACHABLE,
         "code": error.code,
         "message": error.message,
         "http_status": error.http_status,
         "endpoint": error.endpoint,
     }
+    if error.code == RATE_LIMIT_CODE and error.rate_limit.present:
+        # A pool ran out (not an overload, which carries no figures): say which, and when.
+        fields.update(
+            rate_limited_pool=_pool_of(error.endpoint),
+            rate_limit_reset_ms=error.rate_limit.reset_ms,
+        )
+    return fields
+
+
+def _deadline_failure(deadline_s: float) -> dict[str, Any]:
+    """Return the ProbeResult fields of a check that did not finish within its deadline."""
+    return {
+        "outcome": Outcome.UNREACHABLE,
+        "code": DEADLINE_CODE,
+        "message": f"the check did not finish within its {deadline_s:g} s deadline",
+    }
+
+
+async def _together(*calls: Awaitable[Any]) -> list[Any]:
+    """Return each call's result or its KucoinError, running them at once."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, KucoinError):
+            raise result
+    return results
 
 
 async def probe_async(
@@ -67,33 +99,31 @@ async def probe_async(
     include_user_info: bool = False,
     want_futures: bool = False,
     measure: bool = True,
+    deadline_s: float | None = None,
 ) -> ProbeResult:
-    """Check the client's key live: server time, key info, spot accounts, futures if allowed.
+    """Check the client's key live in two waves, within `deadline_s` seconds (None: no limit).
 
-    `want_futures` reads the futures overview even when key info does not list Futures (the
-    account needs it), so a refusal shows as a missing Futures permission.
-    With `measure=False` the clock offset and egress IP the client already holds are reused,
-    so a fleet refresh spends the per-IP public quota once, not once per key.
+    Wave one measures KuCoin's clock and the IP it sees, together; with `measure=False` the
+    offset and IP the client already holds are reused (a fleet refresh spends the per-IP
+    public quota once, not once per key). Wave two reads key info, the spot accounts and, with
+    `want_futures`, the futures overview, together. `want_futures` is for an account that
+    needs Futures, a key last known to have it, or a first check: a refusal (400007) then shows
+    as a missing Futures permission. A key whose info lists Futures unasked gets a third wave.
     """
     started = time.monotonic()
     checked_at = datetime.now(UTC)
     fields: dict[str, Any] = {"seen_ip": client.seen_ip}
     try:
-        if measure or client.clock_offset_ms is None:
-            await client.sync_clock()
-            fields["seen_ip"] = client.seen_ip = plain_ip(await client.my_ip())
-    except KucoinError as error:
-        fields.update(_failure(error))
-    if "outcome" not in fields:
-        try:
-            fields.update(
-                await _read_key(client, futures_currencies, include_user_info, want_futures)
-            )
-            fields["outcome"] = Outcome.OK
-        except KucoinError as error:
-            fields.update(_failure(error))
-            if error.client_ip:
-                fields["seen_ip"] = error.client_ip
+        async with asyncio.timeout(deadline_s):
+            if measure or client.clock_offset_ms is None:
+                fields.update(await _measure(client))
+            if "outcome" not in fields:
+                fields.update(
+                    await _read_key(client, futures_currencies, include_user_info, want_futures)
+                )
+    except TimeoutError:
+        assert deadline_s is not None
+        fields.update(_deadline_failure(deadline_s))
     management = client.rate_limits.get("Management")
     return ProbeResult(
         checked_at=checked_at,
@@ -104,16 +134,39 @@ async def probe_async(
     )
 
 
+async def _measure(client: AsyncKucoinClient) -> dict[str, Any]:
+    """Return the egress IP KuCoin sees, measuring the clock offset at the same time."""
+    offset, ip = await _together(client.sync_clock(), client.my_ip())
+    for result in (offset, ip):
+        if isinstance(result, KucoinError):
+            return _failure(result)
+    client.seen_ip = plain_ip(ip)
+    return {"seen_ip": client.seen_ip}
+
+
 async def _read_key(
     client: AsyncKucoinClient,
     futures_currencies: Sequence[str],
     include_user_info: bool,
     want_futures: bool,
 ) -> dict[str, Any]:
-    """Return the ProbeResult fields read with the key; raise KucoinError on a failed call."""
-    info = await client.api_key_info()
+    """Return the ProbeResult fields read with the key: key info, accounts, futures at once."""
+    calls: list[Awaitable[Any]] = [client.api_key_info(), client.accounts()]
+    if include_user_info:
+        calls.append(client.user_info())
+    futures_calls = [client.futures_overview(c) for c in futures_currencies] if want_futures else []
+    info, rows, *rest = await _together(*calls, *futures_calls)
+    user, overviews = (rest[0], rest[1:]) if include_user_info else (None, rest)
+    # Key info speaks first: its refusal is the key's verdict; then the accounts, then the rest.
+    for result in (info, rows, user):
+        if isinstance(result, KucoinError):
+            failed = _failure(result)
+            if result.client_ip:
+                failed["seen_ip"] = result.client_ip
+            return failed
     permissions = _permissions(info)
     fields: dict[str, Any] = {
+        "outcome": Outcome.OK,
         "permissions": permissions,
         "ip_whitelist": (info.get("ipWhitelist") or None),
         "is_master": info.get("isMaster"),
@@ -122,44 +175,42 @@ async def _read_key(
         "remark": info.get("remark"),
         "api_version": info.get("apiVersion"),
         "key_created_at": _ms_to_datetime(info.get("createdAt")),
+        "spot_balances": tuple(
+            SpotBalance(
+                account_type=str(row.get("type", "")),
+                currency=str(row.get("currency", "")),
+                balance=_decimal(row.get("balance")),
+                available=_decimal(row.get("available")),
+                holds=_decimal(row.get("holds")),
+            )
+            for row in rows or ()
+        ),
     }
-    rows = await client.accounts()
-    fields["spot_balances"] = tuple(
-        SpotBalance(
-            account_type=str(row.get("type", "")),
-            currency=str(row.get("currency", "")),
-            balance=_decimal(row.get("balance")),
-            available=_decimal(row.get("available")),
-            holds=_decimal(row.get("holds")),
-        )
-        for row in rows or ()
-    )
     if include_user_info:
-        fields["vip_level"] = (await client.user_info()).get("level")
+        fields["vip_level"] = user.get("level")
+    if not want_futures and k.FUTURES in permissions:
+        # The key gained Futures since it was last seen: read what it can read now.
+        overviews = await _together(*(client.futures_overview(c) for c in futures_currencies))
     if want_futures or k.FUTURES in permissions:
-        futures, missing, note = await _read_futures(client, futures_currencies)
+        futures, missing, note = _futures(futures_currencies, overviews)
         fields.update(futures=futures, futures_permission_missing=missing)
         if note:
             fields["message"] = note
     return fields
 
 
-async def _read_futures(
-    client: AsyncKucoinClient, currencies: Sequence[str]
+def _futures(
+    currencies: Sequence[str], answers: Sequence[Any]
 ) -> tuple[dict[str, dict[str, Decimal]], bool, str | None]:
     """Return futures overviews per currency, whether Futures was refused (400007), and a note."""
     overviews: dict[str, dict[str, Decimal]] = {}
-    for currency in currencies:
-        try:
-            data = await client.futures_overview(currency)
-        except KucoinAPIError as error:
-            if error.code == "400007":
-                # The futures API refuses this key: a missing Futures permission, not a
-                # failed key (the spot reads above already proved the key works).
-                return overviews, True, None
-            return overviews, False, f"futures overview unavailable: {error}"
-        except KucoinError as error:
-            return overviews, False, f"futures overview unavailable: {error}"
+    for currency, data in zip(currencies, answers, strict=True):
+        if isinstance(data, KucoinAPIError) and data.code == "400007":
+            # The futures API refuses this key: a missing Futures permission, not a failed
+            # key (the spot reads beside it proved the key works).
+            return {}, True, None
+        if isinstance(data, KucoinError):
+            return overviews, False, f"futures overview unavailable: {data}"
         overviews[currency] = {
             key: value for key, value in (data or {}).items() if isinstance(value, Decimal)
         }
@@ -174,6 +225,7 @@ def probe(
     futures_currencies: Sequence[str] = DEFAULT_FUTURES_CURRENCIES,
     include_user_info: bool = False,
     want_futures: bool = False,
+    deadline_s: float | None = k.CHECK_DEADLINE_S,
     **client_kwargs: Any,
 ) -> ProbeResult:
     """Check one key live from synchronous code and return what was observed."""
@@ -186,5 +238,6 @@ def probe(
                 futures_currencies=futures_currencies,
                 include_user_info=include_user_info,
                 want_futures=want_futures,
+                deadline_s=deadline_s,
             )
         )

@@ -51,6 +51,9 @@ class ProbeResult:
     clock_offset_ms: int | None = None  # KuCoin's clock minus ours
     seen_ip: str | None = None  # the IP KuCoin saw: from /api/v1/my-ip or a 400006 message
     rate_limit_remaining: int | None = None  # Management pool, last response
+    # A 429000 that carried KuCoin's rate-limit headers: the pool that ran out and when it resets.
+    rate_limited_pool: str | None = None
+    rate_limit_reset_ms: int | None = None
     # Balances:
     spot_balances: tuple[SpotBalance, ...] = ()
     futures: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # currency -> overview

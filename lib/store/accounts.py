@@ -7,7 +7,7 @@ them. Every change writes its audit row in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -20,7 +20,7 @@ from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import ProbeResult
 from lib.secret import Secret
 from lib.store.audit import record_audit, short_fingerprint
-from lib.store.checks import record_probe
+from lib.store.checks import record_probe, record_probes
 from lib.store.errors import (
     AccountNotFound,
     AccountUnbound,
@@ -389,27 +389,49 @@ def mark_verified(session: Session, account_id: int, result: ProbeResult, *, act
     Return whether the account is verified now.
     """
     account = _bound_account(session, account_id)
-    record_probe(session, account_id, result)
-    now = datetime.now(UTC)
-    was_unverified = account.unverified
-    if result.ok and account.unverified:
-        account.unverified = False
-        _touch(account, actor, now)
-        session.add(account)
-    record_audit(
-        session,
-        actor=actor,
-        action=AuditAction.VERIFY,
-        account_id=account_id,
-        at=now,
-        details={
-            "outcome": result.outcome.value,
-            "code": result.code,
-            "checked_at": result.checked_at.isoformat(),
-            "was_unverified": was_unverified,
-        },
-    )
+    record_checks(session, [(account_id, result)], actor=actor)
     return not account.unverified
+
+
+def record_checks(
+    session: Session, results: Sequence[tuple[int, ProbeResult]], *, actor: str
+) -> list[int]:
+    """Record checks of accounts, each with its audit row; return the accounts recorded.
+
+    A passing check clears the account's `unverified`. An account unbound since its check
+    began is skipped: its key is gone, and so is the point of the answer.
+    """
+    ids = {account_id for account_id, _ in results}
+    accounts = {
+        account.id: account
+        for account in session.exec(
+            select(Account).where(col(Account.id).in_(ids), col(Account.unbound_at).is_(None))
+        ).all()
+    }
+    kept = [(account_id, result) for account_id, result in results if account_id in accounts]
+    record_probes(session, kept)
+    now = datetime.now(UTC)
+    for account_id, result in kept:
+        account = accounts[account_id]
+        was_unverified = account.unverified
+        if result.ok and account.unverified:
+            account.unverified = False
+            _touch(account, actor, now)
+            session.add(account)
+        record_audit(
+            session,
+            actor=actor,
+            action=AuditAction.VERIFY,
+            account_id=account_id,
+            at=now,
+            details={
+                "outcome": result.outcome.value,
+                "code": result.code,
+                "checked_at": result.checked_at.isoformat(),
+                "was_unverified": was_unverified,
+            },
+        )
+    return [account_id for account_id, _ in kept]
 
 
 def unbind(session: Session, account_id: int, *, actor: str, reason: str | None = None) -> None:
@@ -463,8 +485,10 @@ def get_account(session: Session, account_id: int) -> AccountView:
     return _view(account, session.get(Credential, account_id))
 
 
-def list_accounts(session: Session, *, include_unbound: bool = False) -> list[AccountView]:
-    """Return the accounts ordered by label; unbound ones only if asked."""
+def list_accounts(
+    session: Session, *, include_unbound: bool = False, account_ids: Iterable[int] | None = None
+) -> list[AccountView]:
+    """Return the accounts (all, or those of `account_ids`) ordered by label; unbound if asked."""
     query = (
         select(Account, Credential)
         .join(Credential, col(Credential.account_id) == col(Account.id), isouter=True)
@@ -472,6 +496,8 @@ def list_accounts(session: Session, *, include_unbound: bool = False) -> list[Ac
     )
     if not include_unbound:
         query = query.where(col(Account.unbound_at).is_(None))
+    if account_ids is not None:
+        query = query.where(col(Account.id).in_(list(account_ids)))
     return [_view(account, credential) for account, credential in session.exec(query).all()]
 
 

@@ -81,6 +81,8 @@ def _probe_values(account_id: int, result: ProbeResult) -> dict[str, Any]:
         "balances": encode_balances(result.spot_balances, result.futures),
         "futures_permission_missing": result.futures_permission_missing,
         "vip_level": result.vip_level,
+        "rate_limited_pool": result.rate_limited_pool,
+        "rate_limit_reset_ms": result.rate_limit_reset_ms,
     }
 
 
@@ -109,6 +111,8 @@ def _probe_result(row: ProbeRecord) -> ProbeResult:
         futures=futures,
         futures_permission_missing=row.futures_permission_missing,
         vip_level=row.vip_level,
+        rate_limited_pool=row.rate_limited_pool,
+        rate_limit_reset_ms=row.rate_limit_reset_ms,
     )
 
 
@@ -141,6 +145,32 @@ def probe_history(
     if limit is not None:
         query = query.limit(limit)
     return [_probe_result(row) for row in session.exec(query).all()]
+
+
+def last_success_keys(
+    session: Session, account_ids: Iterable[int]
+) -> dict[int, tuple[str | None, tuple[str, ...]]]:
+    """Return, per account that ever passed a check, the UID and permissions that check read."""
+    ids = [int(a) for a in account_ids]
+    if not ids:
+        return {}
+    q = ProbeRecord.__table__.alias("q")
+    newest = (
+        select(q.c.id)
+        .where(q.c.account_id == ProbeRecord.account_id, q.c.outcome == Outcome.OK.value)
+        .order_by(q.c.checked_at.desc(), q.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = session.exec(
+        select(ProbeRecord.account_id, ProbeRecord.uid, ProbeRecord.permissions).where(
+            col(ProbeRecord.account_id).in_(ids), ProbeRecord.id == newest
+        )
+    ).all()
+    return {
+        int(account_id): (uid, tuple(p for p in (permissions or "").split(",") if p))
+        for account_id, uid, permissions in rows
+    }
 
 
 def latest_probe(session: Session, account_id: int) -> ProbeResult | None:

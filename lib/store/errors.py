@@ -5,7 +5,10 @@ StoreError              a store call that cannot be done as asked
 ├── AccountNotFound     no account has this id
 ├── AccountUnbound      the account was unbound: its credentials are gone
 ├── DuplicateLabelError another account already has this label
-└── DuplicateKeyError   this API key is already bound to another account (names it)
+├── DuplicateKeyError   this API key is already bound to another account (names it)
+├── OperatorNotFound    no operator has this name
+├── LastAdmin           the only admin cannot be removed or made a viewer
+└── SetupAlreadyDone    the first admin exists already: sign in instead
 """
 
 from __future__ import annotations
@@ -40,3 +43,15 @@ class DuplicateKeyError(StoreError):
             f"This API key is already bound to account {label!r}. Unbind it there first, or "
             "rotate that account's credential instead of binding the key twice."
         )
+
+
+class OperatorNotFound(StoreError):
+    """No operator has this name."""
+
+
+class LastAdmin(StoreError):
+    """The only admin cannot be removed or made a viewer: the console would have none."""
+
+
+class SetupAlreadyDone(StoreError):
+    """The first admin was created already (perhaps by another browser a moment ago)."""

@@ -54,6 +54,8 @@ PROBE_FRAME_COLUMNS: dict[str, tuple[Column, str]] = {
     "balances_json": (_PROBES.c.balances, "json"),
     "futures_permission_missing": (_PROBES.c.futures_permission_missing, "bool"),
     "vip_level": (_PROBES.c.vip_level, "Int64"),
+    "rate_limited_pool": (_PROBES.c.rate_limited_pool, "str"),
+    "rate_limit_reset_ms": (_PROBES.c.rate_limit_reset_ms, "Int64"),
 }
 
 ACCOUNT_FRAME_COLUMNS: dict[str, tuple[Column, str]] = {

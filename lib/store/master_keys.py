@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from lib.store.accounts import SealedCredential, put_sealed, sealed_credential
-from lib.store.models import Credential, VaultKey
+from lib.store.models import Account, Credential, VaultKey
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,28 @@ def sealed_elsewhere(
         .with_for_update()
     ).all()
     return [(row.account_id, sealed_credential(row)) for row in rows]
+
+
+def sealed_with(session: Session, key_id: str) -> tuple[int, SealedCredential] | None:
+    """Return one credential sealed with `key_id` (the lowest account id), or None."""
+    row = session.exec(
+        select(Credential)
+        .where(Credential.master_key_id == key_id)
+        .order_by(Credential.account_id)
+        .limit(1)
+    ).first()
+    return None if row is None else (row.account_id, sealed_credential(row))
+
+
+def sealed_page(
+    session: Session, after: int | None, limit: int
+) -> list[tuple[int, str, SealedCredential]]:
+    """Return up to `limit` credentials by account id after `after`, with their account's label."""
+    query = select(Credential, Account.label).join(Account, Account.id == Credential.account_id)
+    if after is not None:
+        query = query.where(Credential.account_id > after)
+    rows = session.exec(query.order_by(Credential.account_id).limit(limit)).all()
+    return [(row.account_id, label, sealed_credential(row)) for row, label in rows]
 
 
 def replace_sealed(session: Session, account_id: int, sealed: SealedCredential) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     DateTime,
     Index,
     Integer,
@@ -62,6 +63,25 @@ class AuditAction(enum.StrEnum):
     CHANGE_SETTINGS = "change_settings"
     LOGIN = "login"
     FAILED_LOGIN = "failed_login"
+    LOGOUT = "logout"
+    ADD_OPERATOR = "add_operator"
+    REMOVE_OPERATOR = "remove_operator"
+    CHANGE_ROLE = "change_role"
+    CHANGE_PASSWORD = "change_password"
+
+
+class Role(enum.StrEnum):
+    """What an operator may do: an admin acts, a viewer reads (never a secret)."""
+
+    ADMIN = "admin"
+    VIEWER = "viewer"
+
+
+class SignInMethod(enum.StrEnum):
+    """How an operator session was opened."""
+
+    PASSWORD = "password"
+    SSO = "sso"
 
 
 @dataclass(frozen=True)
@@ -149,6 +169,38 @@ class ProbeRecord(SQLModel, table=True):
     balances: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     futures_permission_missing: bool = False
     vip_level: int | None = None
+    rate_limited_pool: str | None = Field(default=None, max_length=32)
+    rate_limit_reset_ms: int | None = None
+
+
+class CheckSchedule(SQLModel, table=True):
+    """When an account's next check is due, and which watcher holds it now (its lease)."""
+
+    __tablename__ = "check_schedule"
+
+    account_id: int = Field(
+        primary_key=True, foreign_key="accounts.id", sa_column_kwargs={"autoincrement": False}
+    )
+    due_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    # A claim: this watcher checks the account now; anyone may take it once it has expired.
+    lease_owner: str | None = Field(default=None, max_length=200)
+    lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class WatcherBeat(SQLModel, table=True):
+    """One watcher's heartbeat: alive when, its last round, when it looks again."""
+
+    __tablename__ = "watchers"
+
+    name: str = Field(primary_key=True, max_length=200)
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    beat_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    round_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    round_finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    round_checked: int = 0
+    round_seconds: float | None = None
+    next_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    stopped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class SettingRow(SQLModel, table=True):
@@ -174,6 +226,40 @@ class Operator(SQLModel, table=True):
     role: str = Field(max_length=32)
     created_at: datetime = Field(sa_type=UTCDateTime)
     disabled: bool = False
+
+
+class ConsoleSetup(SQLModel, table=True):
+    """The first admin's creation: one row at most, so a second setup cannot succeed."""
+
+    __tablename__ = "console_setup"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_console_setup_one_row"),)
+
+    id: int = Field(default=1, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    operator_name: str = Field(max_length=200)
+    done_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class OperatorSession(SQLModel, table=True):
+    """A signed-in browser: the SHA-256 of its token, who, how, and when it was last used."""
+
+    __tablename__ = "operator_sessions"
+
+    id: str = Field(primary_key=True, max_length=64)  # hex SHA-256 of the token; never the token
+    operator_name: str = Field(max_length=200, index=True)
+    method: str = Field(max_length=16)  # a SignInMethod value
+    role: str = Field(max_length=32)  # an SSO session's role; a password session reads operators
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    last_seen_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Failed sign-ins counted per name tried, and overall, to slow down guessing."""
+
+    __tablename__ = "login_throttle"
+
+    key: str = Field(primary_key=True, max_length=250)
+    failures: int
+    last_failure_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class AuditEvent(SQLModel, table=True):

@@ -41,3 +41,15 @@ def mark_verified_elsewhere(session: Session, account_id: int) -> None:
         raise AccountNotFound(f"No account has id {account_id}.")
     account.unverified = False
     session.flush()
+
+
+def swap_sealed_fields(session: Session, account_id: int) -> None:
+    """Swap the sealed API key and secret of a credential, as a botched restore might."""
+    credential = session.get(Credential, account_id)
+    if credential is None:
+        raise AccountNotFound(f"No credential for account {account_id}.")
+    credential.api_key_enc, credential.api_secret_enc = (
+        credential.api_secret_enc,
+        credential.api_key_enc,
+    )
+    session.flush()

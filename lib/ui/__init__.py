@@ -7,13 +7,17 @@ session, sign a request or decrypt anything.
   how a store or vault failure becomes a message.
 - session: one browser session's console, the demo switch, flash messages, the cached fleet.
 - presentation: status labels, colours, tiles, the fleet table, the heartbeat, untrusted text.
-- bind_form, lifecycle, check_report, key_form, account_view: the parts of the pages.
+- sign_in: who is at the browser (cookie, single sign-on), the setup and sign-in pages.
+- bind_form, lifecycle, check_report, key_form, account_view, operators_form: the parts of
+  the pages.
+- watch_panel: the watcher's heartbeat on the Fleet page, and its auto-refresh.
 """
 
 from lib.ui.frame import (
     ACCOUNT_PAGE,
     BIND_PAGE,
     FLEET_PAGE,
+    OPERATORS_PAGE,
     SETTINGS_PAGE,
     failure_text,
     guarded,
@@ -43,6 +47,8 @@ from lib.ui.session import (
     flash,
     show_flash,
 )
+from lib.ui.sign_in import still_signed_in
+from lib.ui.watch_panel import watcher_panel
 
 # What the pages use; the rest is imported from the module that owns it.
 __all__ = [
@@ -50,6 +56,7 @@ __all__ = [
     "BIND_PAGE",
     "FLEET_PAGE",
     "FLEET_TTL_S",
+    "OPERATORS_PAGE",
     "SELECTED_ACCOUNT",
     "SETTINGS_PAGE",
     "cached_fleet",
@@ -71,6 +78,8 @@ __all__ = [
     "show_diagnosis",
     "show_flash",
     "status_badge",
+    "still_signed_in",
     "switch_page",
     "tile_label",
+    "watcher_panel",
 ]

@@ -37,6 +37,13 @@ def show_freshness(row: pd.Series) -> None:
     )
 
 
+def last_code(check: pd.Series) -> str:
+    """Return the code of one check as KuCoin gave it; a check without a code passed or got none."""
+    if isinstance(check["code"], str) and check["code"]:
+        return check["code"]
+    return "200000 (success)" if check["outcome"] == "ok" else "— (no answer from KuCoin)"
+
+
 def show_history(history: pd.DataFrame) -> None:
     """Show the checks as a heartbeat, KuCoin's last answer, and every check."""
     st.subheader("Check history")
@@ -56,7 +63,7 @@ def show_history(history: pd.DataFrame) -> None:
         answer = {
             "checked at (UTC)": f"{latest['checked_at']:%Y-%m-%d %H:%M:%S}",
             "result": latest["result"],
-            "code": latest["code"] if isinstance(latest["code"], str) else "200000 (success)",
+            "code": last_code(latest),
             "HTTP": str(latest["http_status"]) if pd.notna(latest["http_status"]) else "—",
             "endpoint": latest["endpoint"] if isinstance(latest["endpoint"], str) else "—",
         }

@@ -1,7 +1,11 @@
-"""The frame every page runs in: the app's pages, navigation, sidebar, links and failures.
+"""The frame every page runs in: the gate, the app's pages, navigation, sidebar, links, failures.
 
 The one place for page paths: every link, switch and the navigation name a page by its
 constant here (FLEET_PAGE, ...), drawn from PAGES.
+
+The gate comes first on every run: until a browser is signed in, the navigation registers
+only the sign-in page (or, before the first admin exists, the setup page), under every
+address of the app, so no page of the app runs and a deep link keeps its address.
 """
 
 from __future__ import annotations
@@ -16,7 +20,21 @@ from typing import ParamSpec
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
+from lib.console import Role
+from lib.console import operators as ops
 from lib.console.errors import FAILURES, StoreError, VaultError
+from lib.ui.sign_in import (
+    OPENING_FAILURES,
+    current,
+    gate_pages,
+    installation_console,
+    opening_problem,
+    set_current,
+    setup_page,
+    sign_in_page,
+    sign_out,
+    signed_in_operator,
+)
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -26,6 +44,7 @@ FLEET_PAGE = "pages/fleet.py"
 ACCOUNT_PAGE = "pages/account.py"
 BIND_PAGE = "pages/bind.py"
 SETTINGS_PAGE = "pages/settings.py"
+OPERATORS_PAGE = "pages/operators.py"
 _FAILED_CALLBACK = "_failed_callback"  # a guarded callback's failure, shown by run()
 # The app's pages, one place for the navigation, the sidebar and every link:
 # (section, file, title, icon); the first is the default page, served at /.
@@ -34,7 +53,10 @@ PAGES = (
     ("Fleet", ACCOUNT_PAGE, "Account", ":material/manage_accounts:"),
     ("Keys", BIND_PAGE, "Bind a key", ":material/key:"),
     ("Admin", SETTINGS_PAGE, "Settings", ":material/settings:"),
+    ("Admin", OPERATORS_PAGE, "Operators", ":material/group:"),
 )
+# Pages that only act: a viewer's navigation does not have them.
+ADMIN_PAGES = (BIND_PAGE, OPERATORS_PAGE)
 _run = threading.local()
 
 
@@ -46,13 +68,25 @@ def app_page(path: str) -> StreamlitPage:
     raise ValueError(f"{path} is not one of the app's pages: {', '.join(p[1] for p in PAGES)}")
 
 
-def navigation() -> StreamlitPage:
-    """Register the app's pages for this session (st.navigation) and return the page to run."""
-    return st.navigation([app_page(file) for _, file, _, _ in PAGES], position="hidden")
+def pages_for(role: Role | None) -> list[str]:
+    """Return the page files an operator with this role is shown (None: nobody signed in)."""
+    if role is None:
+        return []
+    return [file for _, file, _, _ in PAGES if role is Role.ADMIN or file not in ADMIN_PAGES]
 
 
-def draw_frame() -> None:
-    """Draw what every page shares: page config and the sidebar's page links.
+def url_paths() -> list[str]:
+    """Return every address of the app's pages ("" for the default page, then "account", ...)."""
+    return ["" if index == 0 else Path(file).stem for index, (_, file, _, _) in enumerate(PAGES)]
+
+
+def navigation(role: Role) -> StreamlitPage:
+    """Register the pages of this role for this session (st.navigation); return the one to run."""
+    return st.navigation([app_page(file) for file in pages_for(role)], position="hidden")
+
+
+def draw_frame(operator: ops.SignedIn) -> None:
+    """Draw what every page shares: page config, the sidebar's links, who is signed in.
 
     Call it after navigation(): a link is drawn from its st.Page, which every session knows.
     """
@@ -61,10 +95,21 @@ def draw_frame() -> None:
         st.markdown("### :material/key: bindwatch")
         section = None
         for name, path, _, _ in PAGES:
+            if path not in pages_for(operator.role):
+                continue
             if name != section:
                 st.caption(name)
                 section = name
             page_link(path)
+        st.divider()
+        st.caption(f"Signed in as **{operator.name}** ({operator.role.value})")
+        st.button(
+            "Sign out",
+            key="sign_out",
+            icon=":material/logout:",
+            on_click=sign_out,
+            args=(installation_console(),),
+        )
 
 
 def page_link(
@@ -74,8 +119,13 @@ def page_link(
     icon: str | None = None,
     query_params: dict[str, str] | None = None,
 ) -> None:
-    """Draw a link to one of the app's pages (title and icon from PAGES unless given)."""
-    st.page_link(app_page(path), label=label, icon=icon, query_params=query_params)
+    """Draw a link to one of the app's pages (title and icon from PAGES unless given).
+
+    Nothing is drawn for a page the operator's role does not have.
+    """
+    operator = current()
+    if operator is not None and path in pages_for(operator.role):
+        st.page_link(app_page(path), label=label, icon=icon, query_params=query_params)
 
 
 def switch_page(path: str, query_params: dict[str, str] | None = None) -> None:
@@ -84,9 +134,27 @@ def switch_page(path: str, query_params: dict[str, str] | None = None) -> None:
 
 
 def serve_page() -> None:
-    """Register the app's pages, draw the frame, and run the page the address names."""
-    page = navigation()
-    draw_frame()
+    """Pass the gate, register the operator's pages, draw the frame, run the page asked for.
+
+    Signed out, the navigation registers only the sign-in (or setup) page, under every
+    address: st.navigation runs on every run, so Streamlit's legacy pages/ discovery ends.
+    """
+    operator, setup, problem = None, False, None
+    try:
+        installation = installation_console()
+        operator = signed_in_operator(installation)
+        setup = operator is None and ops.setup_needed(installation)
+    except OPENING_FAILURES as error:
+        problem = opening_problem(error)
+    set_current(operator)
+    if operator is None:
+        title, draw = ("Create the first admin", setup_page) if setup else ("Sign in", sign_in_page)
+        page = st.navigation(gate_pages(url_paths(), title, draw, problem), position="hidden")
+        st.set_page_config(page_title=f"{title} · bindwatch", page_icon=":material/key:")
+        run(page)
+        return
+    page = navigation(operator.role)
+    draw_frame(operator)
     run(page)
 
 

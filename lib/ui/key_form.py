@@ -25,6 +25,7 @@ from lib.console import Console, binding
 from lib.console.binding import BindingError, Decision, KeyCheck
 from lib.console.binding_input import FIELD_NAMES
 from lib.console.errors import FAILURES
+from lib.secret import Secret
 from lib.ui.check_report import render_check
 from lib.ui.frame import failure_text
 from lib.ui.session import flash, show_flash
@@ -63,12 +64,6 @@ TIMER_S = 30  # how often an idle page looks whether its typed credentials are d
 def form_fields(prefix: str) -> str:
     """Return the widget-key prefix of a credentials form's current (possibly emptied) fields."""
     return f"{prefix}_{st.session_state.get(f'{prefix}_generation', 0)}"
-
-
-def _typed(prefix: str) -> dict[str, str]:
-    """Return the credentials in a form's fields as last submitted (Streamlit's widget state)."""
-    fields = form_fields(prefix)
-    return {name: st.session_state.get(f"{fields}_{name}") or "" for name in CREDENTIAL_FIELDS}
 
 
 def _keep_typed(prefix: str) -> None:
@@ -238,9 +233,17 @@ def check_typed_key(
 ) -> None:
     """Check the key in the form; save it when nothing needs confirming (callback)."""
     _forget(prefix)
+    typed, fields = st.session_state, form_fields(prefix)
     try:
+        # Read from the widgets into this one call; Secret and Passphrase travel wrapped.
         check = binding.check_key(
-            console, label=label, scopes=scopes, account_id=account_id, **_typed(prefix)
+            console,
+            label=label,
+            scopes=scopes,
+            account_id=account_id,
+            api_key=typed.get(f"{fields}_api_key") or "",
+            api_secret=Secret(typed.get(f"{fields}_api_secret") or ""),
+            passphrase=Secret(typed.get(f"{fields}_passphrase") or ""),
         )
     except FAILURES as error:
         flash("error", failure_text(error), prefix)

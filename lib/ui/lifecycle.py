@@ -200,6 +200,11 @@ def _render_unbind(console: Console, account: AccountView) -> None:
         )
 
 
+def show_messages(account_id: int) -> None:
+    """Show what the last action on the account said (its own flash slot)."""
+    show_flash(_prefix(account_id))
+
+
 def render_lifecycle(console: Console, account: AccountView) -> None:
     """Render the actions on one account: rotate, scopes, pause/resume, unbind."""
     show_flash(_prefix(account.id))

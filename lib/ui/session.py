@@ -13,15 +13,20 @@ from __future__ import annotations
 import logging
 
 import streamlit as st
-from sqlalchemy.exc import SQLAlchemyError
 
-from lib.config import Config, redact_url
-from lib.console import Console, KucoinTarget
+from lib.console import Console
 from lib.console.demo import DEMO_ACCOUNTS, demo_console, start_demo
-from lib.console.errors import DemoError, VaultError
+from lib.console.errors import DemoError
 from lib.console.fleet import FleetSnapshot, fleet_snapshot
 from lib.ui.frame import BIND_PAGE, page_link
 from lib.ui.presentation import alert
+from lib.ui.sign_in import (
+    OPENING_FAILURES,
+    acting_console,
+    current,
+    installation_console,
+    opening_problem,
+)
 
 DEMO_FLAG = "demo_mode"
 DEMO_PARAM = "demo"  # ?demo=1 in the address while the session shows the demo fleet
@@ -31,18 +36,11 @@ PAGE_FLASH = "_page"  # the slot every page shows under its title
 log = logging.getLogger(__name__)
 
 
-@st.cache_resource(show_spinner=False)
-def _open_console(config: Config, kucoin: KucoinTarget) -> Console:
-    """Open one console per (database, KuCoin location) for the whole server process."""
-    return Console.open(config, kucoin=kucoin)
-
-
 def warm_up() -> None:
     """Open the configured console and judge its fleet, as the first page would (server start)."""
     try:
-        config = Config.from_env()
-        fleet_snapshot(_open_console(config, KucoinTarget.from_config(config)))
-    except (VaultError, SQLAlchemyError, OSError) as error:
+        fleet_snapshot(installation_console())
+    except OPENING_FAILURES as error:
         # The first page says what is wrong and what to do; the server starts regardless.
         log.warning("the console could not be opened at start: %s", type(error).__name__)
 
@@ -55,26 +53,24 @@ def in_demo() -> bool:
 
 
 def console() -> Console:
-    """Return this session's console (the demo's while in demo mode); stop with help if none."""
+    """Return this session's console, acting as the signed-in operator (the demo's while in
+    demo mode); stop with help if none."""
+    operator = current()
+    if operator is None:  # only the frame runs pages, and only for a signed-in operator
+        st.stop()
+    try:
+        installation = installation_console()
+    except OPENING_FAILURES as error:
+        st.error(opening_problem(error))
+        st.stop()
     if in_demo():
         try:
-            return demo_console()
+            return acting_console(demo_console(), installation, operator)
         except (DemoError, OSError) as error:
             leave_demo()
             st.error(f"The demo fleet could not start: {error}")
             st.stop()
-    try:
-        config = Config.from_env()
-        return _open_console(config, KucoinTarget.from_config(config))
-    except VaultError as error:
-        st.error(f"bindwatch cannot open its credential store: {error}")
-    except (SQLAlchemyError, OSError) as error:
-        st.error(
-            f"bindwatch cannot open its database ({redact_url(Config.from_env().database_url)}): "
-            f"{type(error).__name__}. Check BINDWATCH_DATABASE_URL / BINDWATCH_DATA_DIR."
-        )
-    st.stop()
-    raise AssertionError("unreachable")
+    return acting_console(installation, installation, operator)
 
 
 def enter_demo() -> bool:
@@ -118,6 +114,9 @@ def demo_banner() -> None:
 
 def empty_fleet() -> None:
     """Say what to do with no account bound: bind a key, or look around the demo fleet."""
+    if not console().may_act:
+        st.info("No KuCoin account is bound yet: an admin binds keys.", icon=":material/info:")
+        return
     st.info(
         "No KuCoin account is bound yet. Bind an API key to start watching it, or load the "
         "demo fleet to see how bindwatch reports each kind of problem and what to do about it.",

@@ -4,8 +4,9 @@
     keyring     KeyState, MasterKey, Keyring: the master keys of one installation
     key_file    reading and writing the key file (atomically; refused when exposed)
     cipher      Place and the token format: seal, open, fingerprint (no key file, no database)
-    vault       Vault and open_vault: the key file's keyring checked against the database
-    rotation    rotate_master_key
+    vault       Vault and open_vault: the key file's keyring checked against the database, at
+                start and whenever the file changes
+    rotation    rotate_master_key: every value opened first, then moved to a new key
 
 The vault reads and writes the database only through lib.store (master_keys, audit).
 
@@ -18,6 +19,7 @@ The vault reads and writes the database only through lib.store (master_keys, aud
     ├── RetiredKeyError     a value is under a master key a rotation retired
     ├── DecryptionError     a stored value is malformed, altered, or moved from its place
     └── RotationError       a rotation cannot run (another one holds the lock)
+        └── UnreadableCredentials  stored values the current keys cannot open: nothing rotated
 
 Every message says what the operator should do and never contains a secret.
 """
@@ -31,13 +33,21 @@ from lib.vault.errors import (
     KeyFileMissing,
     RetiredKeyError,
     RotationError,
+    UnreadableCredentials,
+    UnreadableValue,
     VaultError,
     WrongMasterKey,
 )
 from lib.vault.key_file import read_keyring, write_keyring
 from lib.vault.keyring import KEY_BYTES, Keyring, KeyState, MasterKey, new_master_key
 from lib.vault.rotation import RotationReport, rotate_master_key
-from lib.vault.vault import CREDENTIAL_FIELDS, Vault, credential_place, open_vault
+from lib.vault.vault import (
+    CREDENTIAL_FIELDS,
+    Vault,
+    credential_place,
+    open_vault,
+    register_key,
+)
 
 __all__ = [
     "CREDENTIAL_FIELDS",
@@ -57,6 +67,8 @@ __all__ = [
     "RetiredKeyError",
     "RotationError",
     "RotationReport",
+    "UnreadableCredentials",
+    "UnreadableValue",
     "Vault",
     "VaultError",
     "WrongMasterKey",
@@ -64,6 +76,7 @@ __all__ = [
     "new_master_key",
     "open_vault",
     "read_keyring",
+    "register_key",
     "rotate_master_key",
     "split_token",
     "write_keyring",

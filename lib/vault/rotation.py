@@ -1,6 +1,8 @@
 """Master key rotation: a new key in the key file, every credential moved to it, the old retired.
 
-Each step is safe to interrupt, and running the rotation again finishes one left half done.
+Every stored value is opened before anything changes, so a value the current keys cannot open
+stops the rotation with the key file and the database as they were. Each later step is safe to
+interrupt, and running the rotation again finishes one left half done.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lib.store import AuditAction, master_keys, record_audit
-from lib.store.database import transaction
-from lib.vault.errors import RotationError
-from lib.vault.key_file import read_keyring, remove_stale_temp_files, write_keyring
+from lib.store.database import read_session, transaction
+from lib.vault.errors import RotationError, UnreadableCredentials, UnreadableValue, VaultError
+from lib.vault.key_file import remove_stale_temp_files, write_keyring
 from lib.vault.keyring import KeyState, new_master_key
-from lib.vault.vault import Vault
+from lib.vault.vault import CREDENTIAL_FIELDS, Vault, credential_place, register_key
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -65,13 +67,16 @@ def rotate_master_key(
 ) -> RotationReport:
     """Add a master key, re-encrypt every credential with it, then retire the old key.
 
-    Each step is safe to interrupt: the key file gets the new key before any value uses it, rows
-    move in batches of their own transactions, and the old key is retired only once no row
-    uses it. Running it again after a crash finishes the interrupted rotation.
+    First every stored value is opened with the current keys: UnreadableCredentials names
+    those that fail, and nothing is changed. Then each step is safe to interrupt: the key file
+    gets the new key before any value uses it, rows move in batches of their own transactions,
+    and the old key is retired only once no row uses it. Running it again after a crash
+    finishes the interrupted rotation.
     """
     with _rotation_lock(vault.path):
         remove_stale_temp_files(vault.path)
-        keyring = read_keyring(vault.path)
+        keyring = vault.reload()
+        _check_every_value_opens(engine, vault, batch_size)
         old_ids = tuple(k.key_id for k in keyring.keys if k.state is KeyState.RETIRING)
         resumed = bool(old_ids)
         if not resumed:
@@ -82,13 +87,13 @@ def rotate_master_key(
             write_keyring(vault.path, keyring)
             log.info("rotation: new master key %s written to %s", keyring.active.key_id, vault.path)
         new_id = keyring.active.key_id
-        vault.refresh(force=True)
 
         # The database learns the new key, and that the old ones are retiring: from this commit
         # on, writers encrypt with the new key (see Vault.lock_active_key).
         with transaction(engine) as session:
-            vault.register(session, new_id, KeyState.ACTIVE)
+            register_key(session, keyring.active, KeyState.ACTIVE)
             master_keys.set_key_states(session, old_ids, KeyState.RETIRING, unless=KeyState.RETIRED)
+        vault.reload()
 
         moved = 0
         while True:
@@ -99,7 +104,7 @@ def rotate_master_key(
                 continue  # a writer that still held the old key committed meanwhile: move it too
             break
 
-        keyring = read_keyring(vault.path)
+        keyring = vault.reload()
         for key_id in old_ids:
             keyring = keyring.with_state(key_id, KeyState.RETIRED)
         write_keyring(vault.path, keyring)
@@ -107,6 +112,29 @@ def rotate_master_key(
         vault.refresh(force=True)
         log.info("rotation: master key %s active, retired %s", new_id, ", ".join(old_ids))
         return RotationReport(new_id, old_ids, moved, resumed)
+
+
+def _check_every_value_opens(engine: Engine, vault: Vault, batch_size: int) -> None:
+    """Open every stored credential field with the keys in use; raise UnreadableCredentials."""
+    unreadable: list[UnreadableValue] = []
+    after: int | None = None
+    while True:
+        with read_session(engine) as session:
+            page = master_keys.sealed_page(session, after, batch_size)
+        if not page:
+            break
+        for account_id, label, sealed in page:
+            for name in CREDENTIAL_FIELDS:
+                try:
+                    # Opened to prove it opens; the plaintext is dropped at once.
+                    vault.decrypt(
+                        getattr(sealed, f"{name}_enc"), credential_place(account_id, name)
+                    )
+                except VaultError as error:
+                    unreadable.append(UnreadableValue(account_id, label, name, error.reason))
+        after = page[-1][0]
+    if unreadable:
+        raise UnreadableCredentials(tuple(unreadable))
 
 
 class _RowsLeft(Exception):

@@ -68,6 +68,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a pool's quota per window, e.g. Management=100 (repeatable)",
     )
     parser.add_argument(
+        "--ip-limit",
+        type=int,
+        default=k.CDN_IP_LIMIT,
+        metavar="N",
+        help=f"requests per {k.CDN_IP_WINDOW_S} s from one IP before the CDN's error 1015 and "
+        f"a {k.CDN_BLOCK_S} s block (default {k.CDN_IP_LIMIT}, KuCoin's; 0: no limit)",
+    )
+    parser.add_argument(
         "--rate-window-ms",
         type=int,
         default=k.RATE_WINDOW_MS,
@@ -85,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             quotas=dict(args.quota),
             window_ms=args.rate_window_ms,
             faults=faults,
+            ip_limit=args.ip_limit or None,
         )
     except (AccountsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

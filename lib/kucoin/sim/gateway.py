@@ -6,6 +6,8 @@ each SimRequest; lib.kucoin.sim.server carries it over real HTTP, `spot_transpor
 
 A request goes through these steps; the first that fails answers:
 
+    0. the CDN's limit per caller IP, when one is set (`ip_limit` requests per `ip_window_s`):
+       past it, Cloudflare's "error 1015" HTML page (HTTP 429) for `ip_block_s` seconds
     1. injected faults of the server, then of the account named by KC-API-KEY: the latency is
        slept first, then a dropped connection, a CDN HTML page, an overload 429000 (no rate-limit
        headers) or a 5xx, in that order of precedence
@@ -33,6 +35,7 @@ not charged; their gw-ratelimit-* headers show the bucket they would have been c
 from __future__ import annotations
 
 import base64
+import collections
 import hashlib
 import hmac
 import ipaddress
@@ -158,6 +161,9 @@ class Simulator:
         faults: Faults | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        ip_limit: int | None = None,
+        ip_window_s: float = k.CDN_IP_WINDOW_S,
+        ip_block_s: float = k.CDN_BLOCK_S,
     ) -> None:
         self._lock = threading.RLock()
         self._accounts: dict[str, SimAccount] = {}
@@ -174,6 +180,14 @@ class Simulator:
         self._clock = clock
         self._sleep = sleep
         self._windows: dict[tuple[str, str], _Window] = {}
+        if ip_limit is not None and ip_limit < 1:
+            raise ValueError("ip_limit must be at least 1 (None: no limit)")
+        # The CDN in front of the gateway: every request of an IP counts, whatever it asks.
+        self.ip_limit = ip_limit
+        self.ip_window_s = ip_window_s
+        self.ip_block_s = ip_block_s
+        self._ip_requests: dict[str, collections.deque[float]] = {}
+        self._ip_blocked_until: dict[str, float] = {}
 
     @classmethod
     def from_file(cls, path: str | Path, **options: Any) -> Simulator:
@@ -277,9 +291,11 @@ class Simulator:
         return int(self._clock() * 1000) + offset
 
     def reset_rate_limits(self) -> None:
-        """Forget every rate-limit window."""
+        """Forget every rate-limit window, and the CDN's count and blocks per IP."""
         with self._lock:
             self._windows.clear()
+            self._ip_requests.clear()
+            self._ip_blocked_until.clear()
 
     # Transports.
 
@@ -306,12 +322,31 @@ class Simulator:
                     fault, faults = _fire(account.faults)
                     if faults is not account.faults:
                         self._accounts[account.api_key] = replace(account, faults=faults)
+        ip = self.caller_ip or request.peer_ip
+        if not self._within_ip_limit(ip):
+            return self._fault_response(("cdn_next", 429), ip)
         if latency > 0:
             self._sleep(latency / 1000)
-        ip = self.caller_ip or request.peer_ip
         if fault is not None:
             return self._fault_response(fault, ip)
         return self._respond(request, ip)
+
+    def _within_ip_limit(self, ip: str) -> bool:
+        """Count one request of an IP; return False while the IP is over the CDN's limit."""
+        if self.ip_limit is None:
+            return True
+        now = self._clock()
+        with self._lock:
+            if self._ip_blocked_until.get(ip, 0.0) > now:
+                return False
+            recent = self._ip_requests.setdefault(ip, collections.deque())
+            while recent and recent[0] <= now - self.ip_window_s:
+                recent.popleft()
+            if len(recent) >= self.ip_limit:
+                self._ip_blocked_until[ip] = now + self.ip_block_s
+                return False
+            recent.append(now)
+            return True
 
     def _fault_response(self, fault: tuple[str, int], ip: str) -> SimResponse:
         """Return the answer of an injected fault."""
