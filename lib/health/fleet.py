@@ -693,7 +693,7 @@ def _latest_facts(checks: _Deciding, col: dict[str, Any], fact: dict[str, Any]) 
         latest_limited_pool=_objects(_strings(latest["rate_limited_pool"])),
         latest_reset_at=(
             _utc(latest["checked_at"])
-            + pd.to_timedelta(_ints(latest["rate_limit_reset_ms"]).astype("float64"), unit="ms")
+            + pd.to_timedelta(_ints(latest["rate_limit_reset_ms"]), unit="ms")
         ).array.asi8,
         rejected=(_categorical(verdict["outcome"], OUTCOME_DTYPE) == Outcome.REJECTED).to_numpy(),
         verdict_code=_texts(verdict["code"]),
