@@ -84,7 +84,10 @@ def open_fleet(page, url: str) -> None:
 def test_a_check_made_in_one_session_shows_in_another_at_its_next_rerun(
     served: Served, browser
 ) -> None:
-    with session(browser) as checker, session(browser) as watcher:
+    with (
+        session(browser, app=served.app.url) as checker,
+        session(browser, app=served.app.url) as watcher,
+    ):
         open_fleet(checker, served.app.url)
         open_fleet(watcher, served.app.url)
         expect(key_unknown_tile(watcher)).to_have_count(0)
