@@ -106,6 +106,9 @@ def synthetic_fleet(
             "clock_offset_ms": rng.normal(0, 1200, n).round().astype(int),
             "seen_ip": np.where(failing & (code == "400006"), "198.51.100.7", "203.0.113.154"),
             "rate_limit_remaining": rng.integers(0, 2000, n),
+            # a 429000 with KuCoin's figures names the pool that ran out and when it resets
+            "rate_limited_pool": np.where(code == "429000", "spot", None),
+            "rate_limit_reset_ms": pd.array(np.where(code == "429000", 4_000, None), dtype="Int64"),
             "futures_permission_missing": rng.random(n) < 0.01,
             "vip_level": 0,
         }
