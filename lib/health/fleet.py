@@ -381,6 +381,19 @@ def _check_flags(probes: pd.DataFrame, policy: HealthPolicy) -> _CheckFlags:
     return _CheckFlags(ok, transient, shows_ip)
 
 
+def _flag_rows(
+    flags: _CheckFlags, probes: pd.DataFrame, rows: np.ndarray, policy: HealthPolicy
+) -> None:
+    """Set `flags` at `rows` to what those checks say."""
+    taken = pd.DataFrame({name: probes[name].array.take(rows) for name in _FLAG_COLUMNS})
+    found = _check_flags(taken, policy)
+    for every, some in zip(flags, found, strict=True):
+        every[rows] = some
+
+
+_FLAG_COLUMNS = ("outcome", "code", "clock_offset_ms")  # what _check_flags reads
+
+
 def _account_positions(account_id: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Return each row's account as a position in `ids`, -1 for an account not there."""
     if len(ids) and ids.min() >= 0 and ids.max() < 4 * len(ids) + 1024:
@@ -428,15 +441,18 @@ def _deciding_positions(probes: pd.DataFrame, ids: np.ndarray, policy: HealthPol
     """Return per account of `ids` the positions in `probes` of the checks that decide."""
     account = _account_positions(probes["account_id"].to_numpy(dtype="int64"), ids)
     times = _utc(probes["checked_at"]).array.asi8
-    flags = _check_flags(probes, policy)
     latest = _newest(account, times, len(ids), np.flatnonzero(account >= 0))
     # A newest check that passed is also the newest verdict, success and IP evidence: only the
-    # history of accounts whose newest check failed needs a search.
+    # history of accounts whose newest check failed needs a search, and only the checks
+    # searched (and the newest) need asking what they say.
+    flags = _CheckFlags(*(np.zeros(len(probes), dtype=bool) for _ in _CheckFlags._fields))
+    _flag_rows(flags, probes, latest[latest >= 0], policy)
     failed = np.flatnonzero(latest >= 0)
     failed = failed[~flags.ok[latest[failed]]]
     searched = np.zeros(len(ids) + 1, dtype=bool)  # the last slot: rows of no account
     searched[failed] = True
     rows = np.flatnonzero(searched[account])
+    _flag_rows(flags, probes, rows, policy)
     return _Positions(
         latest,
         *(
