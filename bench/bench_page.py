@@ -66,6 +66,11 @@ def _wait_rows(page, count: int) -> None:
     )
 
 
+def _serve(served, data_dir: Path):
+    """Serve the console over `data_dir` as `make run` does, without a watcher checking it."""
+    return served.serve(data_dir, env={"BINDWATCH_WATCH": "0"})
+
+
 def first_load(served, page, url: str) -> float:
     """Return the seconds from opening the page in a new session to the full table."""
     started = time.perf_counter()
@@ -85,10 +90,10 @@ def first_loads(served, browser, data_dir: Path) -> tuple[list[float], list[floa
     """
     cold, new, returning = [], [], []
     for _ in range(REPEATS):
-        with served.serve(data_dir) as app:
-            with served.session(browser) as page:
+        with _serve(served, data_dir) as app:
+            with served.session(browser, app=app.url) as page:
                 cold.append(first_load(served, page, app.url))
-            with served.session(browser) as page:
+            with served.session(browser, app=app.url) as page:
                 new.append(first_load(served, page, app.url))
                 tab = page.context.new_page()
                 returning.append(first_load(served, tab, app.url))
@@ -129,9 +134,9 @@ def peak_rss_mb(pid: int) -> float:
 
 def memory_with_sessions(served, browser, data_dir: Path) -> float:
     """Return the served process's peak RSS (MB) after SESSIONS sessions opened the page."""
-    with served.serve(data_dir) as app, ExitStack() as pages:
+    with _serve(served, data_dir) as app, ExitStack() as pages:
         for _ in range(SESSIONS):
-            page = pages.enter_context(served.session(browser))
+            page = pages.enter_context(served.session(browser, app=app.url))
             page.goto(app.url)
             _wait_rows(page, ACCOUNTS)
             served.settle(page)
@@ -155,7 +160,7 @@ def main() -> list[Figure]:
             )
             try:
                 cold, new, returning = first_loads(served, browser, data_dir)
-                with served.serve(data_dir) as app:
+                with _serve(served, data_dir) as app:
                     searches, clears = reruns(served, browser, app.url, matches)
                 memory = memory_with_sessions(served, browser, data_dir)
             finally:
