@@ -38,7 +38,7 @@ format: $(DEV)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-bench: $(RUNTIME)
+bench: $(DEV)
 	$(PY) -m bench
 
 # Re-resolve both locks from requirements*.txt, taking the newest versions their bounds allow;

@@ -7,19 +7,34 @@ must come from the console's own origin (lib/web_guard.py), the sign-in and setu
 post to the routes that set the session cookie (lib/web_session.py), and a watcher checks
 each account when it falls due for as long as the server runs
 (lib.console.watch.serve_watcher; off with BINDWATCH_WATCH=0, `make run WATCH=0`). Stopping
-the server lets its checks in flight finish.
+the server lets its checks in flight finish. While it starts, the server opens the console
+and judges the fleet, so that the first operator to connect waits for neither.
 """
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import streamlit as st
 from starlette.middleware import Middleware
 
 from lib.console.watch import serve_watcher
+from lib.ui.session import warm_up
 from lib.web_guard import SameOriginWebSocket, SecurityHeaders
 from lib.web_session import session_routes
+
+
+@asynccontextmanager
+async def lifespan(served: st.App) -> AsyncIterator[None]:
+    """Open the console and judge its fleet before the first request, then run the watcher."""
+    await asyncio.to_thread(warm_up)
+    async with serve_watcher(served):
+        yield
+
 
 app = st.App(
     "app.py",
     routes=session_routes(),
     middleware=[Middleware(SecurityHeaders), Middleware(SameOriginWebSocket)],
-    lifespan=serve_watcher,
+    lifespan=lifespan,
 )

@@ -1,23 +1,31 @@
-"""Run every benchmark (`make bench`); exit 1 if the fleet table or a refresh misses its target."""
+"""Run every benchmark (`make bench`): each figure against its target; exit 1 if one misses.
+
+The machine's load is printed before and after: on a shared machine, read the figures with it.
+"""
 
 from __future__ import annotations
 
 import sys
 
-from bench import bench_fleet, bench_health, bench_refresh
+from bench import bench_fleet, bench_health, bench_page, bench_refresh
+from bench.report import load
 
 
 def main() -> int:
-    """Run the health-rules, fleet-table and refresh benches; return the status."""
+    """Run the rules, the fleet table, the Fleet page in Chromium and the refresh; print each."""
+    print(f"bench: {load()}")
     print("== health rules (in memory) ==")
-    bench_health.main()
-    print()
-    print("== fleet table (SQLite file) ==")
-    fleet_ok = bench_fleet.main()
-    print()
-    print("== refresh and one check (the simulator over HTTP) ==")
+    figures = bench_health.main()
+    print("\n== fleet table (SQLite file) ==")
+    figures += bench_fleet.main()
+    print("\n== Fleet page (served, Chromium) ==")
+    figures += bench_page.main()
+    print("\n== refresh and one check (the simulator over HTTP) ==")
     refresh_ok = bench_refresh.main()
-    return 0 if fleet_ok and refresh_ok else 1
+    print(f"\n== figures (medians; {load()}) ==")
+    for figure in figures:
+        print(figure)
+    return 0 if refresh_ok and all(figure.ok for figure in figures) else 1
 
 
 if __name__ == "__main__":

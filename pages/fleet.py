@@ -160,12 +160,11 @@ def main() -> None:
             hide_index=True,
             height=min(38 + ROW_HEIGHT * len(view), 38 + ROW_HEIGHT * 9),
             row_height=ROW_HEIGHT,
-            column_order=[c for c in view.columns if c != "account_id"],
             column_config=ui.fleet_view_columns(),
         )
         rows = event.selection.rows if event is not None else []
         if rows and rows[0] < len(view):
-            account_id = int(view.iloc[rows[0]]["account_id"])
+            account_id = int(shown["account_id"].iloc[rows[0]])
             st.session_state[ui.SELECTED_ACCOUNT] = account_id
             ui.switch_page(ui.ACCOUNT_PAGE, {"account": str(account_id)})
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")

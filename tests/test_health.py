@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -17,12 +19,26 @@ from lib.health.account import (
     whitelist_coverage,
 )
 from lib.health.assessment import assess_check
-from lib.health.checks import check_result, is_transient
+from lib.health.checks import IP_BLOCKED_CODE, check_result, is_transient
 from lib.health.coverage import PERMISSION_MARKS
-from lib.health.fleet import FLEET_COLUMNS, check_results, fleet_health, is_failing, status_counts
+from lib.health.facts import NAT, AccountFacts, nanoseconds
+from lib.health.fleet import (
+    FLEET_COLUMNS,
+    age_texts,
+    check_results,
+    fleet_at,
+    fleet_health,
+    fleet_words,
+    is_failing,
+    judge_fleet,
+    status_counts,
+)
 from lib.health.incident import fleet_incident
 from lib.health.policy import HealthPolicy
-from lib.health.status import SEVERITY, Status
+from lib.health.risks import RISK_FLAGS
+from lib.health.status import SEVERITY, Status, rejection_status, worst_status
+from lib.health.wording import HEALTHY, Explainer, format_age
+from lib.kucoin.constants import ENDPOINTS
 from lib.kucoin.diagnosis import (
     API_MANAGEMENT,
     LATE_REQUEST,
@@ -1228,3 +1244,145 @@ def test_fleet_incident_names_its_accounts_and_the_fix_for_its_kind() -> None:
     incident = fleet_incident(skewed, POLICY, NOW)
     assert incident is not None and incident.status is Status.CLOCK_SKEW
     assert incident.fix == diagnose("400002").fix
+
+
+# --- The fleet judged once, read at later times --------------------------------------------
+
+
+def _random_facts(rng: random.Random, count: int) -> dict[str, np.ndarray]:
+    """Return AccountFacts arrays: `count` accounts, each with a variant per fact changed."""
+
+    def times(*minutes: float) -> list[int]:
+        return [NAT] + [nanoseconds(NOW - timedelta(minutes=m)) for m in minutes]
+
+    pools: dict[str, list] = {
+        "latest_code": [None, "400002", "429000", "500000", IP_BLOCKED_CODE],
+        "verdict_code": [
+            None,
+            "400001",
+            "400002",
+            "400003",
+            "400004",
+            "400005",
+            IP_BLOCKED_CODE,
+            "411100",
+            "400007",
+        ],
+        "verdict_endpoint": [None, *(e.path for e in ENDPOINTS.values())],
+        "latest_offset_ms": [None, 40, -4_200, 7_777],
+        "verdict_offset_ms": [None, 12, 6_100, -9_050],
+        "clock_offset_ms": [None, 3_149, -3_451, 4_050],
+        "permissions": [frozenset(), frozenset({"General", "Spot"}), frozenset({"Futures"})],
+        "missing_scopes": [(), ("Spot",), ("Futures",), ("Spot", "Margin")],
+        "seen_ip": [None, EGRESS_A, "192.0.2.9"],
+        "uncovered": [(), (EGRESS_B,), (EGRESS_A, EGRESS_B)],
+        "key_age_days": [None, 91, 92, 400],
+        # ages either side of format_age's steps; dates either side of midnight and of NOW
+        "last_sync_at": times(0.5, 59.9, 75, 75.4, 1_439, 1_441, 4_000),
+        "created_at": times(0.2, 61, 90, 3_000, 100_000)[1:],
+        "expires_at": times(-1_500, -1, 1, 700, 20_000),
+    }
+    # A flag that holds has the value it is about (as the rules find them).
+    needs = {"clock": "clock_offset_ms", "old_key": "key_age_days", "exposed": "expires_at"}
+    rows = []
+    for _ in range(count):
+        # A base account, then one variant per fact that differs from it in that fact alone.
+        base = {name: rng.choice(pools.get(name, [False, True])) for name in AccountFacts._fields}
+        rows.append(base)
+        for name in AccountFacts._fields:
+            others = [v for v in pools.get(name, [False, True]) if v != base[name]]
+            rows.append({**base, name: rng.choice(others)})
+    needs["ip_missing"] = "uncovered"
+    for row in rows:
+        for flag, name in needs.items():
+            if row[flag] and row[name] in (None, NAT, ()):
+                row[name] = pools[name][1]
+        row["at_risk"] = any(row[flag] for flag in RISK_FLAGS)
+        row["scope_missing"] = bool(row["missing_scopes"])
+    facts = {}
+    for name in AccountFacts._fields:
+        values = np.empty(len(rows), dtype=object)
+        values[:] = [row[name] for row in rows]
+        facts[name] = values.astype(bool) if name not in pools else values
+    for name in ("last_sync_at", "created_at", "expires_at"):
+        facts[name] = facts[name].astype(np.int64)
+    return facts
+
+
+@pytest.mark.parametrize("policy", [POLICY, HealthPolicy(inactivity_rule=timedelta(hours=36))])
+def test_the_fleet_words_every_account_as_explain_does(policy: HealthPolicy) -> None:
+    # The fleet words each group of accounts whose facts read alike once (what
+    # lib.health.wording says its words read): an account and its variant differing in one
+    # fact are worded alike only where that fact is declared unread, so a fact read but not
+    # declared shows here.
+    rng = random.Random(11)
+    facts = _random_facts(rng, 600)
+    rows = [AccountFacts(*values) for values in zip(*facts.values(), strict=True)]
+    # Each account's status as the rules decide it from these facts (before a pause).
+    rank = np.array(
+        [
+            worst_status(
+                rejection_status(row.verdict_code) if row.rejected else Status.OK, row._asdict()
+            ).rank
+            for row in rows
+        ]
+    )
+    assert len(set(rank)) >= 12
+    diagnosis, hint, risk_texts = fleet_words(facts, rank, policy, pd.Timestamp(NOW))
+    explain = Explainer(policy, NOW).explain
+    for i, row in enumerate(rows):
+        expected = explain(row, SEVERITY[rank[i]])[:3]
+        if rank[i] == Status.OK.rank and not row.paused:
+            expected = (*HEALTHY, None)
+        assert (diagnosis[i], hint[i], risk_texts[i]) == expected, row
+
+
+def test_age_texts_say_what_format_age_says() -> None:
+    seconds = [0, 1, 59, 60, 61, 3_599, 3_600, 3_660, 86_399, 86_400, 90_000, 400_000, -5]
+    ages = pd.Series(
+        [*(pd.Timedelta(seconds=s, microseconds=999) for s in seconds), pd.NaT],
+        dtype="timedelta64[ns]",
+    )
+    expected = [format_age(a.to_pytimedelta()) for a in ages[:-1]] + [None]
+    assert list(age_texts(ages).astype(object).where(ages.notna(), None)) == expected
+
+
+def test_a_judgement_holds_for_each_account_until_its_changes_at() -> None:
+    # judge_fleet once; at every later time each account not due for judging again reads
+    # exactly as the rules judge it then: status, words, ages, freshness, going stale.
+    rng = random.Random(3)
+    rows, checks = [], []
+    for i in range(400):
+        rows.append(
+            account(
+                i,
+                scopes=rng.choice([["spot"], ["spot", "futures"]]),
+                paused=rng.random() < 0.1,
+                created_at=ago(minutes=rng.choice([5, 50, 70, 3_000])),
+            )
+        )
+        for _ in range(rng.randint(0, 3)):
+            minutes = rng.choice([1, 20, 58, 74, 80, 1_500])
+            checks.append(
+                rng.choice(
+                    [
+                        probe(i, minutes, key_created_at=ago(days=rng.choice([10, 89.99, 120]))),
+                        probe(i, minutes, ip_whitelist=None, permissions=["General", "Spot"]),
+                        probe(i, minutes, clock_offset_ms=rng.choice([10, 3_500])),
+                        rejected("400003", i, minutes),
+                        rejected("400002", i, minutes, clock_offset_ms=6_000),
+                        unreachable(i, minutes),
+                    ]
+                )
+            )
+    accounts, history = frames(rows, checks)
+    judged = judge_fleet(accounts, history, POLICY, NOW)
+    due = judged["changes_at"]
+    due_by = []
+    for later in [NOW + timedelta(seconds=s) for s in (1, 59, 61, 900, 3_700, 86_500, 10**6)]:
+        holds = (due.isna() | (due > later)).to_numpy()
+        due_by.append(int((~holds).sum()))
+        read = fleet_at(judged[holds], POLICY, later).set_index("account_id")
+        fresh = fleet_health(accounts, history, POLICY, later).set_index("account_id")
+        pd.testing.assert_frame_equal(read, fresh.loc[read.index])
+    assert due_by == sorted(due_by) and 0 < due_by[2] < due_by[-1] < len(judged)

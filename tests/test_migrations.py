@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -10,6 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 from store_fixtures import database_url_fixture, sqlite_url_fixture
 
+from lib.config import REPO_ROOT
 from lib.store import database
 
 FIXTURES = (database_url_fixture, sqlite_url_fixture)
@@ -101,3 +105,27 @@ def test_sqlite_write_transactions_begin_immediately(sqlite_url):
         assert "BEGIN DEFERRED" in statements
     finally:
         engine.dispose()
+
+
+def test_the_newest_revision_is_read_from_the_scripts_as_alembic_reads_it():
+    scripts = ScriptDirectory.from_config(database.alembic_config())
+    assert database.script_heads() == set(scripts.get_heads())
+
+
+def test_a_database_at_the_newest_revision_opens_without_loading_alembic(sqlite_url):
+    # Alembic takes longer to import than the rest of the store: only a migration needs it.
+    database.open_database(sqlite_url).dispose()
+    opened = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from lib.store import database; "
+            f"database.open_database({sqlite_url!r}).dispose(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert opened.stdout.strip() == "[]"

@@ -5,25 +5,21 @@ The Fleet page, `python -m lib status` and a notebook all read the same frame:
     from lib.console import Console
     from lib.console.fleet import fleet_table
     fleet = fleet_table(Console.open())     # one row per account, worst first
+
+The snapshot behind it is kept judged per database (lib.console.snapshot).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from lib import store
-from lib.console.settings import policy_from_settings
-from lib.health.checks import IP_BLOCKED_CODE
-from lib.health.fleet import fleet_health, status_counts
-from lib.health.fleet import is_failing as failing_statuses
-from lib.health.incident import FleetIncident, fleet_incident
-from lib.health.inputs import PROBE_COLUMNS
+from lib.console.snapshot import FleetSnapshot, fleet_snapshot, read_fleet
 from lib.health.policy import HealthPolicy
 from lib.health.status import Status
 
@@ -49,15 +45,7 @@ FAILING = "failing"  # a status filter that keeps every failing status
 def fleet_inputs(console: Console) -> tuple[pd.DataFrame, pd.DataFrame, HealthPolicy]:
     """Return what the health rules read: bound accounts, their deciding checks, the policy."""
     with console.reading() as session:
-        policy = policy_from_settings(store.get_settings(session))
-        accounts = store.accounts_frame(session)
-        probes = store.deciding_checks_frame(
-            session,
-            PROBE_COLUMNS,
-            clock_warn_ms=policy.clock_warn_ms,
-            ip_blocked_code=IP_BLOCKED_CODE,
-        )
-    return accounts, probes, policy
+        return read_fleet(session)
 
 
 def data_version(console: Console) -> tuple[int, int]:
@@ -69,53 +57,6 @@ def data_version(console: Console) -> tuple[int, int]:
 def fleet_table(console: Console, now: datetime | None = None) -> pd.DataFrame:
     """Return one row per bound account, worst status first (health FLEET_COLUMNS + scopes)."""
     return fleet_snapshot(console, now).fleet
-
-
-def _with_scopes(fleet: pd.DataFrame, accounts: pd.DataFrame) -> pd.DataFrame:
-    """Return the fleet with `scopes`: what the platform needs from each key ("spot, futures")."""
-    needed = dict(
-        zip(accounts["account_id"], (", ".join(s) for s in accounts["scopes"]), strict=True)
-    )
-    scopes = fleet["account_id"].map(needed).astype("string")
-    return fleet.assign(scopes=scopes)[[*fleet.columns[:3], "scopes", *fleet.columns[3:]]]
-
-
-@dataclass(frozen=True)
-class FleetSnapshot:
-    """The fleet table, the policy it was judged by and when: what the Fleet page draws."""
-
-    fleet: pd.DataFrame
-    policy: HealthPolicy
-    as_of: datetime
-
-    @property
-    def incident(self) -> FleetIncident | None:
-        """Return the shared failure of most recently checked accounts, if any."""
-        return fleet_incident(self.fleet, self.policy, self.as_of)
-
-    @property
-    def counts(self) -> pd.DataFrame:
-        """Return the number of accounts per status, worst first."""
-        return status_counts(self.fleet)
-
-    @property
-    def failing(self) -> pd.Series:
-        """Return, per account, whether it is failing (Status.failing: the red tiles)."""
-        return failing_statuses(self.fleet["status"])
-
-    def incident_accounts(self) -> pd.Series:
-        """Return, per account, whether its latest check is part of the incident."""
-        incident = self.incident
-        members = incident.account_ids if incident is not None else frozenset()
-        return self.fleet["account_id"].isin(members).astype(bool)
-
-
-def fleet_snapshot(console: Console, now: datetime | None = None) -> FleetSnapshot:
-    """Return the fleet table with its policy and time."""
-    now = now or datetime.now(UTC)
-    accounts, probes, policy = fleet_inputs(console)
-    fleet = _with_scopes(fleet_health(accounts, probes, policy, now), accounts)
-    return FleetSnapshot(fleet, policy, now)
 
 
 def refresh_summary(snapshot: FleetSnapshot, account_ids: Iterable[int]) -> tuple[bool, str]:
@@ -168,16 +109,22 @@ def filter_fleet(
         keep &= fleet["status"].astype(str).isin(statuses)
     scopes = [s.strip().lower() for s in scopes]
     if scopes:
-        needed = fleet["scopes"].fillna("").astype(str).str.split(", ")
-        keep &= needed.map(lambda names: any(s in names for s in scopes)).astype(bool)
+        # A fleet repeats a few scope lists: each is split once.
+        codes, needed = pd.factorize(fleet["scopes"].fillna("").astype(str))
+        wanted = [any(s in names.split(", ") for s in scopes) for names in needed]
+        keep &= np.array(wanted, dtype=bool)[codes] if len(codes) else False
     kinds = list(kinds)
     if kinds:
         keep &= account_kind(fleet).isin(kinds).to_numpy(dtype=bool)
     text = (search or "").strip()
     if text:
-        pattern = re.escape(text)
-        hit = pd.Series(False, index=fleet.index)
+        import pyarrow as pa  # the page's search only: `status` and `check` do without it
+        import pyarrow.compute as pc
+
+        hit = np.zeros(len(fleet), dtype=bool)
         for name in ("label", "uid", "sub_name"):
-            hit |= fleet[name].astype("string").str.contains(pattern, case=False).fillna(False)
+            values = pa.array(fleet[name].astype("string"), type=pa.string(), from_pandas=True)
+            found = pc.match_substring(values, text, ignore_case=True).fill_null(False)
+            hit |= found.to_numpy(zero_copy_only=False)
         keep &= hit
     return fleet[keep.to_numpy(dtype=bool)]

@@ -16,16 +16,22 @@ functions that judge a single check (lib.health.assessment).
   what the last state was.
 - Clock offset from a passing check is only an AT_RISK reason: checks sign with
   KuCoin-corrected time, so CLOCK_SKEW is KuCoin's 400002 while the clocks disagree.
+- Time alone changes an account's answers only at known instants, and `changes_at` says the
+  next one (it turns STALE, its key grows too old, KuCoin's 30-day rule passes, the age its
+  words give moves on). The ages, the freshness and the going-stale time are read from `now`
+  when the table is drawn (`fleet_at`): a judgement of the fleet stays true until then, so
+  lib.console.fleet keeps one and judges again only the accounts that changed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from pandas.api.extensions import ExtensionDtype
 
 from lib.health.checks import ip_evidence, is_transient
 from lib.health.coverage import (
@@ -37,12 +43,23 @@ from lib.health.coverage import (
     trades,
     whitelist_summary,
 )
-from lib.health.facts import AccountFacts
+from lib.health.facts import NAT, AccountFacts
 from lib.health.inputs import ACCOUNT_COLUMNS, PROBE_COLUMNS
 from lib.health.policy import DEFAULT_POLICY, HealthPolicy
-from lib.health.risks import RISK_FLAGS
+from lib.health.risks import RISK_FACTS, RISK_FLAGS, risks
 from lib.health.status import PROPOSED_BY, SEVERITY, Status, rejection_status
-from lib.health.wording import HEALTHY, Explainer
+from lib.health.wording import (
+    AGE_FACTS,
+    AGE_STEPS_S,
+    DATE_FACTS,
+    HEALTHY,
+    READ_ONLY_WHEN,
+    READ_THROUGH_RISKS,
+    WORDS_LIST_RISKS,
+    Explainer,
+    format_age,
+    risk_text,
+)
 from lib.kucoin.probe_result import Outcome, ProbeResult
 
 _DT = "datetime64[ns, UTC]"
@@ -89,14 +106,83 @@ FLEET_COLUMNS: dict[str, object] = {
 }
 
 
+# The columns read from `now` when the table is drawn, not judged.
+TIME_COLUMNS = ("sync_age", "going_stale_at", "freshness", "key_age_days")
+# A judgement: the other columns, where freshness counts from (the last successful sync, or
+# the binding) and when time alone next changes an answer (NaT: never).
+JUDGED_COLUMNS: dict[str, object] = {
+    **{name: dtype for name, dtype in FLEET_COLUMNS.items() if name not in TIME_COLUMNS},
+    "fresh_from": _DT,
+    "changes_at": _DT,
+}
+WORST_FIRST = ["severity", "label", "account_id"]
+
+
 def fleet_health(
     accounts: pd.DataFrame, probes: pd.DataFrame, policy: HealthPolicy, now: datetime
 ) -> pd.DataFrame:
     """Return one row per account, worst status first (FLEET_COLUMNS: names and dtypes)."""
+    return fleet_at(judge_fleet(accounts, probes, policy, now), policy, now)
+
+
+def judge_fleet(
+    accounts: pd.DataFrame, probes: pd.DataFrame, policy: HealthPolicy, now: datetime
+) -> pd.DataFrame:
+    """Return every account judged at `now`, in `accounts` order (JUDGED_COLUMNS).
+
+    The judgement holds until the account's `changes_at` while its checks, its own row and
+    the policy stay as they were; fleet_at reads a later `now`'s ages from it.
+    """
     facts = _facts(accounts, probes, policy, now).reset_index()
-    fleet = facts[list(FLEET_COLUMNS)].astype(FLEET_COLUMNS)
-    fleet = fleet.sort_values(["severity", "label", "account_id"], kind="stable")
+    return facts[list(JUDGED_COLUMNS)].astype(JUDGED_COLUMNS)
+
+
+def fleet_at(
+    judged: pd.DataFrame, policy: HealthPolicy, now: datetime, *, ordered: bool = False
+) -> pd.DataFrame:
+    """Return the fleet at `now` from a judgement still true then, worst first (FLEET_COLUMNS).
+
+    `ordered`: the judgement is sorted worst first already (WORST_FIRST). Columns the caller
+    added to the judgement are kept, after the status.
+    """
+    now = utc_now(now)
+    stale_at = policy.stale_at(judged["fresh_from"])
+    stale = (stale_at <= now).to_numpy()
+    late = (policy.late_at(judged["fresh_from"]) <= now).to_numpy()
+    paused = judged["paused"].to_numpy(dtype=bool, na_value=False)
+    times = {
+        "sync_age": now - judged["last_sync_at"],
+        # Like going_down_after: no deadline once it has passed, nor while nothing is watched.
+        "going_stale_at": stale_at.where(~stale & ~paused),
+        "freshness": pd.Categorical.from_codes(
+            np.select([stale, late], [0, 1], 2), dtype=FRESHNESS_DTYPE
+        ),
+        "key_age_days": ((now - judged["key_created_at"]) // pd.Timedelta(days=1)).astype("Int64"),
+    }
+    # Columns a caller added to the judgement (the scopes an account needs) follow the status.
+    added = [name for name in judged.columns if name not in JUDGED_COLUMNS]
+    columns = [*list(FLEET_COLUMNS)[:3], *added, *list(FLEET_COLUMNS)[3:]]
+    fleet = pd.DataFrame(
+        {name: times[name] if name in times else judged[name] for name in columns},
+        index=judged.index,
+        copy=False,  # shares the judgement's columns: each caller passes a frame of its own
+    )
+    if not ordered:
+        fleet = fleet.sort_values(WORST_FIRST, kind="stable")
     return fleet.reset_index(drop=True)
+
+
+def deciding_checks(probes: pd.DataFrame, policy: HealthPolicy) -> pd.DataFrame:
+    """Return the checks the rules decide on, in input order: at most four per account.
+
+    Per account: the newest check, the newest non-transient one (KuCoin's verdict), the newest
+    success (the key info) and the newest that shows whether our IP passes. The rules over
+    these give the same answers as over the whole history.
+    """
+    ids = pd.unique(probes["account_id"].to_numpy(dtype="int64"))
+    checks = _deciding_positions(probes, ids, policy)
+    positions = np.concatenate([checks.latest, checks.verdict, checks.success, checks.evidence])
+    return probes.iloc[np.unique(positions[positions >= 0])]
 
 
 def probe_frame(result: ProbeResult, account_id: int = 0) -> pd.DataFrame:
@@ -163,9 +249,16 @@ def _require(frame: pd.DataFrame, columns: Mapping[str, str], name: str) -> None
 
 def _strings(values: pd.Series) -> pd.Series:
     """Return values as stripped strings; None, NA and "" become NA."""
+    return pd.Series(pd.array(_texts(values), dtype="string"), index=values.index)
+
+
+def _texts(values: pd.Series) -> np.ndarray:
+    """Return values as stripped strings in an object array; None, NA and "" become None."""
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
         values = values.astype("Int64")  # a UID read as a number, or made float by NA
-    return values.astype("string").str.strip().replace("", pd.NA)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    texts = [str(v).strip() or None for v in uniques]
+    return np.array([*texts, None], dtype=object)[codes]  # code -1 (NA) takes the last
 
 
 def _objects(values: pd.Series) -> np.ndarray:
@@ -173,29 +266,73 @@ def _objects(values: pd.Series) -> np.ndarray:
     return values.to_numpy(dtype=object, na_value=None)
 
 
+def _categorical(values: pd.Series, dtype: pd.CategoricalDtype) -> pd.Series:
+    """Return values as a Categorical of `dtype` (others NA), matched once per distinct value."""
+    codes, uniques = pd.factorize(values.to_numpy(), use_na_sentinel=True)
+    known = pd.Index(dtype.categories).get_indexer(pd.Index(uniques, dtype=object).astype(str))
+    found = np.append(known, -1)[codes]  # code -1 (NA) takes the -1
+    return pd.Series(pd.Categorical.from_codes(found, dtype=dtype), index=values.index)
+
+
 def _ints(values: pd.Series) -> pd.Series:
     """Return a column of whole numbers with NA for missing ones (Int64)."""
     return pd.to_numeric(values).astype("Int64")
 
 
-def _flags(columns: Sequence[pd.Series], *tests: Callable[..., object]) -> list[np.ndarray]:
-    """Return test(*values) for every row per test, computing each once per distinct row."""
-    # Each column's values are numbered (NA as 0); the numbers combine into one key per row.
+def _factorize(values: Any) -> tuple[np.ndarray, int]:
+    """Return a column's values numbered from 0 (NA: -1), and how many distinct ones it has."""
+    if isinstance(values, pd.arrays.NumpyExtensionArray):
+        values = values.to_numpy()
+    try:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    except TypeError:  # lists (permissions, scopes): numbered as tuples
+        # A fleet shares a few list objects: each distinct object is made a tuple once.
+        objects = np.asarray(values, dtype=object)
+        by_object, first = np.unique(
+            np.fromiter(map(id, objects), dtype=np.int64, count=len(objects)),
+            return_index=True,
+            return_inverse=True,
+        )[1:]
+        hashable = np.empty(len(by_object), dtype=object)
+        hashable[:] = [tuple(v) if isinstance(v, list) else v for v in objects[by_object]]
+        codes, uniques = pd.factorize(hashable, use_na_sentinel=True)
+        codes = codes[first]
+    return codes, len(uniques)
+
+
+def _distinct_rows(columns: Sequence[object]) -> tuple[np.ndarray, np.ndarray]:
+    """Return each row's number among the distinct rows of `columns`, and a row of each."""
+    # Each column's values are numbered (NA as 0); the numbers combine into one key per row,
+    # renumbered before the key could overflow.
     key = np.zeros(len(columns[0]), dtype=np.int64)
-    tables = []
+    width = 1
     for column in columns:
-        codes, uniques = pd.factorize(column, use_na_sentinel=True)
-        key = key * (len(uniques) + 1) + codes + 1
-        tables.append([None, *uniques])
+        codes, count = _factorize(column)
+        if width * (count + 1) >= 2**62:
+            key, distinct = pd.factorize(key)
+            width = len(distinct)
+        key = key * (count + 1) + codes + 1
+        width *= count + 1
     rows, distinct = pd.factorize(key)
-    values = []
-    for combined in distinct:
-        row = []
-        for table in reversed(tables):
-            combined, position = divmod(int(combined), len(table))
-            row.append(table[position])
-        values.append(row[::-1])
-    return [np.array([bool(test(*v)) for v in values], dtype=bool)[rows] for test in tests]
+    first = np.full(len(distinct), len(rows), dtype=np.int64)
+    np.minimum.at(first, rows, np.arange(len(rows)))
+    return rows, first
+
+
+def _per_distinct(columns: Sequence[object], *functions: Callable[..., Any]) -> list[np.ndarray]:
+    """Return function(*values) for every row per function, each called once per distinct row."""
+    # Values reach the functions as plain objects, None for NA.
+    rows, first = _distinct_rows(columns)
+    values = [
+        _objects(pd.Series(c.array if isinstance(c, pd.Series) else c).take(first)) for c in columns
+    ]
+    results = []
+    for function in functions:
+        found = np.empty(len(first), dtype=object)
+        for i, row in enumerate(zip(*values, strict=True)):
+            found[i] = function(*row)
+        results.append(found[rows])
+    return results
 
 
 # --- Which checks decide -----------------------------------------------------------------
@@ -210,59 +347,134 @@ class _CheckFlags(NamedTuple):
 
 
 def _check_flags(probes: pd.DataFrame, policy: HealthPolicy) -> _CheckFlags:
-    """Return what each check says (lib.health.checks), computed once per distinct answer."""
-    answer = (probes["outcome"], probes["code"])
-    ok, shows_ip, transient, when_clocks_agree = _flags(
-        answer,
-        lambda o, c: o == Outcome.OK,
-        lambda o, c: ip_evidence(o, c) is not None,
-        lambda o, c: is_transient(o, c, None, policy),
-        lambda o, c: is_transient(o, c, 0, policy),
-    )
-    # A 400002 is transient only while the clocks agree: ask about those checks' offsets.
-    depends = transient != when_clocks_agree
-    if depends.any():
-        offsets = _objects(probes["clock_offset_ms"])[depends]
-        outcomes, codes = (_objects(column)[depends] for column in answer)
-        transient[depends] = [
-            is_transient(o, c, offset, policy)
-            for o, c, offset in zip(outcomes, codes, offsets, strict=True)
+    """Return what each check says (lib.health.checks), asked once per distinct failure."""
+    outcome = probes["outcome"]
+    if outcome.dtype == object:  # numpy compares object arrays far faster than pandas
+        ok = outcome.to_numpy() == Outcome.OK.value
+    else:
+        ok = (outcome == Outcome.OK.value).to_numpy(dtype=bool, na_value=False)
+    transient = np.zeros(len(ok), dtype=bool)
+    shows_ip = ok.copy()
+    failed = np.flatnonzero(~ok)  # most checks pass: only the failures need a closer look
+    if len(failed):
+        answer = [
+            _objects(pd.Series(probes[name].to_numpy()[failed])) for name in ("outcome", "code")
         ]
+        shows, when_unmeasured, when_clocks_agree = _per_distinct(
+            answer,
+            lambda o, c: ip_evidence(o, c) is not None,
+            lambda o, c: is_transient(o, c, None, policy),
+            lambda o, c: is_transient(o, c, 0, policy),
+        )
+        shows_ip[failed] = shows.astype(bool)
+        found = when_unmeasured.astype(bool)
+        # A 400002 is transient only while the clocks agree: ask about those checks' offsets.
+        depends = found != when_clocks_agree.astype(bool)
+        if depends.any():
+            offsets = _objects(probes["clock_offset_ms"].take(failed[depends]))
+            outcomes, codes = (a[depends] for a in answer)
+            found[depends] = [
+                is_transient(o, c, offset, policy)
+                for o, c, offset in zip(outcomes, codes, offsets, strict=True)
+            ]
+        transient[failed] = found
     return _CheckFlags(ok, transient, shows_ip)
 
 
-def _latest(account_id: np.ndarray, order: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """Return the positions of each account's latest row among `mask`; `order`: by account, time."""
-    rows = order if mask is None else order[mask[order]]
-    ids = account_id[rows]
-    last = np.ones(len(rows), dtype=bool)
-    last[:-1] = ids[1:] != ids[:-1]
-    return rows[last]
+def _flag_rows(
+    flags: _CheckFlags, probes: pd.DataFrame, rows: np.ndarray, policy: HealthPolicy
+) -> None:
+    """Set `flags` at `rows` to what those checks say."""
+    taken = pd.DataFrame({name: probes[name].array.take(rows) for name in _FLAG_COLUMNS})
+    found = _check_flags(taken, policy)
+    for every, some in zip(flags, found, strict=True):
+        every[rows] = some
 
 
-def _rows_at(
-    probes: pd.DataFrame, positions: np.ndarray, columns: list[str], ids: pd.Index
-) -> pd.DataFrame:
-    """Return `columns` of the probes at `positions`, one row per id (all NA without one)."""
-    index = pd.Index(probes["account_id"].to_numpy(dtype="int64")[positions])
-    rows = pd.DataFrame({c: probes[c].array.take(positions) for c in columns}, index=index)
-    return rows.reindex(ids)
+_FLAG_COLUMNS = ("outcome", "code", "clock_offset_ms")  # what _check_flags reads
 
 
-def _history_order(account_id: np.ndarray, checked_ns: np.ndarray) -> np.ndarray:
-    """Return the row order by account_id, then checked_at (ties keep input order)."""
-    # One integer sort of (account_id, microseconds) when that key fits in 63 bits: twice as
-    # fast as a lexsort, and nearly free on a history the store already sorted.
-    if len(account_id) == 0:
-        return np.arange(0)
-    micros = checked_ns // 1_000
-    start = int(micros.min())
-    shift = max(int(micros.max() - start).bit_length(), 1)
-    if int(account_id.min()) >= 0 and int(account_id.max()).bit_length() + shift <= 62:
-        return np.argsort((account_id << shift) | (micros - start), kind="stable")
-    return np.lexsort((checked_ns, account_id))
+def _account_positions(account_id: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Return each row's account as a position in `ids`, -1 for an account not there."""
+    if len(ids) and ids.min() >= 0 and ids.max() < 4 * len(ids) + 1024:
+        table = np.full(int(ids.max()) + 2, -1, dtype=np.int64)  # the last slot: not there
+        table[ids] = np.arange(len(ids))
+        return table[np.where((account_id >= 0) & (account_id <= ids.max()), account_id, -1)]
+    return pd.Index(ids).get_indexer(account_id)
 
 
+def _newest(account: np.ndarray, times: np.ndarray, count: int, rows: np.ndarray) -> np.ndarray:
+    """Return per account the position of its newest row among `rows` (ties: the later row)."""
+    # -1 for an account without one. Two passes of a running maximum: no sort of the history.
+    accounts, at = account[rows], times[rows]
+    newest = np.full(count, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(newest, accounts, at)
+    rows = rows[at == newest[accounts]]
+    latest = np.full(count, -1, dtype=np.int64)
+    np.maximum.at(latest, account[rows], rows)
+    return latest
+
+
+def _newest_where(
+    account: np.ndarray, times: np.ndarray, latest: np.ndarray, rows: np.ndarray, mask: np.ndarray
+) -> np.ndarray:
+    """Return per account the position of its newest row among `mask`, given its newest row."""
+    # Where the newest row is one, it is the answer; the other accounts' `rows` are searched.
+    found = latest >= 0
+    found[found] = mask[latest[found]]
+    search = rows[mask[rows]]
+    newest = _newest(account, times, len(latest), search)
+    return np.where(found, latest, newest)
+
+
+class _Positions(NamedTuple):
+    """Per account, the position of each check the rules decide on (-1: none)."""
+
+    latest: np.ndarray  # the newest check
+    verdict: np.ndarray  # the newest non-transient answer: KuCoin's verdict on the key
+    success: np.ndarray  # the newest passing check: the key info
+    evidence: np.ndarray  # the newest check showing whether our IP passes
+    flags: _CheckFlags
+
+
+def _deciding_positions(probes: pd.DataFrame, ids: np.ndarray, policy: HealthPolicy) -> _Positions:
+    """Return per account of `ids` the positions in `probes` of the checks that decide."""
+    account = _account_positions(probes["account_id"].to_numpy(dtype="int64"), ids)
+    times = _utc(probes["checked_at"]).array.asi8
+    latest = _newest(account, times, len(ids), np.flatnonzero(account >= 0))
+    # A newest check that passed is also the newest verdict, success and IP evidence: only the
+    # history of accounts whose newest check failed needs a search, and only the checks
+    # searched (and the newest) need asking what they say.
+    flags = _CheckFlags(*(np.zeros(len(probes), dtype=bool) for _ in _CheckFlags._fields))
+    _flag_rows(flags, probes, latest[latest >= 0], policy)
+    failed = np.flatnonzero(latest >= 0)
+    failed = failed[~flags.ok[latest[failed]]]
+    searched = np.zeros(len(ids) + 1, dtype=bool)  # the last slot: rows of no account
+    searched[failed] = True
+    rows = np.flatnonzero(searched[account])
+    _flag_rows(flags, probes, rows, policy)
+    return _Positions(
+        latest,
+        *(
+            _newest_where(account, times, latest, rows, mask)
+            for mask in (~flags.transient, flags.ok, flags.shows_ip)
+        ),
+        flags=flags,
+    )
+
+
+# The columns read from each deciding check.
+_LATEST = [
+    "checked_at",
+    "outcome",
+    "code",
+    "message",
+    "clock_offset_ms",
+    "rate_limited_pool",
+    "rate_limit_reset_ms",
+]
+_VERDICT = ["outcome", "code", "endpoint", "clock_offset_ms"]
+_EVIDENCE = ["outcome", "code", "seen_ip"]
 _KEY_INFO = [
     "checked_at",
     "permissions",
@@ -276,54 +488,41 @@ _KEY_INFO = [
 ]
 
 
-_LATEST = [
-    "checked_at",
-    "outcome",
-    "code",
-    "message",
-    "clock_offset_ms",
-    "rate_limited_pool",
-    "rate_limit_reset_ms",
-]
-
-
 class _Deciding(NamedTuple):
     """Per account, the checks the rules decide on (all NA for an account without one)."""
 
-    latest: pd.DataFrame  # the newest check
-    verdict: pd.DataFrame  # the newest non-transient answer: KuCoin's verdict on the key
-    success: pd.DataFrame  # the newest passing check: the key info
-    evidence: pd.DataFrame  # the newest check showing whether our IP passes
+    latest: dict[str, pd.Series]  # the newest check
+    verdict: dict[str, pd.Series]  # the newest non-transient answer: KuCoin's verdict on the key
+    success: dict[str, pd.Series]  # the newest passing check: the key info
+    evidence: dict[str, pd.Series]  # the newest check showing whether our IP passes
     latest_result: np.ndarray  # CHECK_RESULT_DTYPE codes of the newest; -1: never checked
 
 
+def _rows_at(
+    probes: pd.DataFrame, positions: np.ndarray, columns: list[str], ids: pd.Index
+) -> dict[str, pd.Series]:
+    """Return `columns` of the probes at `positions`, one row per id (all NA for -1)."""
+    taken = {}
+    for name in columns:
+        values = probes[name]
+        array = values.array if isinstance(values.dtype, ExtensionDtype) else values.to_numpy()
+        taken[name] = pd.Series(
+            pd.api.extensions.take(array, positions, allow_fill=True), index=ids, copy=False
+        )
+    return taken
+
+
 def _deciding_checks(probes: pd.DataFrame, ids: pd.Index, policy: HealthPolicy) -> _Deciding:
-    """Return per account its newest check, verdict, success and IP evidence: one sort."""
-    account_id = probes["account_id"].to_numpy(dtype="int64")
-    order = _history_order(account_id, _utc(probes["checked_at"]).array.asi8)
-    flags = _check_flags(probes, policy)
-    latest_at = _latest(account_id, order, None)
+    """Return per account its newest check, verdict, success and IP evidence."""
+    found = _deciding_positions(probes, ids.to_numpy(), policy)
+    flags = found.flags
     result = np.select([flags.ok, flags.transient], [0, 1], 2)
     return _Deciding(
-        latest=_rows_at(probes, latest_at, _LATEST, ids),
-        verdict=_rows_at(
-            probes,
-            _latest(account_id, order, ~flags.transient),
-            ["outcome", "code", "endpoint", "clock_offset_ms"],
-            ids,
-        ),
-        success=_rows_at(probes, _latest(account_id, order, flags.ok), _KEY_INFO, ids),
-        evidence=_rows_at(
-            probes,
-            _latest(account_id, order, flags.shows_ip),
-            ["outcome", "code", "seen_ip"],
-            ids,
-        ),
-        latest_result=(
-            pd.Series(result[latest_at], index=account_id[latest_at])
-            .reindex(ids, fill_value=-1)
-            .to_numpy(dtype=np.int64)
-        ),
+        latest=_rows_at(probes, found.latest, _LATEST, ids),
+        verdict=_rows_at(probes, found.verdict, _VERDICT, ids),
+        success=_rows_at(probes, found.success, _KEY_INFO, ids),
+        evidence=_rows_at(probes, found.evidence, _EVIDENCE, ids),
+        latest_result=np.append(result, -1)[found.latest],  # position -1 takes the -1
     )
 
 
@@ -333,20 +532,21 @@ def _deciding_checks(probes: pd.DataFrame, ids: pd.Index, policy: HealthPolicy) 
 def _facts(
     accounts: pd.DataFrame, probes: pd.DataFrame, policy: HealthPolicy, now: datetime
 ) -> pd.DataFrame:
-    """Return every fleet column per account, indexed by account_id, in `accounts` order."""
+    """Return every judged column per account, indexed by account_id, in `accounts` order."""
     _require(accounts, ACCOUNT_COLUMNS, "accounts")
     _require(probes, PROBE_COLUMNS, "probes")
     now = utc_now(now)
     ids = pd.Index(accounts["account_id"].to_numpy(dtype="int64"), name="account_id")
     checks = _deciding_checks(probes, ids, policy)
-    # col: the fleet's columns; fact: the AccountFacts fields, one array each.
+    # col: the judged columns; fact: the AccountFacts fields, one array each.
     col: dict[str, Any] = {"label": _strings(accounts["label"]).array}
     fact: dict[str, Any] = {}
     _account_facts(accounts, checks, ids, policy, now, col, fact)
     _key_facts(accounts, checks, policy, now, col, fact)
     _whitelist_facts(checks, policy, col, fact)
     _latest_facts(checks, col, fact)
-    _status_and_words(policy, now, col, fact)
+    _status_andfleet_words(policy, now, col, fact)
+    _changes_at(policy, now, col, fact)
     return pd.DataFrame(
         {k: (v.array if isinstance(v, pd.Series) else v) for k, v in col.items()}, index=ids
     )
@@ -366,27 +566,21 @@ def _account_facts(
     paused = accounts["paused"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     unverified = accounts["unverified"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     last_sync_at = _utc(checks.success["checked_at"])
-    anchor = last_sync_at.fillna(created_at)  # the last success, or the binding
-    stale_at = policy.stale_at(anchor)
+    fresh_from = last_sync_at.fillna(created_at)  # the last success, or the binding
+    stale_at = policy.stale_at(fresh_from)
     stale = (stale_at <= now).to_numpy()
-    late = (policy.late_at(anchor) <= now).to_numpy()
     verified = (last_sync_at >= created_at).fillna(False).to_numpy(dtype=bool)
     col.update(
         paused=paused,
         unverified=unverified,
-        created_at=created_at,
         last_sync_at=last_sync_at,
-        sync_age=now - last_sync_at,
-        # Like going_down_after: no deadline once it has passed, nor while nothing is watched.
-        going_stale_at=stale_at.where(~stale & ~paused),
-        freshness=pd.Categorical.from_codes(
-            np.select([stale, late], [0, 1], 2), dtype=FRESHNESS_DTYPE
-        ),
+        fresh_from=fresh_from,
     )
     fact.update(
         paused=paused,
         unverified=unverified & ~verified,
         stale=stale,
+        stale_at=stale_at.array.asi8,
         last_sync_at=last_sync_at.array.asi8,
         created_at=created_at.array.asi8,
     )
@@ -403,44 +597,55 @@ def _key_facts(
     """Add what the last key info says: scopes, permissions, key age, clock, the 30-day rule."""
     good = checks.success
     known = good["checked_at"].notna().to_numpy()
-    permissions = [
-        names(v) if k else frozenset() for v, k in zip(good["permissions"], known, strict=True)
-    ]
-    needed = [names(v) for v in accounts["scopes"]]
+    # A fleet repeats a few permission lists and scope lists: each is read once.
+    (permissions,) = _per_distinct(
+        [good["permissions"], known], lambda v, k: names(v) if k else frozenset()
+    )
+    (needed,) = _per_distinct([accounts["scopes"]], names)
     futures_missing = (
         good["futures_permission_missing"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     )
     missing: dict[str, np.ndarray] = {}
     for scope, permission in SCOPE_PERMISSIONS.items():
-        has = np.array(
-            [has_scope(scope, g, fm) for g, fm in zip(permissions, futures_missing, strict=True)],
-            dtype=bool,
+        (has,) = _per_distinct(
+            [permissions, futures_missing], lambda g, fm, s=scope: has_scope(s, g, bool(fm))
         )
-        need = np.array([scope in n for n in needed], dtype=bool)
+        (need,) = _per_distinct([needed], lambda n, s=scope: s in n)
+        has, need = has.astype(bool), need.astype(bool)
         # Categories: missing, granted, not needed; -1 (NA) before key info was read.
         col[scope] = pd.Categorical.from_codes(
             np.select([~known, has, need], [-1, 1, 0], 2), dtype=SCOPE_STATE_DTYPE
         )
         missing[permission] = known & need & ~has
-    whitelists = _objects(_strings(good["ip_whitelist"]))
-    trading = known & np.array([trades(g) for g in permissions], dtype=bool)
-    exposed = trading & np.array([w is None for w in whitelists], dtype=bool)
+    whitelists = _texts(good["ip_whitelist"])
+    trading, withdrawal, dangerous, granted = _per_distinct(
+        [permissions, known],
+        lambda g, k: k and trades(g),
+        lambda g, k: k and grants_withdrawal(g),
+        lambda g, k: ", ".join(p for p in DANGEROUS_PERMISSIONS if p in g) if k else None,
+        lambda g, k: ", ".join(sorted(g)) if k else None,
+    )
+    exposed = trading.astype(bool) & (whitelists == None)  # noqa: E711 (elementwise)
     last_sync_at = _utc(good["checked_at"])
     key_created_at = _utc(good["key_created_at"])
     key_age = now - key_created_at
+    key_age_days = (key_age // pd.Timedelta(days=1)).astype("Int64")
     clock_offset = _ints(good["clock_offset_ms"])
     # 30-day rule: counted from the last successful signed call.
     expires_at = policy.deleted_if_unused_at(last_sync_at.where(exposed))
+    # The permission names each account lacks, found once per combination of gaps.
+    gaps = np.zeros(len(known), dtype=np.int64)
+    for bit, flags in enumerate(missing.values()):
+        gaps |= flags.astype(np.int64) << bit
+    by_gaps = np.empty(1 << len(missing), dtype=object)
+    by_gaps[:] = [
+        tuple(name for bit, name in enumerate(missing) if combination >> bit & 1)
+        for combination in range(len(by_gaps))
+    ]
     col.update(
-        dangerous_permissions=[
-            ", ".join(p for p in DANGEROUS_PERMISSIONS if p in g) if k else None
-            for g, k in zip(permissions, known, strict=True)
-        ],
-        permissions=[
-            ", ".join(sorted(g)) if k else None for g, k in zip(permissions, known, strict=True)
-        ],
+        dangerous_permissions=dangerous,
+        permissions=granted,
         key_created_at=key_created_at,
-        key_age_days=(key_age // pd.Timedelta(days=1)).astype("Int64"),
         clock_offset_ms=clock_offset,
         expires_at=expires_at,
         is_master=good["is_master"].astype("boolean"),
@@ -452,17 +657,15 @@ def _key_facts(
         whitelists=whitelists,
         permissions=permissions,
         futures_missing=futures_missing,
-        missing_scopes=[
-            tuple(name for name, flag in zip(missing, flags, strict=True) if flag)
-            for flags in zip(*missing.values(), strict=True)
-        ],
-        scope_missing=np.logical_or.reduce(list(missing.values())),
-        withdrawal=known & np.array([grants_withdrawal(g) for g in permissions], dtype=bool),
+        missing_scopes=by_gaps[gaps],
+        scope_missing=gaps != 0,
+        withdrawal=withdrawal.astype(bool),
         exposed=exposed,
         old_key=known & policy.key_too_old(key_age).fillna(False).to_numpy(dtype=bool),
         clock=known & policy.clock_off(clock_offset).fillna(False).to_numpy(dtype=bool),
         expires_at=expires_at.array.asi8,
-        key_age_days=_objects(col["key_age_days"]),
+        key_created_at=key_created_at.array.asi8,
+        key_age_days=_objects(key_age_days),
         clock_offset_ms=_objects(clock_offset),
     )
 
@@ -472,76 +675,185 @@ def _whitelist_facts(
 ) -> None:
     """Add the whitelist against the platform's egress IPs; the last call from here decides."""
     evidence = checks.evidence
-    kinds = [
-        ip_evidence(o, c)
-        for o, c in zip(_objects(evidence["outcome"]), _objects(evidence["code"]), strict=True)
-    ]
-    seen_ip = _objects(_strings(evidence["seen_ip"]))
-    summaries = [
-        whitelist_summary(w, bool(k), policy.egress_ips, ip, kind)
-        for w, k, ip, kind in zip(fact["whitelists"], fact["known"], seen_ip, kinds, strict=True)
-    ]
-    uncovered = [s[1] for s in summaries]
-    col.update(whitelist=[s[0] for s in summaries], seen_ip=seen_ip)
+    (kinds,) = _per_distinct([evidence["outcome"], evidence["code"]], ip_evidence)
+    seen_ip = _texts(evidence["seen_ip"])
+    summary, uncovered = _per_distinct(
+        [fact["whitelists"], fact["known"], seen_ip, kinds],
+        lambda w, k, ip, kind: whitelist_summary(w, bool(k), policy.egress_ips, ip, kind)[0],
+        lambda w, k, ip, kind: whitelist_summary(w, bool(k), policy.egress_ips, ip, kind)[1],
+    )
+    col.update(whitelist=summary, seen_ip=seen_ip)
     fact.update(
         seen_ip=seen_ip,
         uncovered=uncovered,
-        ip_missing=fact["known"] & np.array([bool(u) for u in uncovered], dtype=bool),
+        ip_missing=fact["known"] & (_per_distinct([uncovered], bool)[0].astype(bool)),
     )
 
 
 def _latest_facts(checks: _Deciding, col: dict[str, Any], fact: dict[str, Any]) -> None:
     """Add the newest check and the verdict on the key."""
     latest, verdict = checks.latest, checks.verdict
+    last_code = _strings(latest["code"])
     col.update(
         last_checked_at=_utc(latest["checked_at"]),
-        last_outcome=latest["outcome"].astype(OUTCOME_DTYPE),
-        last_code=_strings(latest["code"]),
+        last_outcome=_categorical(latest["outcome"], OUTCOME_DTYPE),
+        last_code=last_code,
         last_message=_strings(latest["message"]),
         last_result=pd.Categorical.from_codes(checks.latest_result, dtype=CHECK_RESULT_DTYPE),
     )
     fact.update(
         never_checked=latest["checked_at"].isna().to_numpy(),
         latest_transient=checks.latest_result == 1,
-        latest_code=_objects(col["last_code"]),
+        latest_code=_objects(last_code),
         latest_offset_ms=_objects(_ints(latest["clock_offset_ms"])),
         latest_limited_pool=_objects(_strings(latest["rate_limited_pool"])),
         latest_reset_at=(
             _utc(latest["checked_at"])
-            + pd.to_timedelta(_ints(latest["rate_limit_reset_ms"]).astype("float64"), unit="ms")
+            + pd.to_timedelta(_ints(latest["rate_limit_reset_ms"]), unit="ms")
         ).array.asi8,
-        rejected=(verdict["outcome"].astype(OUTCOME_DTYPE) == Outcome.REJECTED).to_numpy(),
-        verdict_code=_objects(_strings(verdict["code"])),
-        verdict_endpoint=_objects(_strings(verdict["endpoint"])),
+        rejected=(_categorical(verdict["outcome"], OUTCOME_DTYPE) == Outcome.REJECTED).to_numpy(),
+        verdict_code=_texts(verdict["code"]),
+        verdict_endpoint=_texts(verdict["endpoint"]),
         verdict_offset_ms=_objects(_ints(verdict["clock_offset_ms"])),
     )
 
 
-def _status_and_words(
+def _status_andfleet_words(
     policy: HealthPolicy, now: pd.Timestamp, col: dict[str, Any], fact: dict[str, Any]
 ) -> None:
     """Add the status (the worst proposal wins; PAUSED overrides) and each account's words."""
     fact["at_risk"] = np.logical_or.reduce([fact[name] for name in RISK_FLAGS])
-    verdict_rank = np.array(
-        [rejection_status(c).rank for c in fact["verdict_code"]], dtype=np.int64
-    )
-    rank = np.where(fact["rejected"], verdict_rank, Status.OK.rank)
+    (verdict_rank,) = _per_distinct([fact["verdict_code"]], lambda c: rejection_status(c).rank)
+    rank = np.where(fact["rejected"], verdict_rank.astype(np.int64), Status.OK.rank)
     for name, status in PROPOSED_BY:  # lib.health.status.worst_status, one column at a time
         rank = np.where(fact[name], np.minimum(rank, status.rank), rank)
     paused = fact["paused"]
     final = np.where(paused, Status.PAUSED.rank, rank)
     col["status"] = pd.Categorical.from_codes(final, dtype=STATUS_DTYPE)  # codes are ranks
     col["severity"] = final
+    fact["rank"] = rank
 
+    col["diagnosis"], col["hint"], col["risks"] = fleet_words(fact, rank, policy, now)
+
+
+def fleet_words(
+    fact: Mapping[str, np.ndarray], rank: np.ndarray, policy: HealthPolicy, now: pd.Timestamp
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return every account's diagnosis, hint and risks as Explainer.explain words them.
+
+    facts: the AccountFacts fields, an array each; rank: each status before a pause.
+    """
+    # The risks are found once per distinct reading of RISK_FACTS; the words once per status,
+    # risks (where they list them) and reading of the other facts.
+    read = _as_read(fact, policy, now)
+
+    def facts_at(rows: np.ndarray) -> list[AccountFacts]:
+        """Return the facts of the accounts at `rows`."""
+        values = [np.asarray(fact[name])[rows] for name in AccountFacts._fields]
+        return [AccountFacts._make(row) for row in zip(*values, strict=True)]
+
+    risk_rows, first = _distinct_rows([key for name in RISK_FACTS for key in read[name]])
+    found = [risks(facts, policy) for facts in facts_at(first)]
+    risk_texts = np.array([*(risk_text(f) for f in found), None], dtype=object)
+    # Only some statuses' words list the risks: the others are worded alike whatever they are.
+    listed = np.isin(rank, [s.rank for s in WORDS_LIST_RISKS])
+    paused = fact["paused"]
+    others = [name for name in AccountFacts._fields if name not in READ_THROUGH_RISKS]
+    rows, first = _distinct_rows(
+        [rank, paused, np.where(listed, risk_rows, -1), *(k for n in others for k in read[n])]
+    )
     explain = Explainer(policy, now.to_pydatetime()).explain
-    values = zip(*(fact[name] for name in AccountFacts._fields), strict=True)
-    rows = zip(rank, paused, values, strict=True)
-    # A healthy account needs no words of its own.
     texts = [
-        explain(AccountFacts._make(values), SEVERITY[r])
-        if r != Status.OK.rank or p
-        else (*HEALTHY, None, ())
-        for r, p, values in rows
+        explain(facts, SEVERITY[rank[i]], found[risk_rows[i]])[:2]
+        if rank[i] != Status.OK.rank or paused[i]
+        else HEALTHY  # a healthy account needs no words of its own
+        for i, facts in zip(first, facts_at(first), strict=True)
     ]
-    for i, name in enumerate(("diagnosis", "hint", "risks", "risk_list")):
-        col[name] = [t[i] for t in texts]
+    words = np.empty((len(texts), 2), dtype=object)
+    words[:] = texts or words
+    return words[rows, 0], words[rows, 1], risk_texts[risk_rows]
+
+
+def _as_read(
+    fact: Mapping[str, Any], policy: HealthPolicy, now: pd.Timestamp
+) -> dict[str, list[np.ndarray]]:
+    """Return per AccountFacts field what the words read of it (lib.health.wording)."""
+    # A fact the words do not read becomes NaT or 0; an age, its step of format_age; a date,
+    # its day (KuCoin's 30-day rule being whole days) and whether it has passed.
+    read = {}
+    for name in AccountFacts._fields:
+        value = fact[name]
+        if name in READ_ONLY_WHEN:
+            read_when = np.asarray(READ_ONLY_WHEN[name](fact), dtype=bool)
+            value = np.where(read_when, value, NAT if name in AGE_FACTS else 0)
+        if name in AGE_FACTS:
+            read[name] = [np.where(value == NAT, -1, _age_step(_age_ns(now, value))[0])]
+        elif name in DATE_FACTS:
+            whole_days = policy.inactivity_rule % timedelta(days=1) == timedelta(0)
+            day = value - value % _DAY_NS if whole_days else value
+            read[name] = [day, (value != NAT) & (value <= now.value)]
+        else:
+            read[name] = [value]
+    return read
+
+
+_DAY_NS = 86_400 * 10**9
+
+
+def _age_ns(now: pd.Timestamp, since: np.ndarray) -> np.ndarray:
+    """Return now - since in nanoseconds as format_age reads it: from whole microseconds."""
+    since = np.where(since == NAT, now.value, since)
+    return now.value - now.value % 1_000 - (since - since % 1_000)
+
+
+def _age_step(age_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return an age's text step (format_age: what it shows) and the seconds until the next."""
+    # format_age truncates to whole seconds (from microseconds) and shows nothing below 0 s.
+    seconds = np.maximum(age_ns // 1_000 // 1_000_000, 0)
+    step = np.select([seconds >= start for start, _ in AGE_STEPS_S], [s for _, s in AGE_STEPS_S])
+    shown = seconds - seconds % step
+    return shown, shown + step - seconds
+
+
+def age_texts(ages: pd.Series) -> pd.Series:
+    """Return format_age of every age ("2 d 4 h", "3 h 20 min", "45 s"), NA when unknown."""
+    ns = ages.array.asi8 if len(ages) else np.zeros(0, dtype=np.int64)
+    known = ages.notna().to_numpy()
+    shown, _ = _age_step(np.where(known, ns, 0))
+    codes, steps = pd.factorize(np.where(known, shown, -1))
+    texts = [format_age(timedelta(seconds=int(s))) if s >= 0 else None for s in steps]
+    shown_texts = np.array(texts, dtype=object)[codes]
+    return pd.Series(pd.array(shown_texts, dtype="string"), index=ages.index)
+
+
+def _changes_at(
+    policy: HealthPolicy, now: pd.Timestamp, col: dict[str, Any], fact: dict[str, Any]
+) -> None:
+    """Add when time alone next changes the account's status or words (NaT: never)."""
+    key_created = fact["key_created_at"]
+    dated = fact["known"] & (key_created != NAT)
+    key_created = np.where(dated, key_created, 0)
+    key_age_days = (now.value - key_created) // _DAY_NS
+    rotate_at = key_created + pd.Timedelta(policy.rotation_age).value
+    candidates = [
+        fact["stale_at"],  # turns STALE
+        np.where(dated, rotate_at, NAT),  # the key grows too old: rotate it
+        # An old key's risk says its age in days.
+        np.where(dated & fact["old_key"], key_created + (key_age_days + 1) * _DAY_NS, NAT),
+        fact["expires_at"],  # KuCoin's 30-day rule has likely deleted it
+    ]
+    # A STALE account's words say how long since its last sync (or its binding).
+    stale_words = fact["rank"] == Status.STALE.rank
+    for name in AGE_FACTS:
+        since = fact[name]
+        age = _age_ns(now, since)
+        _, wait_s = _age_step(age)
+        later = now.value + np.where(age >= 0, wait_s * 10**9 - age % 10**9, -age)
+        candidates.append(np.where(stale_words & (since != NAT), later, NAT))
+    times = np.stack(candidates)
+    times = np.where((times != NAT) & (times > now.value), times, np.iinfo(np.int64).max)
+    soonest = times.min(axis=0)
+    col["changes_at"] = pd.DatetimeIndex(
+        np.where(soonest == np.iinfo(np.int64).max, NAT, soonest).astype("datetime64[ns]"),
+        tz="UTC",
+    )

@@ -19,6 +19,8 @@ API_RESTRICTIONS = f"{API_MANAGEMENT} → Edit → API Restrictions"
 # without a whitelist (KuCoin's 30-day rule), a platform IP not whitelisted, an old key, a
 # clock close to KuCoin's limit.
 RISK_FLAGS = ("withdrawal", "exposed", "ip_missing", "old_key", "clock")
+# Every fact `risks` reads: the fleet finds the risks once per distinct reading of these.
+RISK_FACTS = (*RISK_FLAGS, "expires_at", "seen_ip", "uncovered", "key_age_days", "clock_offset_ms")
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ The Fleet, the Account page, `status`, binding and `check` all say what these re
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lib.health.checks import code_diagnosis, present, transient_diagnosis
 from lib.health.facts import AccountFacts, timestamp
@@ -15,13 +16,48 @@ from lib.health.policy import HealthPolicy
 from lib.health.risks import API_RESTRICTIONS, IP_RESTRICTION, Risk, risks
 from lib.health.status import Status
 from lib.kucoin.constants import ENDPOINTS, FUTURES
-from lib.kucoin.diagnosis import LATE_REQUEST, Diagnosis
+from lib.kucoin.diagnosis import LATE_REQUEST, TIMESTAMP_CODE, Diagnosis
 from lib.kucoin.probe_result import ProbeResult
 
 if TYPE_CHECKING:
     from lib.health.assessment import CheckAssessment
 
 HEALTHY = ("Key works", "Nothing to do.")
+# format_age's steps: from this many seconds old, its text changes every so many seconds.
+AGE_STEPS_S = ((86_400, 3_600), (60, 60), (0, 1))
+# What the words read of the facts that tell accounts apart, so that the fleet can word every
+# group of accounts that read alike once (lib.health.fleet; a test holds this to `explain`):
+# facts read only in some cases (each test reads one account's facts or arrays of them alike),
+READ_ONLY_WHEN: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+    "last_sync_at": lambda facts: facts["stale"],
+    "created_at": lambda facts: facts["stale"],
+    "key_age_days": lambda facts: facts["old_key"],
+    "clock_offset_ms": lambda facts: facts["clock"],
+    "latest_offset_ms": lambda facts: (
+        facts["latest_transient"] & (facts["latest_code"] == TIMESTAMP_CODE)
+    ),
+    "verdict_offset_ms": lambda facts: (
+        facts["rejected"] & (facts["verdict_code"] == TIMESTAMP_CODE)
+    ),
+    # element-wise on the fleet's arrays, where a missing pool is None
+    "latest_reset_at": lambda facts: facts["latest_limited_pool"] != None,  # noqa: E711
+}
+# times read as an age from now (format_age), and a time read as a date and against now;
+AGE_FACTS = ("last_sync_at", "created_at")
+DATE_FACTS = ("expires_at",)
+# and facts read only through the account's risks (lib.health.risks.RISK_FACTS), which only
+# the words of these statuses list.
+WORDS_LIST_RISKS = (Status.AT_RISK,)
+READ_THROUGH_RISKS = (
+    "withdrawal",
+    "exposed",
+    "ip_missing",
+    "uncovered",
+    "old_key",
+    "key_age_days",
+    "clock",
+    "clock_offset_ms",
+)
 
 
 def format_age(age: timedelta | None) -> str | None:
@@ -39,6 +75,11 @@ def format_age(age: timedelta | None) -> str | None:
     return f"{minutes} min" if minutes else f"{secs} s"
 
 
+def risk_text(found: tuple[Risk, ...]) -> str | None:
+    """Return an account's risks as one line, gravest first; None without any."""
+    return "; ".join(r.what for r in found) or None
+
+
 @dataclass(frozen=True)
 class Explainer:
     """Turns one account's facts and status into a diagnosis, a hint and its risks."""
@@ -47,17 +88,17 @@ class Explainer:
     now: datetime
 
     def explain(
-        self, facts: AccountFacts, status: Status
+        self, facts: AccountFacts, status: Status, found: tuple[Risk, ...] | None = None
     ) -> tuple[str, str, str | None, tuple[Risk, ...]]:
         """Return (diagnosis, hint, the risks as text, the risks) for one account's status."""
         # status: what the rules chose before a pause, which a paused account's diagnosis names.
-        found = risks(facts, self.policy)
-        risk_text = "; ".join(r.what for r in found) or None
+        # found: the account's risks, when they are known already.
+        found = risks(facts, self.policy) if found is None else found
         diagnosis, hint = self.words(facts, status, found)
         if facts.paused:
             paused = f"Paused (last state: {diagnosis})"
-            return paused, "Resume the account to check it.", risk_text, found
-        return diagnosis, hint, risk_text, found
+            return paused, "Resume the account to check it.", risk_text(found), found
+        return diagnosis, hint, risk_text(found), found
 
     def words(
         self, facts: AccountFacts, status: Status, found: tuple[Risk, ...]

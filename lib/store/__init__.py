@@ -44,7 +44,7 @@ from lib.store.accounts import (
     set_scopes,
     unbind,
 )
-from lib.store.audit import AuditEntry, audit_log, record_audit
+from lib.store.audit import AuditEntry, audit_log, audit_since, record_audit
 from lib.store.checks import (
     decode_balances,
     encode_balances,
@@ -72,6 +72,7 @@ from lib.store.frames import (
     data_version,
     deciding_checks_frame,
     latest_probes_frame,
+    new_checks_frame,
     probe_history_frame,
 )
 from lib.store.models import AuditAction, Role, Settings, SignInMethod
@@ -152,6 +153,7 @@ __all__ = [
     "active_sessions",
     "add_operator",
     "audit_log",
+    "audit_since",
     "claim_due",
     "clean_operator_name",
     "create_account_with_credentials",
@@ -179,6 +181,7 @@ __all__ = [
     "load_credentials",
     "login_failures",
     "mark_verified",
+    "new_checks_frame",
     "next_due_at",
     "operator_name_problem",
     "password_hash",

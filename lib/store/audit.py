@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from lib.kucoin.auth import Credentials
@@ -85,3 +86,15 @@ def audit_log(
         AuditEntry(e.id, e.at, e.actor, e.action, e.account_id, dict(e.details))
         for e in session.exec(query).all()
     ]
+
+
+def audit_since(
+    session: Session, after_id: int, *, also: Iterable[int] = ()
+) -> list[tuple[int, str, int | None]]:
+    """Return (id, action, account_id) of the events after `after_id` (and with ids in `also`)."""
+    newer = col(AuditEvent.id) > int(after_id)
+    others = sorted({int(i) for i in also})
+    query = select(AuditEvent.id, AuditEvent.action, AuditEvent.account_id).where(
+        or_(newer, col(AuditEvent.id).in_(others)) if others else newer
+    )
+    return [(int(i), str(a), None if c is None else int(c)) for i, a, c in session.exec(query)]

@@ -1,5 +1,8 @@
 """Opening the database: engine settings per backend, migrations at start-up, transactions.
 
+A database already at the newest revision opens without loading Alembic (slow to import):
+the revision it records is compared with the scripts' own.
+
 SQLite (the default) runs in WAL mode with synchronous=FULL, foreign keys and secure_delete on,
 and every write transaction starts with BEGIN IMMEDIATE so concurrent writers queue on the busy
 timeout instead of failing with "database is locked". PostgreSQL serves several app instances
@@ -8,20 +11,24 @@ and refresh workers on one database.
 
 from __future__ import annotations
 
+import ast
 import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlmodel import Session
 
 from lib.config import Config, ensure_private_dir, redact_url
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +108,8 @@ def _prepare_sqlite_file(url: URL) -> None:
 
 def alembic_config(connection: Connection | None = None) -> AlembicConfig:
     """Return an Alembic configuration for lib/store/migrations that does not depend on the cwd."""
+    from alembic.config import Config as AlembicConfig  # loaded only to migrate
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["connection"] = connection
@@ -112,7 +121,45 @@ def upgrade(engine: Engine) -> None:
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
+        if _at_head(connection):
+            return  # the usual start: nothing to migrate, and Alembic (slow to import) not needed
+        from alembic import command
+
         command.upgrade(alembic_config(connection), "head")
+
+
+def _at_head(connection: Connection) -> bool:
+    """Return whether the database is at the newest revision of lib/store/migrations."""
+    heads = script_heads()
+    if not heads or not sa.inspect(connection).has_table("alembic_version"):
+        return False
+    current = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalars()
+    return set(current) == heads
+
+
+@cache
+def script_heads() -> frozenset[str]:
+    """Return the revisions no migration revises, read from the scripts (empty if unsure)."""
+    # Alembic's scripts state `revision` and `down_revision` as plain values: read as such.
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for script in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        values = {}
+        for node in ast.parse(script.read_text()).body:
+            target = node.target if isinstance(node, ast.AnnAssign) else None
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+            if isinstance(target, ast.Name) and node.value is not None:
+                try:
+                    values[target.id] = ast.literal_eval(node.value)
+                except (ValueError, TypeError, SyntaxError):
+                    continue  # not a plain value: not one of Alembic's identifiers
+        if not isinstance(values.get("revision"), str):
+            return frozenset()  # a script read otherwise: let Alembic decide
+        revisions.add(values["revision"])
+        down = values.get("down_revision")
+        revised.update([down] if isinstance(down, str) else down or ())
+    return frozenset(revisions - revised)
 
 
 def open_database(

@@ -26,6 +26,7 @@ _ACCOUNTS = Account.__table__
 _CREDENTIALS = Credential.__table__
 _PROBES = ProbeRecord.__table__
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy writes DATETIME in SQLite
+_MANY_IDS = 20_000  # past this many accounts, a list of ids costs more than asking about all
 
 # Frame column -> (table column, kind). Kinds: ts (UTC datetime), int, Int64 (nullable), bool,
 # boolean (nullable), str, json (text), perms and tuple (tuples of str).
@@ -180,14 +181,26 @@ def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return frame.sort_values(keys, kind="stable", ignore_index=True)
 
 
+def _some_columns(
+    every: Mapping[str, tuple[Column, str]],
+    columns: Iterable[str] | None,
+    always: tuple[str, ...],
+    kind: str,
+) -> dict[str, tuple[Column, str]]:
+    """Return the entries of `every` named in `columns` or `always` (all for None)."""
+    if columns is None:
+        return dict(every)
+    wanted = {*columns, *always}
+    unknown = sorted(wanted - set(every))
+    if unknown:
+        raise ValueError(f"unknown {kind} frame column(s): {', '.join(unknown)}")
+    return {k: v for k, v in every.items() if k in wanted}
+
+
 def _probe_columns(columns: Iterable[str] | None) -> dict[str, tuple[Column, str]]:
     if columns is None:
         return PROBE_FRAME_COLUMNS
-    wanted = set(columns) | {"account_id", "checked_at"}
-    unknown = sorted(wanted - set(PROBE_FRAME_COLUMNS))
-    if unknown:
-        raise ValueError(f"unknown probe frame column(s): {', '.join(unknown)}")
-    return {k: v for k, v in PROBE_FRAME_COLUMNS.items() if k in wanted}
+    return _some_columns(PROBE_FRAME_COLUMNS, columns, ("account_id", "checked_at"), "probe")
 
 
 def _newest_first(q: FromClause) -> tuple[ColumnElement, ColumnElement]:
@@ -198,20 +211,32 @@ def _newest_first(q: FromClause) -> tuple[ColumnElement, ColumnElement]:
 # --- the frames -------------------------------------------------------------------------------
 
 
-def accounts_frame(session: Session, *, include_unbound: bool = False) -> pd.DataFrame:
+def accounts_frame(
+    session: Session,
+    *,
+    include_unbound: bool = False,
+    columns: Iterable[str] | None = None,
+    account_ids: Iterable[int] | None = None,
+) -> pd.DataFrame:
     """Return one row per bound account (all, with `include_unbound`) and its key metadata.
 
-    Columns: the keys of ACCOUNT_FRAME_COLUMNS plus `bound`; scopes are tuples of str, times
-    are UTC (NaT when absent). Never a secret.
+    Columns: the keys of ACCOUNT_FRAME_COLUMNS plus `bound` (or only `columns`, plus
+    account_id); scopes are tuples of str, times are UTC (NaT when absent). Never a secret.
+    `account_ids`: only these accounts.
     """
     a, c = _ACCOUNTS.alias("a"), _CREDENTIALS.alias("c")
+    wanted = _some_columns(ACCOUNT_FRAME_COLUMNS, columns, ("account_id",), "account")
+    joined = any(column.table is _CREDENTIALS for column, _ in wanted.values())
 
     def where(query: Select) -> Select:
-        query = query.select_from(a.outerjoin(c, c.c.account_id == a.c.id))
+        query = query.select_from(a.outerjoin(c, c.c.account_id == a.c.id) if joined else a)
+        if account_ids is not None:
+            query = query.where(a.c.id.in_(sorted({int(i) for i in account_ids})))
         return query if include_unbound else query.where(a.c.unbound_at.is_(None))
 
-    frame = _read_frame(session, ACCOUNT_FRAME_COLUMNS, {_ACCOUNTS: a, _CREDENTIALS: c}, where)
-    frame.insert(6, "bound", frame["unbound_at"].isna())
+    frame = _read_frame(session, wanted, {_ACCOUNTS: a, _CREDENTIALS: c}, where)
+    if "unbound_at" in frame.columns:
+        frame.insert(list(frame.columns).index("unbound_at"), "bound", frame["unbound_at"].isna())
     return _sorted(frame, ["account_id"])
 
 
@@ -302,7 +327,12 @@ def _shows_ip(q: FromClause, ip_blocked_code: str) -> ColumnElement:
 
 
 def deciding_checks_frame(
-    session: Session, columns: Iterable[str], *, clock_warn_ms: int, ip_blocked_code: str
+    session: Session,
+    columns: Iterable[str],
+    *,
+    clock_warn_ms: int,
+    ip_blocked_code: str,
+    account_ids: Iterable[int] | None = None,
 ) -> pd.DataFrame:
     """Return, per bound account, the checks the health rules decide on; columns as above.
 
@@ -310,15 +340,35 @@ def deciding_checks_frame(
     success (key info) and the newest that shows whether our IP passes: at most four rows per
     account, found through the (account_id, checked_at) index instead of reading history.
     The caller passes the rules' own numbers: HealthPolicy.clock_warn_ms (a 400002 below it
-    is transient) and the code KuCoin refuses an IP with.
+    is transient) and the code KuCoin refuses an IP with. `account_ids`: only these accounts.
     """
+    requested = _probe_columns([*columns, "probe_id"])
+    wanted = _probe_columns([*requested, "outcome"])
+    ids = None if account_ids is None else sorted({int(i) for i in account_ids})
+    # A newest check that passed is also the newest verdict, success and IP evidence: only
+    # the accounts whose newest check failed need the other three looked up.
+    newest = _deciding(session, wanted, ids, (None,))
+    failed = newest.loc[newest["outcome"] != Outcome.OK.value, "account_id"].tolist()
+    if failed:
+        conditions: tuple[Callable[[FromClause], ColumnElement] | None, ...] = (
+            lambda q: not_(_is_transient(q, clock_warn_ms)),
+            _is_ok,
+            lambda q: _shows_ip(q, ip_blocked_code),
+        )
+        some = failed if len(failed) <= _MANY_IDS else ids
+        newest = pd.concat([newest, _deciding(session, wanted, some, conditions)])
+        newest = newest.drop_duplicates("probe_id")
+    return _sorted(newest[list(requested)], ["account_id", "checked_at", "probe_id"])
+
+
+def _deciding(
+    session: Session,
+    wanted: Mapping[str, tuple[Column, str]],
+    account_ids: list[int] | None,
+    conditions: Iterable[Callable[[FromClause], ColumnElement] | None],
+) -> pd.DataFrame:
+    """Return per bound account (of `account_ids`) its newest check meeting each condition."""
     a = _ACCOUNTS.alias("a")
-    conditions: tuple[Callable[[FromClause], ColumnElement] | None, ...] = (
-        None,
-        lambda q: not_(_is_transient(q, clock_warn_ms)),
-        _is_ok,
-        lambda q: _shows_ip(q, ip_blocked_code),
-    )
     deciding = []
     for condition in conditions:
         q = _PROBES.alias()
@@ -326,15 +376,34 @@ def deciding_checks_frame(
         if condition is not None:
             newest = newest.where(condition(q))
         newest_id = newest.order_by(*_newest_first(q)).limit(1).scalar_subquery()
-        deciding.append(select(newest_id).where(a.c.unbound_at.is_(None)))
+        bound = select(newest_id).where(a.c.unbound_at.is_(None))
+        if account_ids is not None:
+            bound = bound.where(a.c.id.in_(account_ids))
+        deciding.append(bound)
     p = _PROBES.alias("p")
 
     def where(query: Select) -> Select:
         return query.where(p.c.id.in_(deciding[0].union(*deciding[1:])))
 
-    wanted = _probe_columns([*columns, "probe_id"])
-    frame = _read_frame(session, wanted, {_PROBES: p}, where)
-    return _sorted(frame, ["account_id", "checked_at", "probe_id"])
+    return _read_frame(session, wanted, {_PROBES: p}, where)
+
+
+def new_checks_frame(
+    session: Session, after_id: int, *, also: Iterable[int] = (), columns: Iterable[str]
+) -> pd.DataFrame:
+    """Return the checks recorded after the one with `after_id` (and those with ids in `also`).
+
+    Columns as probe_history_frame's, with probe_id; in id order.
+    """
+    p = _PROBES.alias("p")
+    others = sorted({int(i) for i in also})
+
+    def where(query: Select) -> Select:
+        newer = p.c.id > int(after_id)
+        return query.where(or_(newer, p.c.id.in_(others)) if others else newer)
+
+    frame = _read_frame(session, _probe_columns([*columns, "probe_id"]), {_PROBES: p}, where)
+    return _sorted(frame, ["probe_id"])
 
 
 def data_version(session: Session) -> tuple[int, int]:

@@ -1,6 +1,8 @@
 """History written as if it had happened earlier, for the demo fleet and imported accounts.
 
 No operator acts here, so nothing is audited: these edits stage a fleet, they change no key.
+Stage before the fleet is first read: a kept fleet judgement (lib.console.fleet) learns of
+changes from the audit log and new checks, which these edits do not write.
 """
 
 from __future__ import annotations

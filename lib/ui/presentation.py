@@ -10,13 +10,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from lib.console.fleet import FAILING, account_kind
 from lib.health.coverage import PERMISSION_MARKS
+from lib.health.fleet import SCOPE_STATE_DTYPE, STATUS_DTYPE, age_texts
 from lib.health.status import SEVERITY, Status
-from lib.health.wording import format_age
 
 # Colours and icons by Status.level: red act now, orange needs attention, blue for information.
 LEVEL_COLOURS = {"error": "red", "warning": "orange", "info": "blue", "ok": "green"}
@@ -140,31 +141,54 @@ def literal(text: object) -> str:
 
 
 def fleet_view(fleet: pd.DataFrame) -> pd.DataFrame:
-    """Return the table the Fleet page shows: one row per account, worst first, no secret."""
+    """Return the table the Fleet page shows: one row per account, worst first, no secret.
+
+    Only the columns the page draws, each computed for the whole column at once; text that
+    repeats (words, marks, ages) as categories, which the browser receives once per value.
+    """
     # What is wrong and what to do come first: they must fit beside the label on one screen.
     kind = account_kind(fleet).replace({"unknown": pd.NA})
     sub = fleet["sub_name"].astype("string")
     return pd.DataFrame(
         {
-            "account_id": fleet["account_id"].astype("Int64"),
             "label": fleet["label"].astype("string"),
             # One-item lists: the page draws them as coloured labels (MultiselectColumn).
-            "status": [[s] for s in fleet["status"].astype(str)],
-            "diagnosis": fleet["diagnosis"].astype("string"),
-            "hint": fleet["hint"].astype("string"),
-            "spot": fleet["spot"].astype(object).map(PERMISSION_MARKS).fillna("?"),
-            "futures": fleet["futures"].astype(object).map(PERMISSION_MARKS).fillna("?"),
-            "margin": fleet["margin"].astype(object).map(PERMISSION_MARKS).fillna("?"),
-            "whitelist": fleet["whitelist"].astype("string").fillna("key info not read yet"),
+            "status": _one_item_lists(fleet["status"]),
+            "diagnosis": _categories(fleet["diagnosis"]),
+            "hint": _categories(fleet["hint"]),
+            "spot": _marks(fleet["spot"]),
+            "futures": _marks(fleet["futures"]),
+            "margin": _marks(fleet["margin"]),
+            "whitelist": _categories(fleet["whitelist"].fillna("key info not read yet")),
             "last_sync_at": fleet["last_sync_at"],
-            "sync_age": [format_age(a) for a in fleet["sync_age"]],
+            "sync_age": _categories(age_texts(fleet["sync_age"])),
             "going_stale_at": fleet["going_stale_at"],
             "key_age_days": fleet["key_age_days"].astype("Int64"),
             "expires_at": fleet["expires_at"],
-            "account": kind.where(sub.isna(), kind + " " + sub.fillna("")).astype("string"),
+            "account": _categories(kind.where(sub.isna(), kind + " " + sub.fillna(""))),
             "uid": fleet["uid"].astype("string"),
         }
     ).reset_index(drop=True)
+
+
+def _categories(values: pd.Series) -> pd.Series:
+    """Return text as a categorical column: each distinct value stored and sent once."""
+    return values.astype("string").astype("category")
+
+
+def _marks(states: pd.Series) -> pd.Series:
+    """Return a permission's state per account as its mark ("?" before key info was read)."""
+    marks = states.astype(SCOPE_STATE_DTYPE).cat.rename_categories(PERMISSION_MARKS)
+    return marks.cat.add_categories("?").fillna("?")
+
+
+def _one_item_lists(statuses: pd.Series) -> pd.Series:
+    """Return each status as a one-item list, one list object per status shared by its rows."""
+    lists = np.empty(len(STATUSES), dtype=object)
+    lists[:] = [[status] for status in STATUSES]
+    return pd.Series(
+        lists[statuses.astype(STATUS_DTYPE).cat.codes.to_numpy()], index=statuses.index
+    )
 
 
 def fleet_view_columns() -> dict[str, Any]:

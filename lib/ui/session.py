@@ -1,7 +1,7 @@
 """One browser session: its console, the demo switch, the account it opened, its messages.
 
 The console is the real one or, while the session looks at the demo, the demo's; the fleet
-it reads is cached per database and data version.
+it reads is kept judged per database (lib.console.fleet) and shared by every session.
 
 Flash messages: an action's callback runs before the page is drawn, so it leaves its
 message in a slot that the page shows where it belongs: PAGE_FLASH under the page's title,
@@ -10,12 +10,14 @@ or a form's own slot (its prefix) beside that form.
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
 from lib.console import Console
 from lib.console.demo import DEMO_ACCOUNTS, demo_console, start_demo
 from lib.console.errors import DemoError
-from lib.console.fleet import FleetSnapshot, data_version, fleet_snapshot
+from lib.console.fleet import FleetSnapshot, fleet_snapshot
 from lib.ui.frame import BIND_PAGE, page_link
 from lib.ui.presentation import alert
 from lib.ui.sign_in import (
@@ -29,8 +31,18 @@ from lib.ui.sign_in import (
 DEMO_FLAG = "demo_mode"
 DEMO_PARAM = "demo"  # ?demo=1 in the address while the session shows the demo fleet
 SELECTED_ACCOUNT = "selected_account"  # the account the Account page shows when no link says
-FLEET_TTL_S = 30  # statuses move with time (STALE arrives unannounced): recompute this often
+FLEET_TTL_S = 30  # statuses move with time (STALE arrives unannounced): redraw this often
 PAGE_FLASH = "_page"  # the slot every page shows under its title
+log = logging.getLogger(__name__)
+
+
+def warm_up() -> None:
+    """Open the configured console and judge its fleet, as the first page would (server start)."""
+    try:
+        fleet_snapshot(installation_console())
+    except OPENING_FAILURES as error:
+        # The first page says what is wrong and what to do; the server starts regardless.
+        log.warning("the console could not be opened at start: %s", type(error).__name__)
 
 
 def in_demo() -> bool:
@@ -132,16 +144,11 @@ def show_flash(slot: str = PAGE_FLASH) -> None:
         alert(kind)(text)
 
 
-# --- The fleet table, cached ---------------------------------------------------------------
-
-
-@st.cache_data(ttl=FLEET_TTL_S, max_entries=8, show_spinner=False)
-def _cached_snapshot(database: str, version: tuple[int, int], _console: Console) -> FleetSnapshot:
-    """Return the fleet snapshot of one database at one data version (cached briefly)."""
-    return fleet_snapshot(_console)
+# --- The fleet table -----------------------------------------------------------------------
 
 
 def cached_fleet(console: Console) -> FleetSnapshot:
-    """Return the fleet snapshot, rebuilt when a check or change is recorded or after 30 s."""
-    # The key is the database and its data version: a new check or setting shows at once.
-    return _cached_snapshot(str(console.engine.url), data_version(console), console)
+    """Return the fleet snapshot of the present, shared by every session on this database."""
+    # lib.console.fleet keeps the fleet judged per database: a new check or change shows at
+    # once, and only what changed is judged again.
+    return fleet_snapshot(console)

@@ -1,0 +1,187 @@
+"""Time the Fleet page in Chromium on a served console, and the server's memory.
+
+10,000 accounts x 30 checks are seeded into a SQLite file (not timed); the console is served
+exactly as `make run` serves it (tests/served_app.py) and driven with Playwright:
+
+- first load: a new browser session opens the page; timed until the table holds every
+  account: a returning operator's (the app's scripts cached), a new browser's (nothing
+  cached), and the first session of a freshly started server.
+- rerun: a search typed and committed, until the table shows only its matches; then the
+  search cleared, until it shows every account again.
+- memory: the served process's peak resident set (VmHWM) with 5 sessions on the page.
+
+Run from the repository root: `python -m bench.bench_page` (needs Playwright and Chromium).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from bench.bench_fleet import seeded_data_dir
+from bench.report import Figure
+from lib.config import REPO_ROOT
+
+ACCOUNTS = 10_000
+SESSIONS = 5
+REPEATS = 5
+FIRST_LOAD_TARGET_S = 2.0
+RERUN_TARGET_S = 0.2
+MEMORY_TARGET_MB = 300
+SEARCH = "acct-0001"  # acct-00010 … acct-00019 and acct-0001x: eleven accounts
+TIMEOUT_MS = 120_000
+
+
+def _served_app():
+    """Return tests/served_app.py, the harness the journeys use, or None without a browser."""
+    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    try:
+        import served_app  # only the browser bench needs it (and Playwright, pytest)
+    except BaseException as error:  # it skips (pytest's Skipped) where Chromium is missing
+        print(f"Fleet page in Chromium: not measured ({error})")
+        return None
+    return served_app
+
+
+def _rows(page) -> int:
+    """Return how many accounts the table holds (aria-rowcount counts the header too)."""
+    grid = page.get_by_test_id("stDataFrame").locator("table[role='grid']")
+    return int(grid.get_attribute("aria-rowcount") or 0) - 1
+
+
+def _wait_rows(page, count: int) -> None:
+    """Wait until the table holds `count` accounts."""
+    page.wait_for_function(
+        """count => {
+            const grid = document.querySelector("[data-testid='stDataFrame'] table[role='grid']");
+            return grid !== null && Number(grid.getAttribute("aria-rowcount")) - 1 === count;
+        }""",
+        arg=count,
+        timeout=TIMEOUT_MS,
+        polling="raf",
+    )
+
+
+def _serve(served, data_dir: Path):
+    """Serve the console over `data_dir` as `make run` does, without a watcher checking it."""
+    return served.serve(data_dir, env={"BINDWATCH_WATCH": "0"})
+
+
+def first_load(served, page, url: str) -> float:
+    """Return the seconds from opening the page in a new session to the full table."""
+    started = time.perf_counter()
+    page.goto(url)
+    _wait_rows(page, ACCOUNTS)
+    took = time.perf_counter() - started
+    served.settle(page)
+    served.assert_no_exception(page)
+    return took
+
+
+def first_loads(served, browser, data_dir: Path) -> tuple[list[float], list[float], list[float]]:
+    """Return the first loads: a new server's first session, a new browser, a returning one.
+
+    A new browser has nothing cached: it fetches the app's scripts as the page needs them.
+    A returning operator's browser has them (Streamlit serves them immutable): a new tab.
+    """
+    cold, new, returning = [], [], []
+    for _ in range(REPEATS):
+        with _serve(served, data_dir) as app:
+            with served.session(browser, app=app.url) as page:
+                cold.append(first_load(served, page, app.url))
+            with served.session(browser, app=app.url) as page:
+                new.append(first_load(served, page, app.url))
+                tab = page.context.new_page()
+                returning.append(first_load(served, tab, app.url))
+    return cold, new, returning
+
+
+def reruns(served, browser, url: str, matches: int) -> tuple[list[float], list[float]]:
+    """Return the seconds a search takes to show its matches, and clearing it to show all."""
+    searches, clears = [], []
+    with served.session(browser, url) as page:
+        _wait_rows(page, ACCOUNTS)
+        served.settle(page)
+        search = page.get_by_role("textbox", name="Search")
+        for _ in range(REPEATS):
+            search.fill(SEARCH)
+            started = time.perf_counter()
+            search.press("Enter")
+            _wait_rows(page, matches)
+            searches.append(time.perf_counter() - started)
+            served.settle(page)
+            search.fill("")
+            started = time.perf_counter()
+            search.press("Enter")
+            _wait_rows(page, ACCOUNTS)
+            clears.append(time.perf_counter() - started)
+            served.settle(page)
+        served.assert_no_exception(page)
+    return searches, clears
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Return a process's peak resident set size in MB (Linux: VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc: peak memory is measured on Linux only")
+
+
+def memory_with_sessions(served, browser, data_dir: Path) -> float:
+    """Return the served process's peak RSS (MB) after SESSIONS sessions opened the page."""
+    with _serve(served, data_dir) as app, ExitStack() as pages:
+        for _ in range(SESSIONS):
+            page = pages.enter_context(served.session(browser, app=app.url))
+            page.goto(app.url)
+            _wait_rows(page, ACCOUNTS)
+            served.settle(page)
+        return peak_rss_mb(app.process.pid)
+
+
+def main() -> list[Figure]:
+    """Seed 10,000 accounts, serve them and time the page in Chromium; return the figures."""
+    served = _served_app()
+    if served is None:
+        return []
+    logging.getLogger("lib.vault").setLevel(logging.ERROR)
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="bindwatch-bench-page-") as tmp:
+        data_dir, matches = seeded_data_dir(Path(tmp), ACCOUNTS, SEARCH)
+        print(f"Fleet page in Chromium, {ACCOUNTS:,} accounts; the search {SEARCH!r}: {matches}")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=served.CHROMIUM, headless=True, args=served.CHROMIUM_ARGS
+            )
+            try:
+                cold, new, returning = first_loads(served, browser, data_dir)
+                with _serve(served, data_dir) as app:
+                    searches, clears = reruns(served, browser, app.url, matches)
+                memory = memory_with_sessions(served, browser, data_dir)
+            finally:
+                browser.close()
+    page = f"Fleet page, {ACCOUNTS:,} accounts, Chromium"
+    first = f"{page}: first load to table visible"
+    return [
+        Figure(f"{first}, returning operator (scripts cached)", returning, FIRST_LOAD_TARGET_S),
+        Figure(f"{first}, new browser (nothing cached)", new, FIRST_LOAD_TARGET_S),
+        Figure(f"{first}, a new server's first session", cold, FIRST_LOAD_TARGET_S),
+        Figure(f"{page}: rerun, a search", searches, RERUN_TARGET_S),
+        Figure(f"{page}: rerun, clearing the search", clears, RERUN_TARGET_S),
+        Figure(
+            f"Streamlit process peak memory, {ACCOUNTS:,} accounts, {SESSIONS} sessions",
+            [memory],
+            MEMORY_TARGET_MB,
+            unit="MB",
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    for figure in main():
+        print(figure)
