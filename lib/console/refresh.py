@@ -409,7 +409,7 @@ class Recorder:
         self._owner = owner
         self._policy = policy
         self._incoming: queue.Queue[tuple[int, ProbeResult] | None] = queue.Queue()
-        self.stored: queue.Queue[tuple[int, ProbeResult]] = queue.Queue()
+        self.stored: queue.Queue[tuple[int, ProbeResult] | None] = queue.Queue()  # None: run ended
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._write, name="check-recorder", daemon=True)
         self._thread.start()
@@ -521,6 +521,9 @@ def run_checks(
         deadline_s=deadline_s,
     )
     done = runner.submit(engine.run(targets))
+    # The run's end wakes the wait for stored results at once (a poll would add its interval
+    # to every "Check now").
+    done.add_done_callback(lambda _: recorder.stored.put(None))
 
     def take(account_id: int, result: ProbeResult) -> None:
         """Count one stored result and tell the caller."""
@@ -553,15 +556,21 @@ def _as_stored(recorder: Recorder, done: Future[list[int]]) -> Iterator[tuple[in
     """Yield results as the recorder stores them, until the run on the loop has finished."""
     while not done.done() and recorder.error is None:
         try:
-            yield recorder.stored.get(timeout=0.1)
+            stored = recorder.stored.get(timeout=0.1)
         except queue.Empty:
             continue
+        if stored is not None:  # None: the run has ended
+            yield stored
 
 
-def _drain(items: queue.Queue[tuple[int, ProbeResult]]) -> Iterator[tuple[int, ProbeResult]]:
+def _drain(
+    items: queue.Queue[tuple[int, ProbeResult] | None],
+) -> Iterator[tuple[int, ProbeResult]]:
     """Yield what is left in a queue without waiting."""
     while True:
         try:
-            yield items.get_nowait()
+            item = items.get_nowait()
         except queue.Empty:
             return
+        if item is not None:
+            yield item
