@@ -222,7 +222,7 @@ def test_a_rate_limit_names_its_pool_and_an_overload_does_not(sim_env: SimEnv) -
             sim_env.console,
             check_targets(sim_env.console, [account_id]),
             owner="test",
-            deadline_s=1.0,
+            deadline_s=2.0,  # room for an overload's retries on a loaded machine
         ).results[account_id]
 
     sim_env.simulator.overload_next(-1, api_key=account.api_key)
@@ -240,7 +240,7 @@ def test_a_rate_limit_names_its_pool_and_an_overload_does_not(sim_env: SimEnv) -
     assert overloaded_row["diagnosis"].startswith("KuCoin overloaded (429000)")
     assert (limited.code, limited.rate_limited_pool) == ("429000", "Management")
     assert 0 < limited.rate_limit_reset_ms <= 30_000
-    assert elapsed < 1.5  # the 30 s reset outlasts the deadline: left for the next check
+    assert elapsed < 2.5  # the 30 s reset outlasts the deadline: left for the next check
     assert limited_row["status"] == "DEGRADED"
     assert limited_row["diagnosis"].startswith(
         "Rate limited: the Management pool of this UID ran out, resets "
