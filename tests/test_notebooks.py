@@ -28,8 +28,8 @@ from lib.config import (
     Config,
 )
 from lib.console import Console, binding
-from lib.console.demo import DEMO_ACCOUNTS, demo_credentials
-from lib.console.notebook import UnknownLabel, has_store
+from lib.console.demo import DEMO_ACCOUNTS, demo_credentials, has_store
+from lib.console.notebook import UnknownLabel
 from lib.kucoin.sim import SimAccount, Simulator, SimulatorServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,7 +175,9 @@ def test_notebooks_open_the_demo_fleet_when_no_store_exists(kernel_env):
     # No label given: the worst account of the demo fleet is checked live.
     assert "frozen-sub: Account frozen (FROZEN)" in text
     assert "KuCoin code                             411100" in text
-    assert "half-listed" in shown(report) and "not covered" in shown(report)
+    fleet_report = shown(report)
+    assert "half-listed" in fleet_report and "not covered" in fleet_report
+    assert "veteran-bot" in fleet_report and "rotation age" in fleet_report
     secrets = [
         value.reveal()
         for account in DEMO_ACCOUNTS

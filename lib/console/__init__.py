@@ -95,17 +95,6 @@ class Console:
         vault = open_vault(engine, config.master_key_file, private_dir=config.data_dir)
         return cls(engine, vault, kucoin or KucoinTarget.from_config(config), actor)
 
-    @classmethod
-    def open_or_demo(cls, config: Config | None = None) -> Console:
-        """Open the configured store if it exists, else the demo fleet (built on first use)."""
-        from lib.console.demo import start_demo
-        from lib.console.notebook import has_store
-
-        config = config or Config.from_env()
-        if has_store(config):
-            return cls.open(config)
-        return start_demo(config.data_dir / "demo").console
-
     def __repr__(self) -> str:
         """Return where the console's data and KuCoin are, and who acts (never a password)."""
         where = self.engine.url.render_as_string(hide_password=True)

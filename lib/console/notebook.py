@@ -4,8 +4,8 @@ Each call returns a DataFrame or a small object whose `repr` reads well in an ou
 Calls to KuCoin run on the process's KuCoin loop (lib.kucoin.runner) and are waited for from
 the caller's thread, so they work inside Jupyter's own running event loop.
 
-    from lib.console import Console
-    console = Console.open_or_demo()        # the configured store, or the demo fleet
+    from lib.console.demo import open_or_demo
+    console = open_or_demo()                # the configured store, or the demo fleet
     console.fleet()                         # the Fleet page's table
     console.check("mm-bot-01")              # a live check: KuCoin's answers, diagnosis, fix
 """
@@ -19,10 +19,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 from pandas.io.formats.style import Styler
-from sqlalchemy.engine import make_url
 
 from lib import store
-from lib.config import Config
 from lib.console.account import AccountDetail, account_detail
 from lib.console.checks import check_account
 from lib.console.export import fleet_csv
@@ -42,7 +40,6 @@ __all__ = [
     "expiring_keys",
     "export_csv",
     "fleet_by",
-    "has_store",
     "styled_fleet",
     "whitelist_matrix",
 ]
@@ -60,14 +57,6 @@ GROUPINGS = ("status", "uid", "kind")
 
 class UnknownLabel(store.StoreError):
     """No account has this label; the message lists the labels there are."""
-
-
-def has_store(config: Config) -> bool:
-    """Return whether the configured database exists (a SQLite file, or any other server)."""
-    url = make_url(config.database_url)
-    if url.get_backend_name() != "sqlite":
-        return True
-    return bool(url.database) and Path(url.database).exists()
 
 
 def account_id(console: Console, label: str) -> int:
