@@ -75,7 +75,7 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Return a fresh clone of the repository's committed tree."""
     where = tmp_path_factory.mktemp("fresh") / "bindwatch"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(where)], check=True)
-    assert not (where / ".venv").exists() and not (where / "data").exists()
+    assert not (where / ".venv").exists() and not list((where / "data").glob("*.db"))
     return where
 
 
@@ -184,10 +184,10 @@ def test_the_readmes_practice_and_backup_commands_run_as_written(console_url: st
         )
     finally:
         stop(simulator)
-    out = done.stdout
-    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
     assert out.count("API Status: Connected") == 2  # check, then bind's own check
-    assert "exit 1: KuCoin said 400004" in out and "Wrong passphrase" in out
+    assert "exit 1: KuCoin said 400004" in out and "Wrong API passphrase (400004)" in out
     assert "Saved: account 'practice'" in out
     assert re.search(r"AT_RISK\s+practice", out)
 
