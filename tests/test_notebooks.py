@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 import sqlalchemy
 from app_fixtures import sim_env_fixture
@@ -29,7 +31,8 @@ from lib.config import (
 )
 from lib.console import Console, binding
 from lib.console.demo import DEMO_ACCOUNTS, demo_credentials, has_store
-from lib.console.notebook import UnknownLabel
+from lib.console.notebook import UnknownLabel, expiring_keys
+from lib.health.policy import HealthPolicy
 from lib.kucoin.sim import SimAccount, Simulator, SimulatorServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -224,3 +227,30 @@ def test_only_an_existing_sqlite_file_is_a_store(tmp_path):
     assert not has_store(missing)
     (tmp_path / "bindwatch.db").touch()
     assert has_store(missing)
+
+
+def test_keys_are_listed_when_kucoin_deletes_them_or_they_reach_the_rotation_age_soon():
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    fleet = pd.DataFrame(
+        {
+            "label": ["young", "ageing", "unused", "both", "unknown"],
+            "status": ["OK", "OK", "AT_RISK", "AT_RISK", "NEW"],
+            "expires_at": pd.to_datetime(
+                [None, None, now + timedelta(days=3), now + timedelta(days=10), None], utc=True
+            ),
+            "key_age_days": pd.array([10, 80, 20, 85, None], dtype="Int64"),
+        }
+    )
+    policy = HealthPolicy(rotation_age=timedelta(days=90))
+    soon = expiring_keys(fleet, policy, now, timedelta(days=14))
+    assert list(zip(soon["label"], soon["why"], strict=True)) == [
+        ("unused", "KuCoin deletes it if unused"),
+        ("both", "KuCoin deletes it if unused; rotation age"),
+        ("ageing", "rotation age"),
+    ]
+    assert list(expiring_keys(fleet, policy, now, timedelta(days=4))["label"]) == ["unused"]
+
+
+def test_the_fleet_is_grouped_only_by_what_a_report_knows(sim_env):
+    with pytest.raises(ValueError, match="groups by one of status, uid, kind, not 'colour'"):
+        sim_env.console.fleet_by("colour")

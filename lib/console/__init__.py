@@ -188,13 +188,11 @@ class Console:
         return fleet_by(self.fleet(), by)
 
     def expiring_keys(self, within_days: float = 7) -> pd.DataFrame:
-        """Return keys KuCoin deletes within the days given if unused, or near rotation age."""
+        """Return keys KuCoin deletes if unused, or that reach the rotation age, within the days."""
         from lib.console.notebook import expiring_keys
 
         now = datetime.now(UTC)
-        return expiring_keys(
-            self.fleet(now), self.policy().rotation_age, now, timedelta(days=within_days)
-        )
+        return expiring_keys(self.fleet(now), self.policy(), now, timedelta(days=within_days))
 
     def whitelist_matrix(self) -> pd.DataFrame:
         """Return, per account, whether its whitelist covers each platform egress IP."""

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
@@ -26,6 +27,7 @@ from lib.console.checks import check_account
 from lib.console.export import fleet_csv
 from lib.console.fleet import account_kind, fleet_inputs, fleet_snapshot
 from lib.health.account import whitelist_coverage
+from lib.health.policy import HealthPolicy
 from lib.health.status import Status
 from lib.kucoin.probe_result import ProbeResult
 
@@ -194,34 +196,31 @@ def fleet_by(fleet: pd.DataFrame, by: str) -> pd.DataFrame:
 
 
 def expiring_keys(
-    fleet: pd.DataFrame, rotation_age: timedelta, now: datetime, within: timedelta
+    fleet: pd.DataFrame, policy: HealthPolicy, now: datetime, within: timedelta
 ) -> pd.DataFrame:
-    """Return keys KuCoin deletes within `within` if unused, or at or near the rotation age."""
-    days_left = (fleet["expires_at"] - now).dt.total_seconds() / 86_400
-    age = fleet["key_age_days"].astype("Float64")
-    rotation_days = rotation_age.total_seconds() / 86_400
-    deleted_soon = (days_left <= within.total_seconds() / 86_400).fillna(False)
-    rotate_soon = (age >= rotation_days - within.total_seconds() / 86_400).fillna(False)
-    reasons = pd.Series("", index=fleet.index, dtype="string")
-    reasons = reasons.mask(deleted_soon, "KuCoin deletes it if unused")
-    both = deleted_soon & rotate_soon
-    reasons = reasons.mask(rotate_soon & ~deleted_soon, "rotation age")
-    reasons = reasons.mask(both, "KuCoin deletes it if unused; rotation age")
-    keep = (deleted_soon | rotate_soon).to_numpy(dtype=bool)
+    """Return keys KuCoin deletes if unused, or that reach the rotation age, within `within`."""
+    deleted_soon = (fleet["expires_at"] <= now + within).fillna(False).to_numpy(dtype=bool)
+    age_then = pd.to_timedelta(fleet["key_age_days"].astype("Float64"), unit="D") + within
+    rotate_soon = policy.key_too_old(age_then).fillna(False).to_numpy(dtype=bool)
+    deleted, rotate = "KuCoin deletes it if unused", "rotation age"
+    why = np.select(
+        [deleted_soon & rotate_soon, deleted_soon, rotate_soon],
+        [f"{deleted}; {rotate}", deleted, rotate],
+        "",
+    )
     frame = pd.DataFrame(
         {
             "label": fleet["label"],
             "status": fleet["status"].astype(str),
-            "why": reasons,
+            "why": why,
             "expires_at": fleet["expires_at"],
-            "days_left": days_left.round(1),
             "key_age_days": fleet["key_age_days"],
-            "rotate_at_days": int(rotation_days),
+            "rotation_age_days": policy.rotation_age.days,
         }
-    )[keep]
-    return frame.sort_values(["days_left", "key_age_days"], ascending=[True, False]).reset_index(
-        drop=True
-    )
+    )[deleted_soon | rotate_soon]
+    return frame.sort_values(
+        ["expires_at", "key_age_days"], ascending=[True, False], na_position="last"
+    ).reset_index(drop=True)
 
 
 def whitelist_matrix(console: Console) -> pd.DataFrame:
