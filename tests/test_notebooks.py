@@ -7,6 +7,7 @@ cell error fails the test, and every output is searched for canary secrets.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
@@ -17,7 +18,7 @@ import nbformat
 import pandas as pd
 import pytest
 import sqlalchemy
-from app_fixtures import sim_env_fixture
+from app_fixtures import TRADER, sim_env_fixture
 from nbclient import NotebookClient
 from store_fixtures import encodings
 
@@ -31,8 +32,9 @@ from lib.config import (
 )
 from lib.console import Console, binding
 from lib.console.demo import DEMO_ACCOUNTS, demo_credentials, has_store
-from lib.console.notebook import UnknownLabel, expiring_keys
+from lib.console.notebook import CheckReport, UnknownLabel, expiring_keys
 from lib.health.policy import HealthPolicy
+from lib.health.status import Status
 from lib.kucoin.sim import SimAccount, Simulator, SimulatorServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -254,3 +256,25 @@ def test_keys_are_listed_when_kucoin_deletes_them_or_they_reach_the_rotation_age
 def test_the_fleet_is_grouped_only_by_what_a_report_knows(sim_env):
     with pytest.raises(ValueError, match="groups by one of status, uid, kind, not 'colour'"):
         sim_env.console.fleet_by("colour")
+
+
+def test_a_live_check_works_from_inside_a_running_event_loop_as_in_jupyter(sim_env):
+    outcome = binding.bind(
+        sim_env.console,
+        label="desk",
+        api_key=TRADER.api_key,
+        api_secret=TRADER.api_secret.reveal(),
+        passphrase=TRADER.passphrase.reveal(),
+    )
+    assert outcome.account_id is not None
+
+    async def cell() -> CheckReport:
+        """Run as a notebook cell runs: synchronous code while the kernel's loop is running."""
+        asyncio.get_running_loop()
+        return sim_env.console.check("desk")
+
+    report = asyncio.run(cell())
+    assert report.status is Status.OK and report.result.seen_ip == "127.0.0.1"
+    shown = repr(report)
+    assert shown.startswith("desk: Working (OK)") and "IP KuCoin saw" in shown
+    assert TRADER.api_secret.reveal() not in shown and TRADER.passphrase.reveal() not in shown
