@@ -98,7 +98,7 @@ class CheckReport:
 
     @property
     def answers(self) -> pd.DataFrame:
-        """Return what KuCoin answered and what was measured, one row per fact."""
+        """Return what KuCoin answered and what was measured, one row per fact it gave."""
         r = self.result
         facts = {
             "outcome": r.outcome.value,
@@ -120,7 +120,7 @@ class CheckReport:
             "key created": r.key_created_at,
         }
         frame = pd.DataFrame({"fact": list(facts), "value": [_shown(v) for v in facts.values()]})
-        return frame.astype("string")
+        return frame.dropna().astype("string").reset_index(drop=True)
 
     def __repr__(self) -> str:
         """Return the verdict, the fix, and KuCoin's answers as a small table."""
@@ -131,7 +131,7 @@ class CheckReport:
         ]
         if self.risks:
             lines.append(f"  risks: {self.risks}")
-        table = self.answers.dropna()
+        table = self.answers
         width = int(table["fact"].str.len().max())
         lines += [f"  {fact:<{width}}  {value}" for fact, value in table.itertuples(index=False)]
         return "\n".join(lines)
