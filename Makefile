@@ -10,7 +10,7 @@ DEV := $(VENV)/.installed-dev
 COMPILE := $(PY) -m uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
 	--upgrade --custom-compile-command "make lock"
 
-.PHONY: run test lint format bench lock clean
+.PHONY: run test lint format bench notebook lock clean
 
 $(RUNTIME): requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,13 @@ format: $(DEV)
 
 bench: $(DEV)
 	$(PY) -m bench
+
+# JupyterLab on loopback over notebooks/, its kernels importing lib from this checkout;
+# e.g. `make notebook NOTEBOOK_ARGS=--ServerApp.port=8889`.
+NOTEBOOK_ARGS ?=
+notebook: $(DEV)
+	PYTHONPATH=$(CURDIR) $(PY) -m jupyter lab --ServerApp.ip=127.0.0.1 --no-browser \
+		--ServerApp.root_dir=$(CURDIR)/notebooks $(NOTEBOOK_ARGS)
 
 # Re-resolve both locks from requirements*.txt, taking the newest versions their bounds allow;
 # the dev lock keeps every runtime pin of requirements.lock.

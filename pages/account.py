@@ -19,6 +19,10 @@ def main() -> None:
     """Draw the Account page."""
     ui.demo_banner()
     st.title("Account")
+    st.caption(
+        "One account in full: what is wrong and the fix, its permissions and whitelist against "
+        "what it needs, its checks and KuCoin's last answer; act on it at the bottom."
+    )
     ui.show_flash()
     console = ui.console()
     snapshot = ui.cached_fleet(console)

@@ -19,6 +19,10 @@ def main() -> None:
     """Draw the Settings page."""
     ui.demo_banner()
     st.title("Settings")
+    st.caption(
+        "What every account is judged by: the platform's egress IPs, how fresh a check must be, "
+        "when a key is too old. Each change is audited with your name."
+    )
     ui.show_flash()
     console = ui.console()
     stored = console.settings()

@@ -36,6 +36,7 @@ from lib.config import (
 )
 from lib.console import Console, Role
 from lib.console.demo import Demo, start_demo, stop_demo
+from lib.console.key_backup import confirm_key_backup, key_backup
 from lib.console.operators import session_id
 from lib.console.passwords import hash_password
 from lib.kucoin.sim import SimAccount, SimRequest, SimResponse, Simulator, SimulatorServer
@@ -73,6 +74,12 @@ def ensure_operators(console: Console, names: tuple[str, ...] = tuple(OPERATORS)
                 )
 
 
+def confirm_key_backup_once(console: Console) -> None:
+    """Confirm the master key's backup (as the harness), so that pages open without the notice."""
+    if not key_backup(console).confirmed:
+        confirm_key_backup(console.as_actor("test-setup"))
+
+
 def open_session(console: Console, name: str = "admin") -> str:
     """Create the operator if need be and open a session for them; return the session's id."""
     ensure_operators(console, tuple(dict.fromkeys(("admin", name))))
@@ -95,6 +102,7 @@ def sign_in_app_test(at: AppTest, name: str = "admin") -> AppTest:
     console = Console.open(Config.from_env())
     try:
         at.session_state[OPERATOR_SESSION] = open_session(console, name)
+        confirm_key_backup_once(console)
     finally:
         console.close()
     return at

@@ -13,7 +13,8 @@ Chromium is missing, and fails in CI, which must install it.
 
 The console shows only its sign-in page until a browser signs in. `serve()` creates the
 operators of `app_fixtures.OPERATORS` (an admin and a viewer) through the store before the
-server starts, unless told `operators=False` (a first run, with its setup page); `session()`
+server starts, unless told `operators=False` (a first run, with its setup page), and confirms
+the master key's backup (`key_backed_up=False` keeps its notice on every page); `session()`
 signs its browser context in as the admin (or `operator=...`, or nobody with `operator=None`)
 by posting the sign-in form to the served console, as a browser does, before opening `url`.
 """
@@ -33,7 +34,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from app_fixtures import OPERATORS, ensure_operators
+from app_fixtures import OPERATORS, confirm_key_backup_once, ensure_operators
 
 from lib.config import Config
 from lib.console import Console
@@ -103,10 +104,12 @@ def serve(
     args: tuple[str, ...] = (),
     entry: str = ENTRY,
     operators: bool = True,
+    key_backed_up: bool = True,
 ) -> Iterator[ServedApp]:
     """Serve `entry` (the console unless told) from the project root over `data_dir`.
 
-    With `operators`, OPERATORS exist in its database first (else it starts at its setup).
+    With `operators`, OPERATORS exist in its database first (else it starts at its setup), and
+    the master key's backup is confirmed unless `key_backed_up` is False (its notice shows).
     """
     log = data_dir.parent / f"streamlit-{data_dir.name}.log"
     port = free_port()
@@ -121,6 +124,8 @@ def serve(
         console = Console.open(Config.from_env(environ))
         try:
             ensure_operators(console)
+            if key_backed_up:
+                confirm_key_backup_once(console)
         finally:
             console.close()
     with open(log, "w") as out:

@@ -87,7 +87,8 @@ def test_the_link_names_the_account_and_its_diagnosis_and_hint_show(
     diagnosis = shown_text(at.error[0].value)
     assert "Wrong API passphrase (400004)" in diagnosis
     assert "not the login or trading password" in diagnosis
-    assert "sub-account scalper03" in shown_text(at.caption[0].value)
+    # The page's help line comes first, then the account's own line under its heading.
+    assert "sub-account scalper03" in shown_text(at.caption[1].value)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Last sync"] == "12 min ago"
     assert metrics["Key age"] == "45 d"

@@ -48,6 +48,8 @@ __all__ = ["browser_fixture"]
 FOREIGN = "https://attacker.example"
 STREAM = "/_stcore/stream"
 TEST_TOOLS = {"pytest", "playwright", "ruff", "ccxt", "uv", "websockets", "packaging"}
+# What `make notebook` and the notebook tests need: development tools, never the console's.
+NOTEBOOK_TOOLS = {"jupyterlab", "ipykernel", "nbclient", "nbformat", "matplotlib"}
 
 
 @pytest.fixture(scope="module")
@@ -288,9 +290,9 @@ DEV_LOCK = ROOT / "requirements-dev.lock"
 def test_runtime_requirements_and_lock_hold_no_test_tools() -> None:
     runtime = {canonicalize_name(r.name) for r in requirements(RUNTIME_REQUIREMENTS)}
     dev = {canonicalize_name(r.name) for r in requirements(DEV_REQUIREMENTS)}
-    assert not runtime & TEST_TOOLS
+    assert not runtime & (TEST_TOOLS | NOTEBOOK_TOOLS)
     assert not set(lock_pins(RUNTIME_LOCK)) & (TEST_TOOLS - {"websockets", "packaging"})
-    assert dev >= TEST_TOOLS
+    assert dev >= TEST_TOOLS | NOTEBOOK_TOOLS
     assert "-r requirements.txt" in DEV_REQUIREMENTS.read_text().splitlines()
 
 
@@ -367,12 +369,19 @@ def make_dry_run(target: str) -> str:
     return done.stdout
 
 
-@pytest.mark.parametrize(("target", "lock"), [("run", RUNTIME_LOCK), ("test", DEV_LOCK)])
+@pytest.mark.parametrize(
+    ("target", "lock"), [("run", RUNTIME_LOCK), ("test", DEV_LOCK), ("notebook", DEV_LOCK)]
+)
 def test_make_installs_only_from_the_hashed_lock(target: str, lock: Path) -> None:
     installs = [line for line in make_dry_run(target).splitlines() if "pip install" in line]
     assert installs
     for line in installs:
         assert "--require-hashes" in line.split() and f"-r {lock.name}" in line, line
+
+
+def test_make_notebook_serves_jupyterlab_on_loopback_only() -> None:
+    command = next(line for line in make_dry_run("notebook").splitlines() if "jupyter lab" in line)
+    assert "--ServerApp.ip=127.0.0.1" in command.split()
 
 
 def test_the_browser_tests_serve_what_make_run_serves() -> None:

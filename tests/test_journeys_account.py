@@ -544,7 +544,8 @@ def test_a_sub_name_and_remark_from_kucoin_are_shown_as_text(journeys, browser, 
         settle(page)
         assert heading(page).startswith("markup ")
         main = page.get_by_test_id("stMain")
-        caption = main.get_by_test_id("stCaptionContainer").first.inner_text()
+        # The page's help line comes first, then the account's own line under its heading.
+        caption = main.get_by_test_id("stCaptionContainer").nth(1).inner_text()
         assert f"sub-account {key.sub_name}" in caption.replace("\u2060", "")
         assert_inert(page, beacon)
         assert_no_exception(page)

@@ -20,6 +20,7 @@ No Streamlit here: the pages (lib.ui) and the commands (lib.cli) are two faces o
 - operators: operators and their roles, signing in and out, sessions, the first admin.
 - passwords: Argon2id hashes of operators' passwords.
 - errors: every exception a page or a command may catch.
+- notebook: what a notebook asks (the methods below): frames and small typed answers.
 
 A console acts as one operator (`actor`) with one role: every service that changes something,
 or calls KuCoin with a stored or pasted key, first asks `console.require_admin(...)`, so a
@@ -33,7 +34,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from sqlalchemy.engine import Engine
@@ -50,6 +53,12 @@ from lib.store import database as db
 from lib.store.models import Role, Settings
 from lib.vault import Vault, open_vault
 
+if TYPE_CHECKING:
+    from pandas.io.formats.style import Styler
+
+    from lib.console.account import AccountDetail
+    from lib.console.notebook import CheckReport
+
 __all__ = ["LOCAL_OPERATOR", "Console", "KucoinTarget", "NotPermitted", "Role"]
 
 # Who acts from the command line: whoever can run it can read the key file, so an admin.
@@ -60,7 +69,7 @@ class NotPermitted(StoreError):
     """The operator's role does not allow this action; nothing was done."""
 
 
-@dataclass
+@dataclass(repr=False)
 class Console:
     """A database, its vault, KuCoin's location and the operator acting."""
 
@@ -85,6 +94,14 @@ class Console:
         engine = db.open_database(config.database_url)
         vault = open_vault(engine, config.master_key_file, private_dir=config.data_dir)
         return cls(engine, vault, kucoin or KucoinTarget.from_config(config), actor)
+
+    def __repr__(self) -> str:
+        """Return where the console's data and KuCoin are, and who acts (never a password)."""
+        where = self.engine.url.render_as_string(hide_password=True)
+        return (
+            f"Console({where}, KuCoin at {self.kucoin.spot_url}, "
+            f"acting as {self.actor} ({self.role.value}))"
+        )
 
     def as_actor(
         self,
@@ -137,6 +154,57 @@ class Console:
     def fleet(self, now: datetime | None = None) -> pd.DataFrame:
         """Return the fleet table: one row per account, worst first (lib.console.fleet)."""
         return fleet_table(self, now)
+
+    # --- For a notebook (lib.console.notebook): frames and small typed answers -------------
+
+    def styled_fleet(self) -> Styler:
+        """Return the fleet's main columns, each status coloured as on the Fleet page."""
+        from lib.console.notebook import styled_fleet
+
+        return styled_fleet(self.fleet())
+
+    def account(self, label: str) -> AccountDetail:
+        """Return everything the Account page shows about the account with this label."""
+        from lib.console.notebook import account_by_label
+
+        return account_by_label(self, label)
+
+    def history(self, label: str) -> pd.DataFrame:
+        """Return the account's checks, oldest first."""
+        from lib.console.notebook import history
+
+        return history(self, label)
+
+    def check(self, label: str) -> CheckReport:
+        """Check the account live now (recorded, audited); return KuCoin's answers and verdict."""
+        from lib.console.notebook import check_report
+
+        return check_report(self, label)
+
+    def fleet_by(self, by: str) -> pd.DataFrame:
+        """Return the number of accounts per "status", "uid" or "kind" (master/sub-account)."""
+        from lib.console.notebook import fleet_by
+
+        return fleet_by(self.fleet(), by)
+
+    def expiring_keys(self, within_days: float = 7) -> pd.DataFrame:
+        """Return keys KuCoin deletes if unused, or that reach the rotation age, within the days."""
+        from lib.console.notebook import expiring_keys
+
+        now = datetime.now(UTC)
+        return expiring_keys(self.fleet(now), self.policy(), now, timedelta(days=within_days))
+
+    def whitelist_matrix(self) -> pd.DataFrame:
+        """Return, per account, whether its whitelist covers each platform egress IP."""
+        from lib.console.notebook import whitelist_matrix
+
+        return whitelist_matrix(self)
+
+    def export_csv(self, path: str | Path) -> Path:
+        """Write the fleet as the Fleet page's CSV (no secret) and return its path."""
+        from lib.console.notebook import export_csv
+
+        return export_csv(self.fleet(), path)
 
     def close(self) -> None:
         """Release the database connections."""

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from lib.console import Console
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class AccountDetail:
     """Everything the account page shows about one account; no secret."""
 
@@ -35,6 +35,19 @@ class AccountDetail:
     audit: list[store.AuditEntry]
     whitelist_entries: tuple[str, ...] = ()  # as KuCoin shows them (masked), last success
     balances_at: datetime | None = None  # when the balances shown were read
+
+    def __repr__(self) -> str:
+        """Return the account's status, diagnosis and next step, and what else it holds."""
+        a, h = self.account, self.health
+        return "\n".join(
+            [
+                f"{a.label} ({', '.join(a.scopes)}; key …{a.key_last4 or '----'}): {h['status']}",
+                f"  diagnosis: {h['diagnosis']}",
+                f"  next step: {h['hint']}",
+                f"  {len(self.history)} checks in .history; .permissions, .whitelist, "
+                ".spot_balances, .futures_balances, .audit",
+            ]
+        )
 
 
 def account_detail(console: Console, account_id: int, now: datetime | None = None) -> AccountDetail:

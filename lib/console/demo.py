@@ -9,7 +9,8 @@ results taken against the simulator are recorded again with their `checked_at` m
 the past.
 
 The demo lives in its own directory (data/demo: database and master key), never mixed with
-real keys. `build_demo(data_dir)` needs no Streamlit; `demo_console()` is what the app uses.
+real keys. `build_demo(data_dir)` needs no Streamlit; `demo_console()` is what the app uses, and
+`open_or_demo()` what a notebook opens: the configured store, or the demo when none exists.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from lib import store
 from lib.config import Config
@@ -556,6 +558,22 @@ def start_demo(data_dir: Path | None = None) -> Demo:
             console, server = build_demo(where)
             _running = Demo(console, server, where.absolute())
         return _running
+
+
+def has_store(config: Config) -> bool:
+    """Return whether the configured database exists (a SQLite file, or any other server)."""
+    url = make_url(config.database_url)
+    if url.get_backend_name() != "sqlite":
+        return True
+    return bool(url.database) and Path(url.database).exists()
+
+
+def open_or_demo(config: Config | None = None) -> Console:
+    """Open the configured store if it exists, else the demo fleet (built on first use)."""
+    config = config or Config.from_env()
+    if has_store(config):
+        return Console.open(config)
+    return start_demo(config.data_dir / "demo").console
 
 
 def demo_console() -> Console:

@@ -68,6 +68,7 @@ class AuditAction(enum.StrEnum):
     REMOVE_OPERATOR = "remove_operator"
     CHANGE_ROLE = "change_role"
     CHANGE_PASSWORD = "change_password"
+    CONFIRM_KEY_BACKUP = "confirm_key_backup"
 
 
 class Role(enum.StrEnum):

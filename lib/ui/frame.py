@@ -23,6 +23,7 @@ from streamlit.navigation.page import StreamlitPage
 from lib.console import Role
 from lib.console import operators as ops
 from lib.console.errors import FAILURES, StoreError, VaultError
+from lib.ui.key_backup import key_backup_notice
 from lib.ui.sign_in import (
     OPENING_FAILURES,
     current,
@@ -155,16 +156,19 @@ def serve_page() -> None:
         return
     page = navigation(operator.role)
     draw_frame(operator)
-    run(page)
+    run(page, notice=lambda: key_backup_notice(installation, operator))
 
 
-def run(page: StreamlitPage) -> None:
-    """Run the page inside the frame; a store or vault failure ends it with what to do."""
+def run(page: StreamlitPage, notice: Callable[[], None] | None = None) -> None:
+    """Run the page inside the frame (after `notice`, if any); a store or vault failure ends
+    it with what to do."""
     _run.framed = True
     try:
         failed_callback = st.session_state.pop(_FAILED_CALLBACK, None)
         if failed_callback:
             st.error(failed_callback, icon=":material/error:")
+        if notice is not None:
+            notice()
         page.run()
     except FAILURES as error:
         st.error(failure_text(error), icon=":material/error:")

@@ -55,6 +55,7 @@ _CREDENTIAL_INPUTS = (
 CREDENTIAL_FIELDS = tuple(name for name, *_ in _CREDENTIAL_INPUTS)
 # Typed credentials stay in a form as long as a checked key waits for confirmation.
 KEEP_TYPED_S = binding.PENDING_TTL_S
+CHECKING = "Checking the key with KuCoin…"  # shown while the key's check runs (seconds)
 TIMER_S = 30  # how often an idle page looks whether its typed credentials are due to go
 
 
@@ -236,15 +237,16 @@ def check_typed_key(
     typed, fields = st.session_state, form_fields(prefix)
     try:
         # Read from the widgets into this one call; Secret and Passphrase travel wrapped.
-        check = binding.check_key(
-            console,
-            label=label,
-            scopes=scopes,
-            account_id=account_id,
-            api_key=typed.get(f"{fields}_api_key") or "",
-            api_secret=Secret(typed.get(f"{fields}_api_secret") or ""),
-            passphrase=Secret(typed.get(f"{fields}_passphrase") or ""),
-        )
+        with st.spinner(CHECKING):  # a callback draws at the top of the page: seen at once
+            check = binding.check_key(
+                console,
+                label=label,
+                scopes=scopes,
+                account_id=account_id,
+                api_key=typed.get(f"{fields}_api_key") or "",
+                api_secret=Secret(typed.get(f"{fields}_api_secret") or ""),
+                passphrase=Secret(typed.get(f"{fields}_passphrase") or ""),
+            )
     except FAILURES as error:
         flash("error", failure_text(error), prefix)
         _keep_typed(prefix)
