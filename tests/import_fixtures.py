@@ -13,8 +13,9 @@ import io
 import uuid
 from dataclasses import dataclass
 
-from app_fixtures import days_ago_ms
+from app_fixtures import TRADER, SimEnv, days_ago_ms
 
+from lib.console import binding
 from lib.kucoin.sim import SimAccount, Simulator
 
 CANARY = "CANARY"
@@ -139,3 +140,14 @@ def csv_text(lines: list[Line]) -> str:
     for one in lines:
         writer.writerow(one.values)
     return out.getvalue()
+
+
+def bind_existing(env: SimEnv) -> None:
+    """Bind TRADER as 'existing' before an import of desk_lines(..., TRADER)."""
+    binding.bind(
+        env.console,
+        label="existing",
+        api_key=TRADER.api_key,
+        api_secret=TRADER.api_secret,
+        passphrase=TRADER.passphrase,
+    )

@@ -9,24 +9,13 @@ import sqlite3
 
 import pytest
 from app_fixtures import TRADER, SimEnv, sim_env_fixture  # noqa: F401 (fixture)
-from import_fixtures import CANARY, csv_text, desk_lines
+from import_fixtures import CANARY, bind_existing, csv_text, desk_lines
 
 from lib import store
 from lib.console import binding, bulk_import
 from lib.console.binding import BindingError
 from lib.console.bulk_import import Verdict
 from lib.console.import_file import ImportFileError, template
-
-
-def bind_existing(env: SimEnv) -> None:
-    """Bind TRADER as 'existing' before the import."""
-    binding.bind(
-        env.console,
-        label="existing",
-        api_key=TRADER.api_key,
-        api_secret=TRADER.api_secret,
-        passphrase=TRADER.passphrase,
-    )
 
 
 def test_a_50_line_file_gets_the_right_decision_per_line_and_saves_exactly_the_right_rows(

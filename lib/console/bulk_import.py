@@ -171,7 +171,7 @@ class ImportSummary:
                 for line in self.lines
             ],
             columns=SUMMARY_COLUMNS,
-        )
+        ).astype({"account_id": "Int64"})
 
     def text(self) -> str:
         """Return the summary in a sentence."""
@@ -286,8 +286,8 @@ def _line_duplicate(key_line: KeyLine, label: str, what: str, earlier: int) -> I
         "",
         Verdict.DUPLICATE,
         (
-            f"Same {what} as line {earlier} of this file: a {what} is bound once. Remove one of "
-            "the two lines. Nothing was sent to KuCoin.",
+            f"Same {what} as line {earlier} of this file: each {what} is bound once. Remove one "
+            "of the two lines. Nothing was sent to KuCoin.",
         ),
         note=key_line.note,
         decision=Decision.DUPLICATE,
@@ -308,7 +308,9 @@ def _line_of(key_line: KeyLine, screened: ScreenedKey, check: KeyCheck | None) -
     common = {
         "line": key_line.line,
         "label": screened.label,
-        "key_last4": _last4(key_line.api_key),
+        "key_last4": _last4(
+            screened.credentials.api_key if screened.credentials else key_line.api_key
+        ),
         "cleaned": " ".join(cleaned),
         "note": key_line.note,
     }
