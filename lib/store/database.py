@@ -89,7 +89,13 @@ def _prepare_sqlite_file(url: URL) -> None:
         ensure_private_dir(path.parent)
     elif not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    # Only a missing file is created: closing a descriptor of a database this process has open
+    # would drop every POSIX lock its connections hold, and another process closing the
+    # database could then delete the WAL under them (the writes in it would be lost).
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
     os.close(fd)
 
 
