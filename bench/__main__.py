@@ -1,14 +1,14 @@
-"""Run every benchmark (`make bench`); exit 1 if the fleet table or a refresh misses its target."""
+"""Run every benchmark (`make bench`); exit 1 if the fleet table, a refresh or an import misses."""
 
 from __future__ import annotations
 
 import sys
 
-from bench import bench_fleet, bench_health, bench_refresh
+from bench import bench_fleet, bench_health, bench_import, bench_refresh
 
 
 def main() -> int:
-    """Run the health-rules, fleet-table and refresh benches; return the status."""
+    """Run the health-rules, fleet-table, refresh and import benches; return the status."""
     print("== health rules (in memory) ==")
     bench_health.main()
     print()
@@ -17,7 +17,10 @@ def main() -> int:
     print()
     print("== refresh and one check (the simulator over HTTP) ==")
     refresh_ok = bench_refresh.main()
-    return 0 if fleet_ok and refresh_ok else 1
+    print()
+    print("== bulk import (the simulator over HTTP) ==")
+    import_ok = bench_import.main()
+    return 0 if fleet_ok and refresh_ok and import_ok else 1
 
 
 if __name__ == "__main__":
