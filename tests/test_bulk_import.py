@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import sqlite3
+from collections import Counter
 
 import pytest
 from app_fixtures import TRADER, SimEnv, sim_env_fixture  # noqa: F401 (fixture)
@@ -216,3 +217,12 @@ def test_no_secret_reaches_the_database_the_logs_the_messages_or_the_summary(
     )
     assert CANARY not in shown
     assert not [secret for secret in secrets if secret in shown]
+
+
+def test_a_batch_measures_kucoins_clock_and_our_ip_once_and_checks_each_key_once(sim_env):
+    lines = desk_lines(sim_env.simulator, TRADER)[:20]  # the good keys
+    result = preview(sim_env, csv_text(lines))
+    assert result.count(Verdict.READY) == 20
+    asked = Counter(sim_env.requests)
+    assert (asked["/api/v1/timestamp"], asked["/api/v1/my-ip"]) == (1, 1)
+    assert asked["/api/v1/user/api-key"] == 20
