@@ -49,6 +49,8 @@ def test_a_50_line_file_gets_the_right_decision_per_line_and_saves_exactly_the_r
     with sim_env.console.reading() as session:
         events = store.audit_log(session, action=store.AuditAction.BIND)
     assert {e.details["label"] for e in events} == expected | {"existing"}
+    notes = {e.details["label"]: e.details.get("note") for e in events}
+    assert notes["desk-39"] == "market maker, Tokyo" and notes["desk-01"] is None
     shown = preview.frame().to_csv() + summary.frame().to_csv() + caplog.text + repr(preview)
     assert CANARY not in shown
     assert CANARY not in "".join(p.cleaned + " ".join(p.details) for p in preview.lines)

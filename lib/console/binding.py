@@ -126,6 +126,7 @@ class ParkedKey:
 
     credentials: Credentials = field(repr=False)
     check: KeyCheck
+    note: str = ""  # kept in the bind's audit row
 
 
 class PendingKeys(Generic[T]):
@@ -437,6 +438,7 @@ def store_checked(console: Console, parked: ParkedKey) -> int:
                     scopes=check.scopes,
                     actor=console.actor,
                     probe=check.result,
+                    note=parked.note or None,
                 )
             store.rotate_credentials(
                 session,

@@ -63,7 +63,7 @@ VERDICTS = {
     Decision.INVALID: Verdict.REFUSED,
     Decision.DUPLICATE: Verdict.DUPLICATE,
 }
-PREVIEW_COLUMNS = ["line", "label", "key", "cleaned", "decision", "details"]
+PREVIEW_COLUMNS = ["line", "label", "key", "note", "cleaned", "decision", "details"]
 SUMMARY_COLUMNS = ["line", "label", "key", "bound", "account_id", "outcome"]
 
 
@@ -118,6 +118,7 @@ class ImportPreview:
                     "line": line.line,
                     "label": line.label,
                     "key": f"…{line.key_last4}" if line.key_last4 else "",
+                    "note": line.note,
                     "cleaned": line.cleaned,
                     "decision": line.verdict.value,
                     "details": " ".join(line.details),
@@ -268,8 +269,9 @@ def preview_import(
             lines.append(_line_of(key_line, screened[number], None))
         else:
             lines.append(_line_of(key_line, screened[number], checks[number]))
+    notes = {key_line.line: key_line.note for key_line in key_lines}
     parked = {
-        n: ParkedKey(credentials, checks[n])
+        n: ParkedKey(credentials, checks[n], notes[n])
         for n, credentials in to_verify.items()
         if n in checks and checks[n].decision in binding.SAVEABLE
     }

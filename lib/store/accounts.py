@@ -210,10 +210,12 @@ def create_account_with_credentials(
     scopes: Iterable[str],
     actor: str,
     probe: ProbeResult | None = None,
+    note: str | None = None,
 ) -> int:
     """Bind a key: account, encrypted credential, first check and audit row; return the id.
 
-    The account is marked unverified unless `probe` is a passing check.
+    The account is marked unverified unless `probe` is a passing check; a `note` (who or what
+    uses the key, from an import) is kept in the audit row.
     """
     label = _clean_label(label)
     scope_list = _clean_scopes(scopes)
@@ -261,6 +263,7 @@ def create_account_with_credentials(
             "fingerprint": short_fingerprint(sealed.fingerprint),
             "verified": verified,
             "outcome": probe.outcome.value if probe is not None else None,
+            **({"note": note} if note else {}),
         },
     )
     return account.id

@@ -133,6 +133,7 @@ def _render_preview(console: Console, preview: ImportPreview) -> None:
             "line": st.column_config.NumberColumn("Line", width="small"),
             "label": "Label",
             "key": st.column_config.TextColumn("Key", width="small"),
+            "note": "Note",
             "cleaned": "Cleaned",
             "decision": "Decision",
             "details": st.column_config.TextColumn("Details", width="large"),
