@@ -77,6 +77,7 @@ TRADER_LINE = (
         (b"label,api_key,api_secret,scopes\n", "missing column 'passphrase'"),
         (HEADER.replace("\n", ",owner\n").encode(), "unknown column 'owner'"),
         (b"label,label,api_key,api_secret,passphrase,scopes\n", "repeated column 'label'"),
+        (HEADER.replace(",", ";").encode(), "separates its columns with ';': save the file"),
         ((HEADER + "desk,\xe9t\xe9\n").encode("latin-1"), "not UTF-8 text"),
         (HEADER.encode() + b"x" * 10_000_000, "10.0 MB"),
         (b'[{"label": "desk",', "not valid JSON (line 1, column"),

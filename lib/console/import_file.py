@@ -98,6 +98,12 @@ def read_key_file(data: bytes, name: str = "") -> list[KeyLine]:
 
 def _check_columns(columns: list[str], where: str) -> None:
     """Raise ImportFileError when required columns are missing or unknown ones are present."""
+    if len(columns) == 1 and (separator := next((c for c in ";\t" if c in columns[0]), None)):
+        shown = "a tab" if separator == "\t" else repr(separator)
+        raise ImportFileError(
+            f"{where} separates its columns with {shown}: save the file as CSV with commas "
+            "between columns (or fill in the template)."
+        )
     missing = [c for c in REQUIRED if c not in columns]
     unknown = [c for c in columns if c not in COLUMNS]
     repeated = sorted({c for c in columns if columns.count(c) > 1})
