@@ -133,3 +133,14 @@ def test_a_bad_file_is_refused_without_a_traceback(sim_env, tmp_path):
     assert done.returncode == 2
     assert "missing columns 'api_secret', 'passphrase', 'scopes'" in done.stderr
     assert "Traceback" not in done.stderr and "Reminder:" in done.stderr
+
+
+def test_a_10_mb_file_is_refused_before_it_is_read(sim_env, tmp_path, capsys):
+    path = tmp_path / "huge.csv"
+    with path.open("wb") as out:
+        out.truncate(10_000_000)
+    path.chmod(0o600)
+    status, out, err = cli(capsys, "import", str(path), "--yes")
+    assert status == 2 and out == ""
+    assert "is 10.0 MB; a file of keys is at most 1000 KB" in err
+    assert labels(sim_env) == set() and sim_env.requests == []

@@ -135,7 +135,7 @@ def test_an_admin_imports_a_desk_after_reading_the_preview_while_a_viewer_watche
     assert CANARY not in database_text(app.data_dir)
 
 
-def test_an_unreadable_file_gets_a_message_and_the_uploader_back(app, browser) -> None:
+def test_an_unreadable_or_oversized_file_gets_a_message_and_the_uploader_back(app, browser) -> None:
     with session(browser, app.url + "/import_keys") as admin:
         admin.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
             {"name": "keys.csv", "mimeType": "text/csv", "buffer": b"label,api_key\n"}
@@ -144,5 +144,12 @@ def test_an_unreadable_file_gets_a_message_and_the_uploader_back(app, browser) -
             timeout=30_000
         )
         settle(admin)
-        expect(admin.get_by_test_id("stFileUploaderDropzoneInput")).to_have_count(1)
+        uploader = admin.get_by_test_id("stFileUploaderDropzoneInput")
+        expect(uploader).to_have_count(1)
+        uploader.set_input_files(
+            {"name": "huge.csv", "mimeType": "text/csv", "buffer": b"x" * 10_000_000}
+        )
+        expect(admin.get_by_text("File must be 1.0MB or smaller.")).to_be_visible()
+        settle(admin)
+        expect(admin.get_by_text("50 lines:")).to_have_count(0)
         assert_no_exception(admin)
