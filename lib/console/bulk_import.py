@@ -39,6 +39,8 @@ from lib.console.binding import (
 from lib.console.binding_input import FIELD_NAMES, KEY_SHAPE
 from lib.console.import_file import KeyLine, read_key_file
 from lib.console.refresh import verify_keys
+from lib.kucoin.auth import Credentials
+from lib.kucoin.probe_result import ProbeResult
 
 if TYPE_CHECKING:
     from lib.console import Console
@@ -205,19 +207,42 @@ def preview_import(
     console.require_admin("import keys")
     started = time.monotonic()
     key_lines = read_key_file(data, name)
+    screened, refused = _screen(console, key_lines)
+    to_verify = {n: one.credentials for n, one in screened.items() if one.credentials is not None}
+    checks = _verify(console, screened, to_verify, on_progress)
+    lines = tuple(
+        refused.get(key_line.line)
+        or _line_of(key_line, screened[key_line.line], checks.get(key_line.line))
+        for key_line in key_lines
+    )
+    notes = {key_line.line: key_line.note for key_line in key_lines}
+    parked = {
+        n: ParkedKey(credentials, checks[n], notes[n])
+        for n, credentials in to_verify.items()
+        if n in checks and checks[n].decision in binding.SAVEABLE
+    }
+    token = _pending.park(_ParkedImport(parked, lines)) if parked else None
+    return ImportPreview(lines, token, time.monotonic() - started)
+
+
+def _screen(
+    console: Console, key_lines: list[KeyLine]
+) -> tuple[dict[int, ScreenedKey], dict[int, ImportLine]]:
+    """Screen each line as a single bind, refusing a label or key an earlier line holds.
+
+    Return the screened lines and the lines refused before screening, by line.
+    """
     screened: dict[int, ScreenedKey] = {}
     refused: dict[int, ImportLine] = {}
     labels: dict[str, int] = {}
     keys: dict[str, int] = {}
     for key_line in key_lines:
+        number, label = key_line.line, normal_label(key_line.label)
         if key_line.problem:
-            refused[key_line.line] = ImportLine(
-                key_line.line, "", "", "", Verdict.REFUSED, (key_line.problem,)
-            )
+            refused[number] = ImportLine(number, "", "", "", Verdict.REFUSED, (key_line.problem,))
             continue
-        label = normal_label(key_line.label)
         if label and label in labels:
-            refused[key_line.line] = _line_duplicate(key_line, label, "label", labels[label])
+            refused[number] = _line_duplicate(key_line, label, "label", labels[label])
             continue
         one = screen_key(
             console,
@@ -227,56 +252,44 @@ def preview_import(
             passphrase=key_line.passphrase,
             scopes=key_line.scopes,
         )
-        if one.credentials is not None and one.credentials.api_key in keys:
-            earlier = keys[one.credentials.api_key]
-            refused[key_line.line] = _line_duplicate(key_line, label, "API key", earlier)
+        key = one.credentials.api_key if one.credentials is not None else None
+        if key is not None and key in keys:
+            refused[number] = _line_duplicate(key_line, label, "API key", keys[key])
             continue
-        labels.setdefault(label, key_line.line)
-        if one.credentials is not None:
-            keys[one.credentials.api_key] = key_line.line
-        screened[key_line.line] = one
-    to_verify = {n: one.credentials for n, one in screened.items() if one.credentials is not None}
-    total = len(to_verify)
+        labels.setdefault(label, number)
+        if key is not None:
+            keys[key] = number
+        screened[number] = one
+    return screened, refused
+
+
+def _verify(
+    console: Console,
+    screened: dict[int, ScreenedKey],
+    to_verify: dict[int, Credentials],
+    on_progress: Callable[[int, int], None] | None,
+) -> dict[int, KeyCheck]:
+    """Verify the screened keys as one batch; return every screened line's check, by line.
+
+    A line missing from the result was not checked (the engine logged why).
+    """
+    total, done = len(to_verify), 0
     if on_progress:
         on_progress(0, total)
-    done = 0
 
-    def landed(_: int, __: object) -> None:
+    def landed(_: int, __: ProbeResult) -> None:
         """Count one verification."""
         nonlocal done
         done += 1
         if on_progress:
             on_progress(done, total)
 
-    results = verify_keys(
-        console,
-        list(to_verify.values()),
-        on_result=landed,
-    )
+    results = verify_keys(console, list(to_verify.values()), on_result=landed)
     checks = {n: one.refused for n, one in screened.items() if one.refused is not None}
-    unchecked: set[int] = set()
     for index, number in enumerate(to_verify):
         if index in results:
             checks[number] = verified_check(console, screened[number], results[index])
-        else:
-            unchecked.add(number)
-    lines = []
-    for key_line in key_lines:
-        number = key_line.line
-        if number in refused:
-            lines.append(refused[number])
-        elif number in unchecked:
-            lines.append(_line_of(key_line, screened[number], None))
-        else:
-            lines.append(_line_of(key_line, screened[number], checks[number]))
-    notes = {key_line.line: key_line.note for key_line in key_lines}
-    parked = {
-        n: ParkedKey(credentials, checks[n], notes[n])
-        for n, credentials in to_verify.items()
-        if n in checks and checks[n].decision in binding.SAVEABLE
-    }
-    token = _pending.park(_ParkedImport(parked, tuple(lines))) if parked else None
-    return ImportPreview(tuple(lines), token, time.monotonic() - started)
+    return checks
 
 
 def _line_duplicate(key_line: KeyLine, label: str, what: str, earlier: int) -> ImportLine:
