@@ -97,6 +97,7 @@ def test_an_admin_imports_a_desk_after_reading_the_preview_while_a_viewer_watche
             admin.get_by_role("button", name="Download the template (CSV)").click()
         template = Path(download.value.path()).read_text()
         assert template.startswith("label,api_key,api_secret,passphrase,scopes,note\n")
+        settle(admin)  # the click's rerun ends before a file is given to the uploader it redraws
 
         admin.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
             {"name": "desk.csv", "mimeType": "text/csv", "buffer": text.encode()}

@@ -69,6 +69,7 @@ def _render_upload(console: Console) -> None:
         mime="text/csv",
         key=f"{IMPORT}_template_csv",
         icon=":material/download:",
+        on_click="ignore",  # a download changes nothing: no rerun
     )
     right.download_button(
         "Download the template (JSON)",
@@ -77,6 +78,7 @@ def _render_upload(console: Console) -> None:
         mime="application/json",
         key=f"{IMPORT}_template_json",
         icon=":material/download:",
+        on_click="ignore",
     )
     uploaded = st.file_uploader(
         "File of keys (CSV or JSON)",
