@@ -2,7 +2,8 @@
 
 The simulator runs as its own process (`python -m lib simulate`) with each answer delayed by
 200 ms, enforcing KuCoin's per-UID pools and the CDN's limit per IP; keys: General+Spot+Futures,
-UIDs shared by 1 to 5 keys, none bound yet in a new SQLite file. What is timed is the preview
+UIDs shared by 1 to 5 keys, imported into a SQLite file already holding a fleet of 1,000
+accounts (a desk joining an installation in use). What is timed is the preview
 of a CSV file (lib.console.bulk_import.preview_import: reading, the single-bind screening of
 every line, and the verification of every key through the checking engine), then confirming
 it (each key saved with its first check and audit row). The floor is the refresh bench's: the
@@ -27,16 +28,17 @@ from bench.bench_refresh import (
     CountingTransport,
     SimulatorProcess,
     Traffic,
+    bound_console,
     fleet_file,
     peak_rss_mb,
 )
-from lib.config import Config
-from lib.console import Console, KucoinTarget, bulk_import
+from lib.console import KucoinTarget, bulk_import
 from lib.console.bulk_import import Verdict
 from lib.console.import_file import COLUMNS
 from lib.kucoin import constants as k
 
 KEYS = 200
+FLEET = 1_000  # accounts bound before the import
 LATENCY_MS = 200
 TARGET_RATIO = 1.3
 
@@ -62,12 +64,12 @@ def key_file(accounts: list[dict]) -> bytes:
 
 def import_run(root: Path) -> dict[str, float | str]:
     """Preview and confirm the import of KEYS keys at LATENCY_MS; return the figures."""
-    accounts = fleet_file(root / "accounts.json", KEYS)
+    accounts = fleet_file(root / "accounts.json", FLEET + KEYS)
     for account in accounts:  # whitelisted here and young: keys that verify without a warning
         account["ip_whitelist"] = ["127.0.0.1"]
         account["created_at"] = int((time.time() - 20 * 86_400) * 1000)
     (root / "accounts.json").write_text(json.dumps({"accounts": accounts}))
-    data = key_file(accounts)
+    data = key_file(accounts[FLEET:])
     sim = SimulatorProcess(root / "accounts.json", LATENCY_MS)
     try:
         traffic = Traffic()
@@ -77,9 +79,7 @@ def import_run(root: Path) -> dict[str, float | str]:
             transport=CountingTransport(traffic),
             ip_budget=k.DEFAULT_IP_BUDGET,
         )
-        data_dir = root / "data"
-        config = Config(data_dir, f"sqlite:///{data_dir / 'bindwatch.db'}", data_dir / "master.key")
-        console = Console.open(config, kucoin=kucoin)
+        console = bound_console(root / "data", kucoin, accounts[:FLEET])
         started = time.monotonic()
         preview = bulk_import.preview_import(console, data, name="desk.csv")
         wall = time.monotonic() - started
@@ -116,10 +116,10 @@ def main() -> bool:
     with tempfile.TemporaryDirectory(prefix="bindwatch-bench-import-") as tmp:
         r = import_run(Path(tmp))
     print(
-        f"import of {KEYS} keys at {LATENCY_MS} ms: preview wall {r['wall']:.1f} s "
-        f"({r['decisions']}), {r['requests']} requests, peak {r['concurrency']} in flight, "
-        f"floor {r['floor']:.1f} s, ratio {r['ratio']:.2f} (target <= {TARGET_RATIO}), "
-        f"429s {r['refused']} (target 0)"
+        f"import of {KEYS} keys into a fleet of {FLEET:,} at {LATENCY_MS} ms: preview wall "
+        f"{r['wall']:.1f} s ({r['decisions']}), {r['requests']} requests, peak "
+        f"{r['concurrency']} in flight, floor {r['floor']:.1f} s, ratio {r['ratio']:.2f} "
+        f"(target <= {TARGET_RATIO}), 429s {r['refused']} (target 0)"
     )
     print(
         f"  confirming: {r['bound']} bound in {r['saving']:.1f} s; peak memory {r['rss_mb']:.0f} MB"

@@ -336,8 +336,7 @@ def _label_error(session: Session, label: str) -> str | None:
     problem = label_problem(label)
     if problem:
         return problem
-    taken = store.list_accounts(session, include_unbound=True)
-    if any(account.label == label for account in taken):
+    if store.label_in_use(session, label):
         return f"An account labelled {label!r} already exists: choose another label."
     return None
 
