@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import re
 import sqlite3
+import time
 from collections import Counter
 
 import pytest
@@ -17,6 +19,7 @@ from lib.console import binding, bulk_import
 from lib.console.binding import BindingError
 from lib.console.bulk_import import Verdict
 from lib.console.import_file import ImportFileError, template
+from lib.kucoin.auth import Credentials
 
 
 def test_a_50_line_file_gets_the_right_decision_per_line_and_saves_exactly_the_right_rows(
@@ -229,3 +232,26 @@ def test_a_batch_measures_kucoins_clock_and_our_ip_once_and_checks_each_key_once
     asked = Counter(sim_env.requests)
     assert (asked["/api/v1/timestamp"], asked["/api/v1/my-ip"]) == (1, 1)
     assert asked["/api/v1/user/api-key"] == 20
+
+
+def _held(passphrase: str) -> bool:
+    """Return whether any Credentials holding this passphrase is still alive in the process."""
+    gc.collect()
+    return any(
+        isinstance(held, Credentials) and held.passphrase.reveal() == passphrase
+        for held in gc.get_objects()
+    )
+
+
+def test_a_preview_nobody_confirms_leaves_memory_on_time(sim_env, monkeypatch):
+    monkeypatch.setattr(binding, "PENDING_TTL_S", 0.5)
+    lines = desk_lines(sim_env.simulator, TRADER)[:2]
+    result = preview(sim_env, csv_text(lines))
+    passphrase = lines[0].values["passphrase"]
+    assert result.count(Verdict.READY) == 2 and _held(passphrase)  # waiting for the operator
+
+    time.sleep(1.5)  # nobody confirms, nobody imports anything meanwhile
+    assert not _held(passphrase)
+    with pytest.raises(BindingError, match="expired"):
+        bulk_import.confirm_import(sim_env.console, result.token)
+    assert binding.accounts(sim_env.console) == []
