@@ -15,7 +15,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from lib.console import Console, bulk_import
 from lib.console.binding import BindingError
-from lib.console.bulk_import import ImportPreview, ImportSummary, Verdict
+from lib.console.bulk_import import ImportPreview, ImportSummary
 from lib.console.import_file import MAX_FILE_BYTES, ImportFileError, template
 from lib.ui.frame import FLEET_PAGE, guarded, page_link
 from lib.ui.presentation import literal
@@ -27,12 +27,6 @@ SUMMARY = f"{IMPORT}_summary"
 PROBLEM = f"{IMPORT}_problem"
 ACCEPT_WARNINGS = f"{IMPORT}_accept_warnings"
 ACCEPT_UNVERIFIED = f"{IMPORT}_accept_unverified"
-DECISION_ICONS = {
-    Verdict.READY: "✅ ready",
-    Verdict.NEEDS_CONFIRMATION: "⚠️ needs confirmation",
-    Verdict.REFUSED: "⛔ refused",
-    Verdict.DUPLICATE: "♊ duplicate",
-}
 
 
 def render_import(console: Console) -> None:
@@ -125,10 +119,8 @@ def _render_preview(console: Console, preview: ImportPreview) -> None:
     """Show what each line became, and save or discard on the operator's word."""
     st.subheader("Preview")
     st.markdown(f"{preview.counts_text()} Nothing is saved until you confirm.")
-    table = preview.frame()
-    table["decision"] = [DECISION_ICONS[line.verdict] for line in preview.lines]
     st.dataframe(
-        table,
+        preview.frame(),
         hide_index=True,
         key=f"{IMPORT}_preview_table",
         column_config={
