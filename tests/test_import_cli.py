@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import logging
+import os
+import struct
 import subprocess
 import sys
+import termios
 
 import pytest
 from app_fixtures import ROOT, TRADER, sim_env_fixture  # noqa: F401 (fixture)
@@ -144,3 +148,38 @@ def test_a_10_mb_file_is_refused_before_it_is_read(sim_env, tmp_path, capsys):
     assert status == 2 and out == ""
     assert "is 10.0 MB; a file of keys is at most 1000 KB" in err
     assert labels(sim_env) == set() and sim_env.requests == []
+
+
+def test_a_terminal_sees_a_progress_bar_while_the_keys_are_verified(sim_env, tmp_path):
+    path = private_file(tmp_path, csv_text(desk_lines(sim_env.simulator, TRADER)[:5]))
+    leader, follower = os.openpty()  # stderr is a terminal, stdin and stdout are not
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 wide
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "lib", "import", str(path), "--yes"],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=120,
+        )
+        os.close(follower)
+        follower = -1
+        shown = b""
+        while chunk := _read_available(leader):
+            shown += chunk
+    finally:
+        if follower >= 0:
+            os.close(follower)
+        os.close(leader)
+    assert done.returncode == 0
+    assert b"Verifying: 100%" in shown and b"5/5" in shown
+    assert b"Bound 5 of 5 lines" in done.stdout
+
+
+def _read_available(fd: int) -> bytes:
+    """Return what a terminal holds now (b"" once it is drained or closed)."""
+    try:
+        return os.read(fd, 65536)
+    except OSError:
+        return b""
