@@ -8,11 +8,12 @@ import logging
 import re
 import sqlite3
 import time
+import uuid
 from collections import Counter
 
 import pytest
 from app_fixtures import TRADER, SimEnv, sim_env_fixture  # noqa: F401 (fixture)
-from import_fixtures import CANARY, bind_existing, csv_text, desk_lines
+from import_fixtures import CANARY, bind_existing, csv_text, desk_lines, line, sim_key
 
 from lib import store
 from lib.console import binding, bulk_import
@@ -244,13 +245,14 @@ def _held(passphrase: str) -> bool:
 
 
 def test_a_preview_nobody_confirms_leaves_memory_on_time(sim_env, monkeypatch):
-    monkeypatch.setattr(binding, "PENDING_TTL_S", 0.5)
-    lines = desk_lines(sim_env.simulator, TRADER)[:2]
-    result = preview(sim_env, csv_text(lines))
-    passphrase = lines[0].values["passphrase"]
-    assert result.count(Verdict.READY) == 2 and _held(passphrase)  # waiting for the operator
+    monkeypatch.setattr(binding, "PENDING_TTL_S", 3.0)  # longer than scanning the process
+    passphrase = f"{CANARY}-pending-{uuid.uuid4().hex}"  # held by no other test's preview
+    key = sim_key(99, passphrase=passphrase)
+    sim_env.simulator.add_account(key)
+    result = preview(sim_env, csv_text([line(key, "desk-pending", "ready", True)]))
+    assert result.count(Verdict.READY) == 1 and _held(passphrase)  # waiting for the operator
 
-    time.sleep(1.5)  # nobody confirms, nobody imports anything meanwhile
+    time.sleep(4.5)  # nobody confirms, nobody imports anything meanwhile
     assert not _held(passphrase)
     with pytest.raises(BindingError, match="expired"):
         bulk_import.confirm_import(sim_env.console, result.token)
