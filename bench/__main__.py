@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import sys
 
-from bench import bench_fleet, bench_health, bench_page, bench_refresh
+from bench import bench_fleet, bench_health, bench_import, bench_page, bench_refresh
 from bench.report import load
 
 
 def main() -> int:
-    """Run the rules, the fleet table, the Fleet page in Chromium and the refresh; print each."""
+    """Run the rules, the table, the page in Chromium, the refresh and an import; print each."""
     print(f"bench: {load()}")
     print("== health rules (in memory) ==")
     figures = bench_health.main()
@@ -22,10 +22,12 @@ def main() -> int:
     figures += bench_page.main()
     print("\n== refresh and one check (the simulator over HTTP) ==")
     refresh_ok = bench_refresh.main()
+    print("\n== bulk import (the simulator over HTTP) ==")
+    import_ok = bench_import.main()
     print(f"\n== figures (medians; {load()}) ==")
     for figure in figures:
         print(figure)
-    return 0 if refresh_ok and all(figure.ok for figure in figures) else 1
+    return 0 if refresh_ok and import_ok and all(figure.ok for figure in figures) else 1
 
 
 if __name__ == "__main__":

@@ -102,13 +102,13 @@ class CountingTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def fleet_file(path: Path) -> list[dict]:
+def fleet_file(path: Path, count: int = ACCOUNTS) -> list[dict]:
     """Write the simulator's accounts file: UIDs shared by 1 to 5 keys; return the accounts."""
     chooser = random.Random(7)
     accounts, uid = [], 10_000
-    while len(accounts) < ACCOUNTS:
+    while len(accounts) < count:
         uid += 1
-        for _ in range(min(chooser.randint(1, 5), ACCOUNTS - len(accounts))):
+        for _ in range(min(chooser.randint(1, 5), count - len(accounts))):
             n = len(accounts) + 1
             accounts.append(
                 {

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "re-encrypt every stored secret under a new master key",
     ),
     "bind": ("lib.cli.bind", "check a key live and bind it to a new account"),
+    "import": ("lib.cli.import_keys", "bind many keys from a CSV or JSON file, verified first"),
     "accounts": ("lib.cli.accounts", "list the bound accounts (no secrets)"),
     "unbind": ("lib.cli.unbind", "destroy an account's credentials, keeping its history"),
     "status": ("lib.cli.status", "print the fleet table, worst first (--json for JSON)"),

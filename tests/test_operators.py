@@ -24,7 +24,7 @@ from store_fixtures import (
 )
 
 from lib import store
-from lib.console import Console, NotPermitted, Role, binding, checks, settings
+from lib.console import Console, NotPermitted, Role, binding, bulk_import, checks, settings
 from lib.console import operators as ops
 from lib.console.errors import LastAdmin, SetupAlreadyDone
 from lib.console.passwords import hash_password, verify_password
@@ -34,6 +34,11 @@ from lib.store.models import AuditAction
 FIXTURES = (database_url_fixture, engine_fixture, key_file_fixture, vault_fixture, sim_env_fixture)
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
+IMPORT_FILE = (
+    "label,api_key,api_secret,passphrase,scopes\n"
+    f"sneaky,{OPEN_TRADER.api_key},{OPEN_TRADER.api_secret.reveal()},"
+    f"{OPEN_TRADER.passphrase.reveal()},spot\n"
+).encode()
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
@@ -274,6 +279,8 @@ def viewer_calls(console: Console, account_id: int) -> dict[str, Callable[[], ob
         "bind": lambda: binding.bind(console, label="sneaky", **secrets),
         "check a key": lambda: binding.check_key(console, label="sneaky", scopes="spot", **secrets),
         "save a checked key": lambda: binding.save(console, "any-token"),
+        "preview an import": lambda: bulk_import.preview_import(console, IMPORT_FILE),
+        "confirm an import": lambda: bulk_import.confirm_import(console, "any-token"),
         "rotate": lambda: binding.bind(console, label="", account_id=account_id, **secrets),
         "re-scope": lambda: binding.set_scopes(console, account_id, ["spot", "margin"]),
         "pause": lambda: binding.pause(console, account_id),

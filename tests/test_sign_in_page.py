@@ -65,7 +65,7 @@ def test_a_viewer_has_no_action_on_any_page(sim_env: SimEnv) -> None:
     at = app_test(name="viewer").run()
     assert "desk" in [r for r in at.dataframe[0].value["label"]]
     assert "refresh_all" not in [b.key for b in at.button]
-    for page in ("pages/bind.py", "pages/operators.py"):
+    for page in ("pages/bind.py", "pages/import_keys.py", "pages/operators.py"):
         with pytest.raises(ValueError):
             at.switch_page(page)
     at.query_params["account"] = str(account_id)

@@ -12,8 +12,9 @@ import pytest
 from sqlmodel import func, select
 from store_fixtures import key_file_fixture, sqlite_url_fixture
 
+from lib import store
 from lib.store import database
-from lib.store.models import Account, AuditEvent, Credential
+from lib.store.models import Account, AuditAction, AuditEvent, Credential
 from lib.vault import open_vault
 
 FIXTURES = (key_file_fixture, sqlite_url_fixture)
@@ -122,3 +123,28 @@ def test_four_processes_write_one_thousand_transactions_without_a_lock_error(
     engine.dispose()
     assert reader["reads"] > 0 and reader["partial"] == 0
     print(f"{PROCESSES * TRANSACTIONS} transactions from {PROCESSES} processes in {elapsed:.1f}s")
+
+
+def test_a_write_survives_another_engine_in_the_process_and_a_command_closing_the_file(
+    tmp_path,
+):
+    # The server's console and its watcher each open the file in one process; a command then
+    # opens and closes it from another process. The server's next write must land in the file.
+    url = f"sqlite:///{tmp_path / 'bindwatch.db'}"
+    server = database.open_database(url)
+    with database.transaction(server) as session:
+        session.exec(select(func.count()).select_from(AuditEvent)).one()
+    database.open_database(url).dispose()  # the watcher's engine, in the same process
+    count = (
+        "import sys; from sqlalchemy import text; from lib.store import database; "
+        "e = database.open_database(sys.argv[1]); "
+        "print(e.connect().execute(text('SELECT count(*) FROM audit_events')).scalar()); "
+        "e.dispose()"
+    )
+    command = [sys.executable, "-c", count, url]
+    subprocess.run(command, cwd=REPO, check=True, timeout=60, capture_output=True)
+    with database.transaction(server) as session:
+        store.record_audit(session, actor="server", action=AuditAction.LOGIN)
+    seen = subprocess.run(command, cwd=REPO, check=True, timeout=60, capture_output=True)
+    server.dispose()
+    assert seen.stdout.split() == [b"1"], "the write went into a WAL another process deleted"

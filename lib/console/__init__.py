@@ -9,6 +9,8 @@ No Streamlit here: the pages (lib.ui) and the commands (lib.cli) are two faces o
 - Console (here): one installation's database, its vault, where KuCoin is, who acts.
 - kucoin: KucoinTarget, where KuCoin is, and the typed calls made to it.
 - binding: clean a pasted key, verify it live, save it; the account's lifecycle after that.
+- import_file, bulk_import: many keys from a CSV or JSON file, each line checked as a single
+  bind and the batch verified through the engine; saved once the preview is confirmed.
 - fleet: the fleet table with its policy and time, its filters, a refresh's summary.
 - checks: check one account now ("Check now"), every account ("Refresh all"), or a round.
 - refresh: the engine every check goes through, within KuCoin's rate limits.

@@ -18,8 +18,8 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import pandas as pd
 from sqlmodel import Session
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 PENDING_TTL_S = 600  # a verified key waits this long for the operator's confirmation
 MAX_PENDING = 64  # checked keys waiting at once; beyond, the oldest is dropped
+T = TypeVar("T")
 
 
 class Decision(enum.StrEnum):
@@ -53,6 +54,10 @@ class Decision(enum.StrEnum):
     FAILED = "failed"  # KuCoin refused the key, or could not be reached: nothing saved
     DUPLICATE = "duplicate"  # the key is already bound: nothing sent, nothing saved
     INVALID = "invalid"  # the paste has errors: nothing sent, nothing saved
+
+
+# What a verified key may become: saved now, or once the operator confirms.
+SAVEABLE = (Decision.READY, Decision.NEEDS_CONFIRMATION, Decision.WHITELIST_ONLY)
 
 
 class BindingError(Exception):
@@ -108,54 +113,64 @@ class KeyCheck:
 
 
 @dataclass
-class _Pending:
-    """A checked key's credentials waiting for the operator's confirmation."""
+class _Pending(Generic[T]):
+    """Something holding credentials, waiting for the operator's confirmation."""
 
-    credentials: Credentials = field(repr=False)
-    check: KeyCheck
+    value: T = field(repr=False)
     expires: float
 
 
-class _PendingKeys:
+@dataclass
+class ParkedKey:
+    """A checked key's credentials and what checking it found."""
+
+    credentials: Credentials = field(repr=False)
+    check: KeyCheck
+    note: str = ""  # kept in the bind's audit row
+
+
+class PendingKeys(Generic[T]):
     """Checked keys waiting for confirmation, by token: each gone once taken or expired.
 
     Expired keys are dropped on every access and by a timer armed for the next expiry, so a
     check nobody confirms leaves this process's memory on time, with no other session acting.
-    At most MAX_PENDING wait at once.
+    At most `limit` (MAX_PENDING unless given) wait at once; each waits PENDING_TTL_S.
     """
 
-    def __init__(self) -> None:
-        self._keys: dict[str, _Pending] = {}  # oldest first
+    def __init__(self, limit: int | None = None) -> None:
+        self._keys: dict[str, _Pending[T]] = {}  # oldest first
+        self._limit = limit
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._timer_due = math.inf
 
-    def park(self, credentials: Credentials, check: KeyCheck) -> str:
+    def park(self, value: T) -> str:
         """Keep credentials for confirmation; return the token that names them."""
         token = secrets.token_urlsafe(18)
+        limit = MAX_PENDING if self._limit is None else self._limit
         with self._lock:
             self._purge()
-            while len(self._keys) >= MAX_PENDING:
+            while len(self._keys) >= limit:
                 del self._keys[next(iter(self._keys))]
-            self._keys[token] = _Pending(credentials, check, time.monotonic() + PENDING_TTL_S)
+            self._keys[token] = _Pending(value, time.monotonic() + PENDING_TTL_S)
             self._arm_timer()
         return token
 
-    def take(self, token: str) -> _Pending | None:
-        """Remove and return the key a token names, unless it expired."""
+    def take(self, token: str) -> _Pending[T] | None:
+        """Remove and return what a token names, unless it expired."""
         with self._lock:
             self._purge()
             return self._keys.pop(token, None)
 
-    def put_back(self, token: str, pending: _Pending) -> None:
-        """Park a key again under its token, until it was due to expire anyway."""
+    def put_back(self, token: str, pending: _Pending[T]) -> None:
+        """Park a value again under its token, until it was due to expire anyway."""
         with self._lock:
             self._keys[token] = pending
             self._purge()
             self._arm_timer()
 
     def discard(self, token: str) -> None:
-        """Forget the key a token names."""
+        """Forget what a token names."""
         with self._lock:
             self._keys.pop(token, None)
             self._purge()
@@ -188,10 +203,10 @@ class _PendingKeys:
             self._arm_timer()
 
 
-_pending = _PendingKeys()
+_pending: PendingKeys[ParkedKey] = PendingKeys()
 
 
-def _take(token: str) -> _Pending:
+def _take(token: str) -> _Pending[ParkedKey]:
     """Remove and return a pending key; raise BindingError when it expired or is unknown."""
     pending = _pending.take(token)
     if pending is None:
@@ -214,7 +229,29 @@ def duplicate_text(check: KeyCheck) -> str:
     )
 
 
-def check_key(
+@dataclass(frozen=True)
+class ScreenedKey:
+    """A paste cleaned and screened before any request: refused, or credentials to verify."""
+
+    label: str
+    scopes: tuple[str, ...]
+    notices: tuple[str, ...]
+    account_id: int | None
+    refused: KeyCheck | None  # INVALID or DUPLICATE: nothing to send
+    credentials: Credentials | None = field(default=None, repr=False)
+
+    @property
+    def base(self) -> dict:
+        """Return the fields every KeyCheck of this paste shares."""
+        return {"label": self.label, "scopes": self.scopes, "notices": self.notices}
+
+
+def normal_label(label: str) -> str:
+    """Return a label as it is stored: runs of whitespace made one space, ends trimmed."""
+    return " ".join((label or "").split())
+
+
+def screen_key(
     console: Console,
     *,
     label: str,
@@ -223,8 +260,8 @@ def check_key(
     passphrase: str | Secret,
     scopes: Iterable[str] | str,
     account_id: int | None = None,
-) -> KeyCheck:
-    """Clean the paste, refuse duplicates, verify live; return what was found (no secret)."""
+) -> ScreenedKey:
+    """Clean a paste and refuse what needs no request (errors, a key bound already)."""
     console.require_admin("bind a key" if account_id is None else "rotate a credential")
     cleaned = clean_credentials(api_key, api_secret, passphrase)
     errors = dict(cleaned.errors)
@@ -233,7 +270,7 @@ def check_key(
     except ValueError as error:
         wanted = ()
         errors["scopes"] = str(error).capitalize() + "."
-    label = " ".join((label or "").split())
+    label = normal_label(label)
     with console.reading() as session:
         if account_id is None:
             label_error = _label_error(session, label)
@@ -249,20 +286,48 @@ def check_key(
         if not errors:
             holder = store.find_account_by_api_key(session, console.vault, cleaned.api_key)
         settings = store.get_settings(session)
-    base = {"label": label, "scopes": wanted, "notices": tuple(cleaned.notices)}
+    screened = ScreenedKey(label, wanted, tuple(cleaned.notices), account_id, None)
+    base = {**screened.base, "account_id": account_id}
     if errors:
-        return KeyCheck(decision=Decision.INVALID, errors=errors, account_id=account_id, **base)
-    if holder is not None and holder.id != account_id:
-        return KeyCheck(
-            decision=Decision.DUPLICATE, duplicate_of=holder.label, account_id=account_id, **base
-        )
-    credentials = cleaned.credentials(settings.key_version)
+        refused = KeyCheck(decision=Decision.INVALID, errors=errors, **base)
+    elif holder is not None and holder.id != account_id:
+        refused = KeyCheck(decision=Decision.DUPLICATE, duplicate_of=holder.label, **base)
+    else:
+        return replace(screened, credentials=cleaned.credentials(settings.key_version))
+    return replace(screened, refused=refused)
+
+
+def check_key(
+    console: Console,
+    *,
+    label: str,
+    api_key: str,
+    api_secret: str | Secret,
+    passphrase: str | Secret,
+    scopes: Iterable[str] | str,
+    account_id: int | None = None,
+) -> KeyCheck:
+    """Clean the paste, refuse duplicates, verify live; return what was found (no secret)."""
+    screened = screen_key(
+        console,
+        label=label,
+        api_key=api_key,
+        api_secret=api_secret,
+        passphrase=passphrase,
+        scopes=scopes,
+        account_id=account_id,
+    )
+    if screened.refused is not None:
+        return screened.refused
+    assert screened.credentials is not None
+    with console.reading() as session:
+        currencies = store.get_settings(session).futures_currencies
     # A key not seen before: its futures overview is read in the same wave (a 400007 there
     # is how a missing Futures permission shows).
-    result = console.kucoin.probe(credentials, futures_currencies=settings.futures_currencies)
-    check = _evaluate(result, wanted, console, base, account_id)
-    if check.decision in (Decision.READY, Decision.NEEDS_CONFIRMATION, Decision.WHITELIST_ONLY):
-        check = _with_token(check, _pending.park(credentials, check))
+    result = console.kucoin.probe(screened.credentials, futures_currencies=currencies)
+    check = verified_check(console, screened, result)
+    if check.decision in SAVEABLE:
+        check = _with_token(check, _pending.park(ParkedKey(screened.credentials, check)))
     return check
 
 
@@ -271,8 +336,7 @@ def _label_error(session: Session, label: str) -> str | None:
     problem = label_problem(label)
     if problem:
         return problem
-    taken = store.list_accounts(session, include_unbound=True)
-    if any(account.label == label for account in taken):
+    if store.label_in_use(session, label):
         return f"An account labelled {label!r} already exists: choose another label."
     return None
 
@@ -296,27 +360,23 @@ def _with_token(check: KeyCheck, token: str) -> KeyCheck:
     return KeyCheck(**{**check.__dict__, "token": token})
 
 
-def _evaluate(
-    result: ProbeResult,
-    scopes: tuple[str, ...],
-    console: Console,
-    base: dict,
-    account_id: int | None,
-) -> KeyCheck:
-    """Return the KeyCheck for a probe result: decision, warnings, coverage tables."""
+def verified_check(console: Console, screened: ScreenedKey, result: ProbeResult) -> KeyCheck:
+    """Return the KeyCheck of a screened key KuCoin answered: decision, warnings, coverage."""
     policy = console.policy()  # the stored thresholds, as the Fleet applies them
-    assessment = assess_check(result, scopes, policy)
+    assessment = assess_check(result, screened.scopes, policy)
     whitelist = whitelist_coverage(probe_frame(result), policy)
     permissions = permission_coverage(
-        scopes, result.permissions if result.ok else None, result.futures_permission_missing
+        screened.scopes,
+        result.permissions if result.ok else None,
+        result.futures_permission_missing,
     )
     common = {
         "result": result,
         "assessment": assessment,
         "permissions": permissions,
         "whitelist": whitelist,
-        "account_id": account_id,
-        **base,
+        "account_id": screened.account_id,
+        **screened.base,
     }
     if result.ok:
         warnings = key_warnings(assessment)
@@ -329,6 +389,20 @@ def _evaluate(
     return KeyCheck(decision=decision, diagnosis=assessment.failure, **common)
 
 
+def confirmation_missing(
+    check: KeyCheck, *, accept_warnings: bool = False, accept_unverified: bool = False
+) -> str | None:
+    """Return what the operator must confirm before this checked key is saved, or None."""
+    if check.decision is Decision.NEEDS_CONFIRMATION and not accept_warnings:
+        return "Confirm the warnings before saving this key."
+    if check.decision is Decision.WHITELIST_ONLY and not accept_unverified:
+        return (
+            "KuCoin refused this machine's IP (400006): confirm saving the key as unverified, "
+            "or add the IP to the key's whitelist and check again."
+        )
+    return None
+
+
 def save(
     console: Console,
     token: str,
@@ -339,43 +413,45 @@ def save(
     """Store a checked key (bind, or rotate the account it was checked for); return the id."""
     console.require_admin("save a key")
     pending = _take(token)
-    check = pending.check
-    if check.decision is Decision.NEEDS_CONFIRMATION and not accept_warnings:
+    missing = confirmation_missing(
+        pending.value.check, accept_warnings=accept_warnings, accept_unverified=accept_unverified
+    )
+    if missing:
         _pending.put_back(token, pending)
-        raise BindingError("Confirm the warnings before saving this key.")
-    if check.decision is Decision.WHITELIST_ONLY and not accept_unverified:
-        _pending.put_back(token, pending)
-        raise BindingError(
-            "KuCoin refused this machine's IP (400006): confirm saving the key as unverified, "
-            "or add the IP to the key's whitelist and check again."
-        )
+        raise BindingError(missing)
+    return store_checked(console, pending.value)
+
+
+def store_checked(console: Console, parked: ParkedKey) -> int:
+    """Store a checked, confirmed key with its first check and audit row; return the id."""
+    console.require_admin("save a key")
+    check = parked.check
     try:
         with console.transaction() as session:
             if check.account_id is None:
-                account_id = store.create_account_with_credentials(
+                return store.create_account_with_credentials(
                     session,
                     console.vault,
                     label=check.label,
-                    credentials=pending.credentials,
+                    credentials=parked.credentials,
                     scopes=check.scopes,
                     actor=console.actor,
                     probe=check.result,
+                    note=parked.note or None,
                 )
-            else:
-                account_id = check.account_id
-                store.rotate_credentials(
-                    session,
-                    console.vault,
-                    account_id,
-                    pending.credentials,
-                    actor=console.actor,
-                    probe=check.result,
-                )
+            store.rotate_credentials(
+                session,
+                console.vault,
+                check.account_id,
+                parked.credentials,
+                actor=console.actor,
+                probe=check.result,
+            )
+            return check.account_id
     except store.StoreError as error:
         # Someone bound the label or key meanwhile, or unbound the account: nothing was
         # written, and the operator must check again with a fix.
         raise BindingError(f"{error} Nothing was saved.") from None
-    return account_id
 
 
 @dataclass(frozen=True)

@@ -77,9 +77,10 @@ FLUSH_S = 0.25  # a result waits at most this long to be written
 class CheckTarget:
     """One account to check: whose pool it spends, and whether to read its futures overview."""
 
-    account_id: int
+    account_id: int  # for a key not bound yet: its place in the batch
     uid: str | None = None  # from its last passing check; groups keys that share a quota
     want_futures: bool = True
+    bound: bool = True  # False: a key not bound yet, whose pool is learnt but not remembered
 
 
 @dataclass
@@ -291,9 +292,12 @@ class _Run:
         throttled: UidBudget,
     ) -> ProbeResult | None:
         """Return one target's result (retried as the rules allow); None if told to stop."""
-        budget = pacing.budgets.setdefault(
-            target.uid or f"account:{target.account_id}", UidBudget()
-        )
+        if target.bound:
+            budget = pacing.budgets.setdefault(
+                target.uid or f"account:{target.account_id}", UidBudget()
+            )
+        else:
+            budget = UidBudget()
         deadline = Deadline(self.deadline_s)
         left = deadline.left
 
@@ -550,6 +554,48 @@ def run_checks(
                     store.release_leases(session, owner, unchecked)
     report.finished_at = datetime.now(UTC)
     return report
+
+
+def verify_keys(
+    console: Console,
+    keys: Sequence[Credentials],
+    *,
+    on_result: Callable[[int, ProbeResult], None] | None = None,
+) -> dict[int, ProbeResult]:
+    """Check keys not bound yet, concurrently within KuCoin's budgets; return results by index.
+
+    The same engine as a round (one clock and IP measurement for the batch, pacing, retries,
+    deadline), storing nothing; a key missing from the results failed unexpectedly (logged).
+    `on_result` is called in this thread with each key's index as its result arrives.
+    """
+    with console.reading() as session:
+        settings = store.get_settings(session)
+    arrived: queue.Queue[tuple[int, ProbeResult]] = queue.Queue()
+    engine = _Run(
+        kucoin=console.kucoin,
+        policy=policy_from_settings(settings),
+        futures_currencies=settings.futures_currencies,
+        load=keys.__getitem__,
+        deliver=lambda index, result: arrived.put((index, result)),
+        may_start=lambda: True,
+        deadline_s=k.CHECK_DEADLINE_S,
+    )
+    done = runner.submit(engine.run([CheckTarget(i, bound=False) for i in range(len(keys))]))
+    results: dict[int, ProbeResult] = {}
+    try:
+        while not done.done() or not arrived.empty():
+            try:
+                index, result = arrived.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            results[index] = result
+            if on_result:
+                on_result(index, result)
+        done.result()
+    except BaseException:
+        done.cancel()  # interrupted while waiting: the checks on the loop stop too
+        raise
+    return results
 
 
 def _as_stored(recorder: Recorder, done: Future[list[int]]) -> Iterator[tuple[int, ProbeResult]]:

@@ -210,16 +210,18 @@ def create_account_with_credentials(
     scopes: Iterable[str],
     actor: str,
     probe: ProbeResult | None = None,
+    note: str | None = None,
 ) -> int:
     """Bind a key: account, encrypted credential, first check and audit row; return the id.
 
-    The account is marked unverified unless `probe` is a passing check.
+    The account is marked unverified unless `probe` is a passing check; a `note` (who or what
+    uses the key, from an import) is kept in the audit row.
     """
     label = _clean_label(label)
     scope_list = _clean_scopes(scopes)
     _check_credentials(credentials)
     key_id = vault.lock_active_key(session)
-    if session.exec(select(Account.id).where(Account.label == label)).first() is not None:
+    if label_in_use(session, label):
         raise DuplicateLabelError(
             f"An account labelled {label!r} already exists; choose another label."
         )
@@ -261,6 +263,7 @@ def create_account_with_credentials(
             "fingerprint": short_fingerprint(sealed.fingerprint),
             "verified": verified,
             "outcome": probe.outcome.value if probe is not None else None,
+            **({"note": note} if note else {}),
         },
     )
     return account.id
@@ -499,6 +502,11 @@ def list_accounts(
     if account_ids is not None:
         query = query.where(col(Account.id).in_(list(account_ids)))
     return [_view(account, credential) for account, credential in session.exec(query).all()]
+
+
+def label_in_use(session: Session, label: str) -> bool:
+    """Return whether an account (bound or unbound since) has this label."""
+    return session.exec(select(Account.id).where(Account.label == label)).first() is not None
 
 
 def find_account_by_api_key(

@@ -8,8 +8,8 @@ session, sign a request or decrypt anything.
 - session: one browser session's console, the demo switch, flash messages, the cached fleet.
 - presentation: status labels, colours, tiles, the fleet table, the heartbeat, untrusted text.
 - sign_in: who is at the browser (cookie, single sign-on), the setup and sign-in pages.
-- bind_form, lifecycle, check_report, key_form, account_view, operators_form: the parts of
-  the pages.
+- bind_form, import_form, lifecycle, check_report, key_form, account_view, operators_form:
+  the parts of the pages.
 - watch_panel: the watcher's heartbeat on the Fleet page, and its auto-refresh.
 """
 
@@ -17,6 +17,7 @@ from lib.ui.frame import (
     ACCOUNT_PAGE,
     BIND_PAGE,
     FLEET_PAGE,
+    IMPORT_PAGE,
     OPERATORS_PAGE,
     SETTINGS_PAGE,
     failure_text,
@@ -56,6 +57,7 @@ __all__ = [
     "BIND_PAGE",
     "FLEET_PAGE",
     "FLEET_TTL_S",
+    "IMPORT_PAGE",
     "OPERATORS_PAGE",
     "SELECTED_ACCOUNT",
     "SETTINGS_PAGE",

@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]  # page files are found from here, wh
 FLEET_PAGE = "pages/fleet.py"
 ACCOUNT_PAGE = "pages/account.py"
 BIND_PAGE = "pages/bind.py"
+IMPORT_PAGE = "pages/import_keys.py"
 SETTINGS_PAGE = "pages/settings.py"
 OPERATORS_PAGE = "pages/operators.py"
 _FAILED_CALLBACK = "_failed_callback"  # a guarded callback's failure, shown by run()
@@ -53,11 +54,12 @@ PAGES = (
     ("Fleet", FLEET_PAGE, "Fleet", ":material/monitoring:"),
     ("Fleet", ACCOUNT_PAGE, "Account", ":material/manage_accounts:"),
     ("Keys", BIND_PAGE, "Bind a key", ":material/key:"),
+    ("Keys", IMPORT_PAGE, "Import keys", ":material/upload_file:"),
     ("Admin", SETTINGS_PAGE, "Settings", ":material/settings:"),
     ("Admin", OPERATORS_PAGE, "Operators", ":material/group:"),
 )
 # Pages that only act: a viewer's navigation does not have them.
-ADMIN_PAGES = (BIND_PAGE, OPERATORS_PAGE)
+ADMIN_PAGES = (BIND_PAGE, IMPORT_PAGE, OPERATORS_PAGE)
 _run = threading.local()
 
 
