@@ -20,12 +20,14 @@ import pandas as pd
 from lib import store
 from lib.console.settings import policy_from_settings
 from lib.health.checks import IP_BLOCKED_CODE
+from lib.health.drift import Drift, key_drift, with_drift
 from lib.health.fleet import fleet_health, status_counts
 from lib.health.fleet import is_failing as failing_statuses
 from lib.health.incident import FleetIncident, fleet_incident
 from lib.health.inputs import PROBE_COLUMNS
 from lib.health.policy import HealthPolicy
 from lib.health.status import Status
+from lib.store import alerts as alert_store
 
 if TYPE_CHECKING:
     from lib.console import Console
@@ -36,6 +38,7 @@ __all__ = [
     "account_kind",
     "data_version",
     "filter_fleet",
+    "fleet_drift",
     "fleet_inputs",
     "fleet_snapshot",
     "fleet_table",
@@ -110,12 +113,20 @@ class FleetSnapshot:
         return self.fleet["account_id"].isin(members).astype(bool)
 
 
+def fleet_drift(console: Console) -> dict[int, tuple[Drift, ...]]:
+    """Return each account's changes since its baseline (none without a baseline)."""
+    with console.reading() as session:
+        base = alert_store.baselines(session)
+        latest = alert_store.latest_key_info(session, list(base))
+    return {a: key_drift(base[a], info) for a, info in latest.items() if a in base}
+
+
 def fleet_snapshot(console: Console, now: datetime | None = None) -> FleetSnapshot:
-    """Return the fleet table with its policy and time."""
+    """Return the fleet table (drift since binding among the risks) with its policy and time."""
     now = now or datetime.now(UTC)
     accounts, probes, policy = fleet_inputs(console)
-    fleet = _with_scopes(fleet_health(accounts, probes, policy, now), accounts)
-    return FleetSnapshot(fleet, policy, now)
+    fleet = with_drift(fleet_health(accounts, probes, policy, now), fleet_drift(console))
+    return FleetSnapshot(_with_scopes(fleet, accounts), policy, now)
 
 
 def refresh_summary(snapshot: FleetSnapshot, account_ids: Iterable[int]) -> tuple[bool, str]:
