@@ -40,6 +40,6 @@ def fleet_timeline(
         by="account_id",
         direction="backward",
     ).dropna(subset=["result"])
-    counts = latest.groupby(["at", "result"]).size().rename("accounts").reset_index()
+    counts = latest.groupby(["at", "result"], observed=True).size().rename("accounts").reset_index()
     order = pd.CategoricalDtype(list(RESULT_WORDS.values()), ordered=True)
     return counts.astype({"result": order}).sort_values(["at", "result"]).reset_index(drop=True)
