@@ -144,7 +144,7 @@ def send(url: str, title: str, body: str) -> None:
     """Send one message to one channel now; raise DeliveryFailed with the channel's answer."""
     sender = apprise.Apprise()
     sender.add(url)
-    with apprise.LogCapture(level=logging.WARNING) as said:
+    with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as said:
         sent = sender.notify(title=title, body=body)
     if not sent:
         answer = _scrubbed(said.getvalue(), url) or "apprise could not send the message"
@@ -216,7 +216,7 @@ def _deliver(
 class TestOutcome:
     """One channel's answer to "Send test"."""
 
-    channel: str  # masked
+    channel: str  # its number and masked URL
     sent: bool
     error: str | None
 
@@ -230,10 +230,12 @@ def send_test(console: Console) -> list[TestOutcome]:
     deliver_pending(console, attempts=TEST_ATTEMPTS)
     with console.reading() as session:
         recent = alert_store.deliveries_frame(session, limit=max(len(ids), 1) * 4)
-    tests = recent[recent["title"] == TEST_TITLE].drop_duplicates("channel")
+    tests = recent[recent["title"] == TEST_TITLE].drop_duplicates("channel_number")
     return [
-        TestOutcome(str(r.channel), r.state == alert_store.SENT, r.error)
-        for r in tests.itertuples()
+        TestOutcome(
+            f"channel {r.channel_number} ({r.channel})", r.state == alert_store.SENT, r.error
+        )
+        for r in tests.iloc[::-1].itertuples()
     ]
 
 

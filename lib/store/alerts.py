@@ -356,6 +356,7 @@ DELIVERY_COLUMNS = [
     "id",
     "created_at",
     "finished_at",
+    "channel_number",
     "channel",
     "state",
     "attempts",
@@ -387,12 +388,13 @@ def deliveries_frame(
     rows = [
         {
             **row.model_dump(exclude={"body", "claimed_until", "channel_id"}),
+            "channel_number": row.channel_id,
             "channel": masked or "(removed)",
             "account_id": owner,
         }
         for row, masked, owner in session.exec(query).all()
     ]
-    frame = pd.DataFrame(rows, columns=DELIVERY_COLUMNS)
+    frame = pd.DataFrame(rows, columns=DELIVERY_COLUMNS).astype({"channel_number": "Int64"})
     for name in ("created_at", "finished_at"):
         frame[name] = pd.to_datetime(frame[name], utc=True)
     return frame

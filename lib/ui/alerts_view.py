@@ -19,14 +19,10 @@ from lib.ui.presentation import literal
 from lib.ui.session import flash
 
 AT = st.column_config.DatetimeColumn("At (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC")
-FEED_LENGTH = 20
+FEED_LENGTH = 20  # transitions on the Fleet page
+HISTORY_LENGTH = 50  # transitions on the Account page
 # The chart's colours, worst first: as the status colours read elsewhere.
 RESULT_COLOURS = {"failing": "#d32f2f", "retrying": "#f9a825", "working": "#2e7d32"}
-
-
-def _sent_words(feed: pd.DataFrame) -> pd.Series:
-    """Return "sent" or why a transition was not sent, per row."""
-    return feed["alerted"].astype(bool).map({True: "sent"}).fillna(feed["note"].fillna("not sent"))
 
 
 # --- Settings -------------------------------------------------------------------------------------
@@ -201,26 +197,13 @@ def account_drift(console: Console, account_id: int) -> None:
 
 
 def account_history(console: Console, account_id: int) -> None:
-    """The account's alert history: each transition, and whether it was sent."""
+    """The account's alert history, newest first: each transition, and whether it was sent."""
     st.subheader("Alert history")
-    history = alerts.transitions(console, account_id=account_id, limit=100)
+    history = alerts.transitions(console, account_id=account_id, limit=HISTORY_LENGTH)
     if history.empty:
         st.caption("No transition recorded yet: each change of status or new risk appears here.")
         return
-    shown = history.assign(sent=_sent_words(history))
-    shown = shown[["at", "title", "old_status", "new_status", "sent"]]
-    st.dataframe(
-        shown,
-        hide_index=True,
-        key="alert_history",
-        column_config={
-            "at": AT,
-            "title": st.column_config.TextColumn("Transition", width="large"),
-            "old_status": "From",
-            "new_status": "To",
-            "sent": "Sent",
-        },
-    )
+    st.markdown(_transition_lines(history))
 
 
 # --- Fleet page ---------------------------------------------------------------------------------
@@ -261,9 +244,13 @@ def transitions_feed(console: Console) -> None:
         if feed.empty:
             st.caption("No transition recorded yet.")
             return
-        lines = [
-            f"- `{row.at:%m-%d %H:%M}` {literal(row.title.removeprefix('bindwatch: '))}"
-            + ("" if row.alerted else f" · *not sent: {literal(row.note or '')}*")
-            for row in feed.itertuples()
-        ]
-        st.markdown("\n".join(lines))
+        st.markdown(_transition_lines(feed))
+
+
+def _transition_lines(feed: pd.DataFrame) -> str:
+    """Return transitions as a Markdown list: when, what, and why it was not sent if so."""
+    return "\n".join(
+        f"- `{row.at:%Y-%m-%d %H:%M}` {literal(row.title.removeprefix('bindwatch: '))}"
+        + ("" if row.alerted else f" · *not sent: {literal(row.note or '')}*")
+        for row in feed.itertuples()
+    )
