@@ -390,3 +390,38 @@ def test_status_since_lists_the_transitions_of_the_window(sim_env: SimEnv, hook:
     assert "No transition since" in run_cli("status", "--since", "1s").stdout
     bad = run_cli("status", "--since", "yesterday")
     assert bad.returncode == 2 and "e.g. 90m, 24h, 7d" in bad.stderr
+
+
+def test_the_30_day_deletion_forecast_and_an_old_key_alert_once_each(
+    sim_env: SimEnv, hook: Receiver
+):
+    open_key = key(70, ip_whitelist=())  # trading without a whitelist: KuCoin's 30-day rule
+    (account_id,) = watched(sim_env, hook, (open_key, "exposed"))
+    check_account(sim_env.console, account_id)
+    settle(sim_env)
+    assert hook.messages == []  # deletion 30 days away: beyond the 7-day warning
+    save_settings(sim_env.console, deletion_warning_days=30)
+    check_account(sim_env.console, account_id)
+    settle(sim_env)
+    assert titles(hook) == ["bindwatch: exposed has a new risk"]
+    assert "KuCoin may delete the key on" in hook.messages[0]["message"]
+
+    save_settings(sim_env.console, rotation_age_days=10)  # the key is 30 days old
+    check_account(sim_env.console, account_id)
+    check_account(sim_env.console, account_id)
+    settle(sim_env)
+    assert len(hook.messages) == 2
+    assert "Risk: key is 30 days old" in hook.messages[1]["message"]
+    assert_no_secret(hook, open_key)
+
+
+def test_the_refresh_command_sends_the_alerts_of_the_checks_it_stored(
+    sim_env: SimEnv, hook: Receiver
+):
+    account = key(80)
+    watched(sim_env, hook, (account, "by-refresh"))
+    sim_env.simulator.update_account(account.api_key, frozen=True)
+    done = run_cli("refresh", "--all")
+    assert done.returncode == 1, done.stdout + done.stderr  # an account is failing now
+    assert titles(hook) == ["bindwatch: by-refresh is failing: Account frozen"]  # already sent
+    assert_no_secret(hook, account)
