@@ -13,6 +13,7 @@ No Streamlit here: the pages (lib.ui) and the commands (lib.cli) are two faces o
 - checks: check one account now ("Check now"), every account ("Refresh all"), or a round.
 - refresh: the engine every check goes through, within KuCoin's rate limits.
 - watch: the watcher that checks accounts as they fall due, and its heartbeat.
+- alerts: channels, transitions decided and sent off the check path, drift since binding.
 - account: everything the Account page shows about one account.
 - settings: the operator's settings, the health policy they define, their change log.
 - export: the fleet as CSV and JSON, never a secret.
