@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -26,7 +25,7 @@ import pandas as pd
 from tenacity import Retrying, stop_after_attempt, wait_exponential
 
 from lib import store
-from lib.console.fleet import FleetSnapshot, fleet_drift, fleet_snapshot
+from lib.console.fleet import FleetSnapshot, fleet_snapshot
 from lib.health.drift import key_drift, masked_note
 from lib.health.facts import nanoseconds, timestamp
 from lib.health.status import Status
@@ -48,11 +47,14 @@ from lib.health.transitions import (
 from lib.secret import Secret
 from lib.store import alerts as alert_store
 from lib.store.errors import InvalidInput
-from lib.store.models import AlertState, Settings, Transition
+from lib.store.models import AlertChannel, AlertState, Settings, Transition
 from lib.vault import VaultError
 from lib.vault.vault import channel_place
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlmodel import Session
+
     from lib.console import Console
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,8 @@ BACKOFF_S = 1.0  # the first retry's wait; doubled each time
 BACKOFF_MAX_S = 30.0
 CLAIM_S = 300.0  # a sender that died mid-delivery leaves it to another after this
 SEND_TIMEOUT_S = 10  # apprise's connect and read timeout per attempt
+IDLE_EXIT_S = 60.0  # an alert worker idle this long ends
+ALERTS_ACTOR = "alerts"  # who the worker acts as (it records baselines, never an action)
 TEST_TITLE = "bindwatch: test alert"
 TEST_BODY = "This channel receives bindwatch's alerts. Nothing to do."
 
@@ -194,14 +198,14 @@ def deliver_pending(console: Console, *, attempts: int = ATTEMPTS) -> int:
 
 
 def _deliver(
-    console: Console, title: str, body: str, channel: object, attempts: int
+    console: Console, title: str, body: str, channel: AlertChannel | None, attempts: int
 ) -> tuple[bool, int, str | None]:
     """Send one claimed delivery to its channel; return (sent, attempts, error)."""
-    if channel is None:
+    if channel is None or channel.id is None:
         return False, 0, "the channel was removed before the message was sent"
-    masked = channel.masked  # type: ignore[attr-defined]
+    masked = channel.masked
     try:
-        url = console.vault.decrypt(channel.url_enc, channel_place(channel.id))  # type: ignore[attr-defined]
+        url = console.vault.decrypt(channel.url_enc, channel_place(channel.id))
     except VaultError as error:  # the vault's errors name the row, never the value
         log.warning("alert to %s not sent: its URL cannot be read: %s", masked, error)
         return False, 0, f"the channel's URL cannot be read: {error}"
@@ -283,7 +287,7 @@ def _state_row(account_id: int, remembered: Remembered) -> AlertState:
     )
 
 
-def _accounts_now(snapshot: FleetSnapshot, drifts: dict, policy: AlertPolicy) -> list[AccountNow]:
+def _accounts_now(snapshot: FleetSnapshot, policy: AlertPolicy) -> list[AccountNow]:
     """Return every account of the fleet as the transition rules read it."""
     found = []
     for row in snapshot.fleet.itertuples(index=False):
@@ -292,7 +296,7 @@ def _accounts_now(snapshot: FleetSnapshot, drifts: dict, policy: AlertPolicy) ->
         risks = alertable_risks(
             None if pd.isna(age) else int(age),
             None if pd.isna(expires) else timestamp(nanoseconds(expires.to_pydatetime())),
-            drifts.get(int(row.account_id), ()),
+            snapshot.drifts.get(int(row.account_id), ()),
             snapshot.policy,
             policy,
             snapshot.as_of,
@@ -319,8 +323,7 @@ def observe(console: Console, now: datetime | None = None) -> list[int]:
     now = snapshot.as_of
     settings = console.settings()
     policy = alert_policy(settings)
-    drifts = fleet_drift(console)
-    accounts = _accounts_now(snapshot, drifts, policy)
+    accounts = _accounts_now(snapshot, policy)
     incident = snapshot.incident
     members = incident.account_ids if incident is not None else frozenset()
     recorded: list[int] = []
@@ -371,7 +374,7 @@ def observe(console: Console, now: datetime | None = None) -> list[int]:
 
 
 def _record(
-    session: object,
+    session: Session,
     event: Event,
     account: AccountNow,
     settings: Settings,
@@ -394,7 +397,7 @@ def _record(
         alerted=event.alerted,
         note=event.note,
     )
-    return alert_store.record_transition(session, row, channel_ids)  # type: ignore[arg-type]
+    return alert_store.record_transition(session, row, channel_ids)
 
 
 def flush(console: Console) -> int:
@@ -410,7 +413,11 @@ def flush(console: Console) -> int:
 
 
 class AlertWorker:
-    """One thread per database in this process: judges the fleet and sends, when woken."""
+    """One thread per database in this process: judges the fleet and sends, when woken.
+
+    It ends once idle for IDLE_EXIT_S (the next wake starts another), so a process that
+    opened many databases keeps no thread for each.
+    """
 
     def __init__(self, console: Console) -> None:
         self._console = console
@@ -431,7 +438,11 @@ class AlertWorker:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait()
+            if not self._wake.wait(IDLE_EXIT_S):
+                with _workers_lock:  # a wake comes under this lock: none is lost
+                    if not self._wake.is_set():
+                        _workers.pop(self._console.engine, None)
+                        return
             self._wake.clear()
             try:
                 flush(self._console)
@@ -441,23 +452,25 @@ class AlertWorker:
                 self._idle.set()
 
 
-_workers: weakref.WeakKeyDictionary[object, AlertWorker] = weakref.WeakKeyDictionary()
+_workers: dict[Engine, AlertWorker] = {}
 _workers_lock = threading.Lock()
 
 
-def worker(console: Console) -> AlertWorker:
-    """Return this process's alert worker for the console's database, started on first use."""
+def worker(console: Console, *, wake: bool = False) -> AlertWorker:
+    """Return this process's alert worker for the console's database (woken if asked)."""
     with _workers_lock:
         found = _workers.get(console.engine)
         if found is None:
-            found = _workers[console.engine] = AlertWorker(console)
+            found = _workers[console.engine] = AlertWorker(console.as_actor(ALERTS_ACTOR))
+        if wake:
+            found.wake()
         return found
 
 
 def checks_stored(console: Console) -> None:
     """Tell the alert worker checks were stored: it decides and sends in its own thread."""
     try:
-        worker(console).wake()
+        worker(console, wake=True)
     except Exception:  # alerts never fail a check
         log.exception("alerts: the worker could not be woken")
 
@@ -507,7 +520,6 @@ def account_drift(console: Console, account_id: int) -> AccountDrift:
     with console.reading() as session:
         base = alert_store.baselines(session, [account_id]).get(account_id)
         latest = alert_store.latest_key_info(session, [account_id]).get(account_id)
-        row = session.get(store.models.KeyBaseline, account_id)
     columns = ["what", "before", "after", "dangerous", "fix"]
     if base is None or latest is None:
         return AccountDrift(None, None, pd.DataFrame(columns=columns), None)
@@ -515,8 +527,7 @@ def account_drift(console: Console, account_id: int) -> AccountDrift:
     changes = pd.DataFrame(
         [(d.what, d.before, d.after, d.dangerous, d.fix) for d in found], columns=columns
     )
-    by = row.recorded_by if row is not None else None
-    return AccountDrift(base.at, by, changes, masked_note(base, latest))
+    return AccountDrift(base.at, base.by, changes, masked_note(base, latest))
 
 
 def acknowledge_drift(console: Console, account_id: int) -> int:

@@ -10,8 +10,8 @@ The Fleet page, `python -m lib status` and a notebook all read the same frame:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -90,6 +90,7 @@ class FleetSnapshot:
     fleet: pd.DataFrame
     policy: HealthPolicy
     as_of: datetime
+    drifts: Mapping[int, tuple[Drift, ...]] = field(default_factory=dict)  # since binding
 
     @property
     def incident(self) -> FleetIncident | None:
@@ -125,8 +126,9 @@ def fleet_snapshot(console: Console, now: datetime | None = None) -> FleetSnapsh
     """Return the fleet table (drift since binding among the risks) with its policy and time."""
     now = now or datetime.now(UTC)
     accounts, probes, policy = fleet_inputs(console)
-    fleet = with_drift(fleet_health(accounts, probes, policy, now), fleet_drift(console))
-    return FleetSnapshot(_with_scopes(fleet, accounts), policy, now)
+    drifts = fleet_drift(console)
+    fleet = with_drift(fleet_health(accounts, probes, policy, now), drifts)
+    return FleetSnapshot(_with_scopes(fleet, accounts), policy, now, drifts)
 
 
 def refresh_summary(snapshot: FleetSnapshot, account_ids: Iterable[int]) -> tuple[bool, str]:

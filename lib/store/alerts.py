@@ -106,7 +106,8 @@ class KeyInfo:
     uid: str | None
     is_master: bool | None
     sub_name: str | None
-    at: datetime
+    at: datetime  # when KuCoin said it (a baseline: when it was recorded)
+    by: str | None = None  # a baseline's: who recorded it
 
 
 def _split(permissions: str | None) -> tuple[str, ...]:
@@ -154,6 +155,7 @@ def baselines(session: Session, account_ids: Iterable[int] | None = None) -> dic
             row.is_master,
             row.sub_name,
             row.recorded_at,
+            row.recorded_by,
         )
         for row in session.exec(query).all()
     }

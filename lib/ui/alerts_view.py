@@ -150,6 +150,9 @@ def _alert_settings_form(console: Console) -> None:
         )
         if st.form_submit_button("Save alert settings", icon=":material/save:"):
             changes = {n: v for n, v in typed.items() if v != getattr(stored, n)}
+            if not changes:
+                st.info("Nothing to save: every field holds what is stored.")
+                return
             try:
                 settings.save_settings(console, **changes)
             except InvalidInput as error:
