@@ -89,7 +89,13 @@ def _prepare_sqlite_file(url: URL) -> None:
         ensure_private_dir(path.parent)
     elif not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Never open and close a database file SQLite may have open: closing any descriptor of
+        # it drops every POSIX lock this process holds on it, and another process may then
+        # checkpoint and reset the WAL under this process's connections, losing their writes.
+        return
     os.close(fd)
 
 
