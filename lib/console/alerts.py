@@ -25,7 +25,7 @@ import pandas as pd
 from tenacity import Retrying, stop_after_attempt, wait_exponential
 
 from lib import store
-from lib.console.fleet import FleetSnapshot, fleet_snapshot
+from lib.console.fleet import FleetSnapshot, data_version, fleet_snapshot
 from lib.health.drift import key_drift, masked_note
 from lib.health.facts import nanoseconds, timestamp
 from lib.health.status import Status
@@ -65,7 +65,6 @@ TEST_ATTEMPTS = 2  # "Send test" waits for the answer: fewer retries
 BACKOFF_S = 1.0  # the first retry's wait; doubled each time
 BACKOFF_MAX_S = 30.0
 CLAIM_S = 300.0  # a sender that died mid-delivery leaves it to another after this
-SEND_TIMEOUT_S = 10  # apprise's connect and read timeout per attempt
 IDLE_EXIT_S = 60.0  # an alert worker idle this long ends
 ALERTS_ACTOR = "alerts"  # who the worker acts as (it records baselines, never an action)
 TEST_TITLE = "bindwatch: test alert"
@@ -314,62 +313,95 @@ def _accounts_now(snapshot: FleetSnapshot, policy: AlertPolicy) -> list[AccountN
     return found
 
 
+OBSERVE_TRIES = 3  # judge again when checks were stored meanwhile, up to this many times
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """The fleet judged at one moment, with the settings it was judged by."""
+
+    snapshot: FleetSnapshot
+    settings: Settings
+    policy: AlertPolicy
+    accounts: list[AccountNow]
+    version: tuple[int, int]  # the data version it was judged at
+
+    @classmethod
+    def now(cls, console: Console, now: datetime | None) -> _Judged:
+        """Return the fleet as the rules judge it now."""
+        version = data_version(console)
+        snapshot = fleet_snapshot(console, now)
+        settings = console.settings()
+        policy = alert_policy(settings)
+        return cls(snapshot, settings, policy, _accounts_now(snapshot, policy), version)
+
+
 def observe(console: Console, now: datetime | None = None) -> list[int]:
-    """Judge the fleet now, record its transitions and queue their messages; return their ids."""
-    with console.transaction() as session:
-        # Accounts bound unverified, or before baselines existed: their first passing check.
-        alert_store.adopt_baselines(session, actor=console.actor)
-    snapshot = fleet_snapshot(console, now)
-    now = snapshot.as_of
-    settings = console.settings()
-    policy = alert_policy(settings)
-    accounts = _accounts_now(snapshot, policy)
-    incident = snapshot.incident
-    members = incident.account_ids if incident is not None else frozenset()
-    recorded: list[int] = []
+    """Judge the fleet now, record its transitions and queue their messages; return their ids.
+
+    The fleet is judged outside the write transaction (SQLite's writers, checks among them,
+    never wait for it); under the alerts lock a judgement is used only if no check was stored
+    since, so two processes looking at once never undo each other's transitions.
+    """
     with console.transaction() as session:
         alert_store.lock_alerts(session)
-        states = alert_store.alert_states(session)
-        channel_ids = [int(c.id) for c in alert_store.list_channels(session) if c.id]
-        if not states:
-            # The first look at a fleet sets what later changes are measured from: an
-            # installation that starts alerting is not told about every account at once.
-            for account in accounts:
-                alert_store.save_alert_state(
-                    session, _state_row(account.account_id, first_sight(account, now))
-                )
-            return []
-        last = alert_store.latest_incident(session)
-        open_key = last.note if last is not None and last.kind == Kind.INCIDENT else None
-        change = incident_change(incident, open_key)
-        # An incident ending: its accounts' recoveries are said once, in its end's message.
-        ended = last.new_status if change is Kind.INCIDENT_OVER and last is not None else None
-        for account in accounts:
-            before = states.get(account.account_id)
-            events, remembered = decide(
-                _remembered(before) if before is not None else None,
-                account,
-                now,
-                policy,
-                in_incident=account.account_id in members
-                or (before is not None and ended is not None and before.status == ended),
+        # Accounts bound unverified, or before baselines existed: their first passing check.
+        alert_store.adopt_baselines(session, actor=console.actor)
+    tries = 1
+    while True:
+        judged = _Judged.now(console, now)
+        with console.transaction() as session:
+            alert_store.lock_alerts(session)
+            if store.data_version(session) == judged.version or tries >= OBSERVE_TRIES:
+                return _record_changes(session, judged)
+        tries += 1
+
+
+def _record_changes(session: Session, judged: _Judged) -> list[int]:
+    """Decide each account's transitions and the incident's; record them; return their ids."""
+    now, settings, policy = judged.snapshot.as_of, judged.settings, judged.policy
+    states = alert_store.alert_states(session)
+    channel_ids = [int(c.id) for c in alert_store.list_channels(session) if c.id]
+    if not states:
+        # The first look at a fleet sets what later changes are measured from: an
+        # installation that starts alerting is not told about every account at once.
+        for account in judged.accounts:
+            alert_store.save_alert_state(
+                session, _state_row(account.account_id, first_sight(account, now))
             )
-            alert_store.save_alert_state(session, _state_row(account.account_id, remembered))
-            for event in events:
-                recorded.append(
-                    _record(session, event, account, settings, policy, now, channel_ids)
-                )
-        if change is not None:
-            title, body = incident_message(change, incident, account_link(settings, None))
-            row = Transition(
-                at=now,
-                kind=change.value,
-                new_status=incident.status.value if incident is not None else None,
-                title=title,
-                body=body,
-                note=incident_key(incident),  # which incident is open
-            )
-            recorded.append(alert_store.record_transition(session, row, channel_ids))
+        return []
+    incident = judged.snapshot.incident
+    members = incident.account_ids if incident is not None else frozenset()
+    last = alert_store.latest_incident(session)
+    open_key = last.note if last is not None and last.kind == Kind.INCIDENT else None
+    change = incident_change(incident, open_key)
+    # An incident ending: its accounts' recoveries are said once, in its end's message.
+    ended = last.new_status if change is Kind.INCIDENT_OVER and last is not None else None
+    recorded: list[int] = []
+    for account in judged.accounts:
+        before = states.get(account.account_id)
+        events, remembered = decide(
+            _remembered(before) if before is not None else None,
+            account,
+            now,
+            policy,
+            in_incident=account.account_id in members
+            or (before is not None and ended is not None and before.status == ended),
+        )
+        alert_store.save_alert_state(session, _state_row(account.account_id, remembered))
+        for event in events:
+            recorded.append(_record(session, event, account, settings, policy, now, channel_ids))
+    if change is not None:
+        title, body = incident_message(change, incident, account_link(settings, None))
+        row = Transition(
+            at=now,
+            kind=change.value,
+            new_status=incident.status.value if incident is not None else None,
+            title=title,
+            body=body,
+            note=incident_key(incident),  # which incident is open
+        )
+        recorded.append(alert_store.record_transition(session, row, channel_ids))
     return recorded
 
 
