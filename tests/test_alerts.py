@@ -296,16 +296,23 @@ def test_delivery_is_retried_with_backoff_and_a_failure_is_recorded_and_logged(
     assert port not in failed.iloc[0]["error"] and port not in caplog.text  # never the URL
 
 
-def test_a_check_never_waits_for_a_slow_or_failing_channel(sim_env: SimEnv, hook: Receiver):
+def test_a_check_never_waits_for_a_slow_or_failing_channel(
+    sim_env: SimEnv, hook: Receiver, caplog: pytest.LogCaptureFixture
+):
     account = key(55)
     (account_id,) = watched(sim_env, hook, (account, "quick"))
-    alerts.add_channel(sim_env.console, "json://127.0.0.1:9/unreachable")  # nothing listens
+    token = "T0KEN-canary-77e1"
+    alerts.add_channel(sim_env.console, f"json://127.0.0.1:9/{token}")  # nothing listens
     sim_env.simulator.update_account(account.api_key, frozen=True)
-    started = datetime.now(UTC)
-    check_account(sim_env.console, account_id)
-    assert datetime.now(UTC) - started < timedelta(seconds=5)
-    settle(sim_env)
+    with caplog.at_level(logging.DEBUG):
+        started = datetime.now(UTC)
+        check_account(sim_env.console, account_id)
+        assert datetime.now(UTC) - started < timedelta(seconds=5)
+        settle(sim_env)
     assert titles(hook) == ["bindwatch: quick is failing: Account frozen"]
+    assert "failed after 4 attempts" in caplog.text  # the failure is logged...
+    assert token not in caplog.text  # ...never the channel's URL, whatever the log level
+    assert token not in alerts.deliveries(sim_env.console).to_string()
 
 
 def test_channels_are_sealed_listed_masked_and_removed(sim_env: SimEnv, hook: Receiver):

@@ -58,6 +58,12 @@ if TYPE_CHECKING:
     from lib.console import Console
 
 log = logging.getLogger(__name__)
+# apprise's own log lines may hold a channel's host or whole URL (its tokens, at DEBUG): none
+# below WARNING is made, none reaches the process's log; what a delivery said is logged here,
+# scrubbed of every part of the URL.
+_APPRISE_LOG = logging.getLogger("apprise")
+_APPRISE_LOG.setLevel(logging.WARNING)
+_APPRISE_LOG.propagate = False
 
 ACCOUNT_URL_PATH = "account"  # the Account page's address (pages/account.py), ?account=ID
 ATTEMPTS = 4  # tries per delivery: the first and three retries
