@@ -16,9 +16,11 @@ from lib.console import Console, alerts, settings
 from lib.console.errors import FAILURES, InvalidInput
 from lib.ui.frame import failure_text
 from lib.ui.presentation import literal
-from lib.ui.session import flash
+from lib.ui.session import flash, show_flash
 
 AT = st.column_config.DatetimeColumn("At (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC")
+URL_GENERATION = "alert_channel_generation"  # bumped after each submit: the URL is forgotten
+ALERTS_FLASH = "alerts"  # the section's message slot, shown above its form
 FEED_LENGTH = 20  # transitions on the Fleet page
 HISTORY_LENGTH = 50  # transitions on the Account page
 # The chart's colours, worst first: as the status colours read elsewhere.
@@ -69,24 +71,31 @@ def settings_section(console: Console) -> None:
 
 
 def _add_channel_form(console: Console) -> None:
-    """A form that takes one channel URL and forgets it once submitted."""
+    """A form that takes one channel URL, hands it to the service once, and forgets it."""
+    generation = st.session_state.get(URL_GENERATION, 0)
+    show_flash(ALERTS_FLASH)
     with st.form("alert_channel_form", clear_on_submit=True):
         url = st.text_input(
             "Add a channel (apprise URL)",
             type="password",
+            key=f"alert_channel_url_{generation}",
             placeholder="json://alerts.example.com:8080/bindwatch",
             help="The URL is encrypted before it is stored, and never shown again in full.",
         )
         if st.form_submit_button("Add channel", icon=":material/add_alert:"):
+            # The next run draws the field under a new key: Streamlit drops the typed URL
+            # from the session with the old one.
+            st.session_state[URL_GENERATION] = generation + 1
             try:
                 number = alerts.add_channel(console, url)
             except InvalidInput as error:
-                st.error(str(error), icon=":material/error:")
+                flash("error", str(error), ALERTS_FLASH)
             except FAILURES as error:
-                st.error(failure_text(error))
+                flash("error", failure_text(error), ALERTS_FLASH)
             else:
-                flash("success", f"Added channel {number}. Send a test to try it.")
-                st.rerun()
+                flash("success", f"Added channel {number}. Send a test to try it.", ALERTS_FLASH)
+            del url
+            st.rerun()
 
 
 def _send_test(console: Console) -> None:
