@@ -146,3 +146,12 @@ def test_the_timeline_counts_each_account_by_its_newest_check_at_each_step():
         (14, "failing"): 1,
         (14, "retrying"): 1,
     }
+
+
+def test_a_paused_account_is_never_an_alarm_and_its_risks_come_once_resumed():
+    before = Remembered(Status.OK, frozenset(), T0)
+    old_key = {"old_key": ("key is 100 days old", "rotate")}
+    events, state = decide(before, account(Status.PAUSED, **old_key), T0, AlertPolicy())
+    assert events == () and state.risks == frozenset()
+    events, _ = decide(state, account(Status.AT_RISK, **old_key), T0, AlertPolicy())
+    assert [e.kind for e in events] == [Kind.RISK]

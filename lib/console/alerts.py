@@ -27,7 +27,6 @@ from tenacity import Retrying, stop_after_attempt, wait_exponential
 from lib import store
 from lib.console.fleet import FleetSnapshot, data_version, fleet_snapshot
 from lib.health.drift import key_drift, masked_note
-from lib.health.facts import nanoseconds, timestamp
 from lib.health.status import Status
 from lib.health.timeline import fleet_timeline
 from lib.health.transitions import (
@@ -300,7 +299,7 @@ def _accounts_now(snapshot: FleetSnapshot, policy: AlertPolicy) -> list[AccountN
         age = row.key_age_days
         risks = alertable_risks(
             None if pd.isna(age) else int(age),
-            None if pd.isna(expires) else timestamp(nanoseconds(expires.to_pydatetime())),
+            None if pd.isna(expires) else expires.to_pydatetime(),
             snapshot.drifts.get(int(row.account_id), ()),
             snapshot.policy,
             policy,
@@ -333,7 +332,7 @@ class _Judged:
     version: tuple[int, int]  # the data version it was judged at
 
     @classmethod
-    def now(cls, console: Console, now: datetime | None) -> _Judged:
+    def judge(cls, console: Console, now: datetime | None) -> _Judged:
         """Return the fleet as the rules judge it now."""
         version = data_version(console)
         snapshot = fleet_snapshot(console, now)
@@ -355,7 +354,7 @@ def observe(console: Console, now: datetime | None = None) -> list[int]:
         alert_store.adopt_baselines(session, actor=console.actor)
     tries = 1
     while True:
-        judged = _Judged.now(console, now)
+        judged = _Judged.judge(console, now)
         with console.transaction() as session:
             alert_store.lock_alerts(session)
             if store.data_version(session) == judged.version or tries >= OBSERVE_TRIES:

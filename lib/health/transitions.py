@@ -163,12 +163,14 @@ def decide(
         alerted_at = now
 
     known = before.risks if before else frozenset()
-    fresh = tuple(now_state.risks[k] for k in sorted(now_state.risks) if k not in known)
+    # A paused account is never an alarm: its risks are said once it is resumed.
+    risks = known if new is Status.PAUSED else frozenset(now_state.risks)
+    fresh = tuple(now_state.risks[k] for k in sorted(risks - known))
     if fresh:
         events.append(Event(Kind.RISK, old, new, detail=fresh))
     remembered = Remembered(
         status=new,
-        risks=frozenset(now_state.risks),
+        risks=risks,
         changed_at=changed_at,
         alerted_at=alerted_at,
         recent_changes=recent,
