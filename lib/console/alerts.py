@@ -18,7 +18,7 @@ import re
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import apprise
 import pandas as pd
@@ -46,7 +46,7 @@ from lib.health.transitions import (
 from lib.secret import Secret
 from lib.store import alerts as alert_store
 from lib.store.errors import InvalidInput
-from lib.store.models import AlertChannel, AlertState, Settings, Transition
+from lib.store.models import AlertChannel, Settings, Transition
 from lib.vault import VaultError
 from lib.vault.vault import channel_place
 
@@ -268,27 +268,29 @@ def account_link(settings: Settings, account_id: int | None) -> str | None:
     return f"{base}/{ACCOUNT_URL_PATH}?account={account_id}" if account_id else f"{base}/"
 
 
-def _remembered(row: AlertState) -> Remembered:
+def _remembered(row: dict[str, Any]) -> Remembered:
+    """Return what was remembered of an account, from its alert_state row."""
     return Remembered(
-        status=Status(row.status),
-        risks=frozenset(row.risks),
-        changed_at=row.changed_at,
-        alerted_at=row.alerted_at,
-        recent_changes=tuple(datetime.fromisoformat(t) for t in row.recent_changes),
-        flapping=row.flapping,
+        status=Status(row["status"]),
+        risks=frozenset(row["risks"]),
+        changed_at=row["changed_at"],
+        alerted_at=row["alerted_at"],
+        recent_changes=tuple(datetime.fromisoformat(t) for t in row["recent_changes"]),
+        flapping=row["flapping"],
     )
 
 
-def _state_row(account_id: int, remembered: Remembered) -> AlertState:
-    return AlertState(
-        account_id=account_id,
-        status=remembered.status.value,
-        risks=sorted(remembered.risks),
-        changed_at=remembered.changed_at,
-        alerted_at=remembered.alerted_at,
-        recent_changes=[t.isoformat() for t in remembered.recent_changes],
-        flapping=remembered.flapping,
-    )
+def _state_row(account_id: int, remembered: Remembered) -> dict[str, Any]:
+    """Return an account's alert_state row for what to remember of it."""
+    return {
+        "account_id": account_id,
+        "status": remembered.status.value,
+        "risks": sorted(remembered.risks),
+        "changed_at": remembered.changed_at,
+        "alerted_at": remembered.alerted_at,
+        "recent_changes": [t.isoformat() for t in remembered.recent_changes],
+        "flapping": remembered.flapping,
+    }
 
 
 def _accounts_now(snapshot: FleetSnapshot, policy: AlertPolicy) -> list[AccountNow]:
@@ -370,10 +372,8 @@ def _record_changes(session: Session, judged: _Judged) -> list[int]:
     if not states:
         # The first look at a fleet sets what later changes are measured from: an
         # installation that starts alerting is not told about every account at once.
-        for account in judged.accounts:
-            alert_store.save_alert_state(
-                session, _state_row(account.account_id, first_sight(account, now))
-            )
+        first = [_state_row(a.account_id, first_sight(a, now)) for a in judged.accounts]
+        alert_store.save_alert_states(session, first, known=())
         return []
     incident = judged.snapshot.incident
     members = incident.account_ids if incident is not None else frozenset()
@@ -383,19 +383,23 @@ def _record_changes(session: Session, judged: _Judged) -> list[int]:
     # An incident ending: its accounts' recoveries are said once, in its end's message.
     ended = last.new_status if change is Kind.INCIDENT_OVER and last is not None else None
     recorded: list[int] = []
+    changed: list[dict[str, Any]] = []
     for account in judged.accounts:
-        before = states.get(account.account_id)
+        row = states.get(account.account_id)
+        before = _remembered(row) if row is not None else None
         events, remembered = decide(
-            _remembered(before) if before is not None else None,
+            before,
             account,
             now,
             policy,
             in_incident=account.account_id in members
-            or (before is not None and ended is not None and before.status == ended),
+            or (before is not None and ended is not None and before.status.value == ended),
         )
-        alert_store.save_alert_state(session, _state_row(account.account_id, remembered))
+        if remembered != before:  # most accounts did not change: nothing to write
+            changed.append(_state_row(account.account_id, remembered))
         for event in events:
             recorded.append(_record(session, event, account, settings, policy, now, channel_ids))
+    alert_store.save_alert_states(session, changed, known=states)
     if change is not None:
         title, body = incident_message(change, incident, account_link(settings, None))
         row = Transition(

@@ -118,7 +118,7 @@ def fleet_drift(console: Console) -> dict[int, tuple[Drift, ...]]:
     """Return each account's changes since its baseline (none without a baseline)."""
     with console.reading() as session:
         base = alert_store.baselines(session)
-        latest = alert_store.latest_key_info(session, list(base))
+        latest = alert_store.latest_key_info(session) if base else {}
     return {a: key_drift(base[a], info) for a, info in latest.items() if a in base}
 
 

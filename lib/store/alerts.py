@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, insert, update
 from sqlmodel import Session, col, select
 
 from lib.kucoin.probe_result import Outcome, ProbeResult
@@ -142,13 +143,19 @@ def put_baseline(session: Session, account_id: int, info: KeyInfo, *, actor: str
     )
 
 
+_BASELINES = KeyBaseline.__table__
+_PROBES = ProbeRecord.__table__
+_ACCOUNTS = Account.__table__
+
+
 def baselines(session: Session, account_ids: Iterable[int] | None = None) -> dict[int, KeyInfo]:
     """Return the baselines of these accounts (or all), by account."""
-    query = select(KeyBaseline)
+    b = _BASELINES
+    query = select(b)
     if account_ids is not None:
-        query = query.where(col(KeyBaseline.account_id).in_([int(a) for a in account_ids]))
+        query = query.where(b.c.account_id.in_([int(a) for a in account_ids]))
     return {
-        row.account_id: KeyInfo(
+        int(row.account_id): KeyInfo(
             _split(row.permissions),
             row.ip_whitelist,
             row.uid,
@@ -157,31 +164,43 @@ def baselines(session: Session, account_ids: Iterable[int] | None = None) -> dic
             row.recorded_at,
             row.recorded_by,
         )
-        for row in session.exec(query).all()
+        for row in session.execute(query).all()
     }
 
 
 def latest_key_info(
-    session: Session, account_ids: Iterable[int] | None = None
+    session: Session, account_ids: Iterable[int] | None = None, *, without_baseline: bool = False
 ) -> dict[int, KeyInfo]:
-    """Return, per bound account that ever passed a check, what its newest passing check read."""
-    q = ProbeRecord.__table__.alias("q")
+    """Return, per bound account that ever passed a check, what its newest passing check read.
+
+    `without_baseline`: only the accounts that have no baseline yet.
+    """
+    a, q, p = _ACCOUNTS.alias("a"), _PROBES.alias("q"), _PROBES
+    # One index seek per account on (account_id, checked_at): its newest passing check.
     newest = (
         select(q.c.id)
-        .where(q.c.account_id == ProbeRecord.account_id, q.c.outcome == Outcome.OK.value)
+        .where(q.c.account_id == a.c.id, q.c.outcome == Outcome.OK.value)
         .order_by(q.c.checked_at.desc(), q.c.id.desc())
         .limit(1)
         .scalar_subquery()
     )
-    query = (
-        select(ProbeRecord)
-        .join(Account, col(Account.id) == ProbeRecord.account_id)
-        .where(ProbeRecord.id == newest, col(Account.unbound_at).is_(None))
-    )
+    chosen = select(newest).select_from(a).where(a.c.unbound_at.is_(None))
     if account_ids is not None:
-        query = query.where(col(ProbeRecord.account_id).in_([int(a) for a in account_ids]))
+        chosen = chosen.where(a.c.id.in_([int(i) for i in account_ids]))
+    if without_baseline:
+        chosen = chosen.where(~a.c.id.in_(select(_BASELINES.c.account_id)))
+    # Only the key facts: a check's balances are never read here.
+    query = select(
+        p.c.account_id,
+        p.c.permissions,
+        p.c.ip_whitelist,
+        p.c.uid,
+        p.c.is_master,
+        p.c.sub_name,
+        p.c.checked_at,
+    ).where(p.c.id.in_(chosen))
     return {
-        row.account_id: KeyInfo(
+        int(row.account_id): KeyInfo(
             _split(row.permissions),
             row.ip_whitelist,
             row.uid,
@@ -189,19 +208,16 @@ def latest_key_info(
             row.sub_name,
             row.checked_at,
         )
-        for row in session.exec(query).all()
+        for row in session.execute(query).all()
     }
 
 
 def adopt_baselines(session: Session, *, actor: str) -> int:
     """Give each account with a passing check and no baseline that check as its baseline."""
-    have = set(session.exec(select(KeyBaseline.account_id)).all())
-    found = 0
-    for account_id, info in latest_key_info(session).items():
-        if account_id not in have:
-            put_baseline(session, account_id, info, actor=actor)
-            found += 1
-    return found
+    found = latest_key_info(session, without_baseline=True)
+    for account_id, info in found.items():
+        put_baseline(session, account_id, info, actor=actor)
+    return len(found)
 
 
 # --- alert state and transitions --------------------------------------------------------------
@@ -216,14 +232,29 @@ def lock_alerts(session: Session) -> None:
         session.execute(select(func.pg_advisory_xact_lock(ALERTS_LOCK)))
 
 
-def alert_states(session: Session) -> dict[int, AlertState]:
-    """Return every account's alert state."""
-    return {row.account_id: row for row in session.exec(select(AlertState)).all()}
+def alert_states(session: Session) -> dict[int, dict[str, Any]]:
+    """Return every account's alert state (the alert_state columns), by account."""
+    rows = session.execute(select(AlertState.__table__)).mappings().all()
+    return {int(row["account_id"]): dict(row) for row in rows}
 
 
-def save_alert_state(session: Session, state: AlertState) -> None:
-    """Store one account's alert state."""
-    session.merge(state)
+def save_alert_states(
+    session: Session, changed: Iterable[dict[str, Any]], known: Iterable[int]
+) -> None:
+    """Store accounts' alert states: update those in `known`, insert the others."""
+    table = AlertState.__table__
+    known = set(known)
+    rows = list(changed)
+    updates = [r for r in rows if r["account_id"] in known]
+    inserts = [r for r in rows if r["account_id"] not in known]
+    if updates:
+        values = {name: bindparam(f"v_{name}") for name in updates[0] if name != "account_id"}
+        statement = (
+            update(table).where(table.c.account_id == bindparam("v_account_id")).values(values)
+        )
+        session.execute(statement, [{f"v_{k}": v for k, v in r.items()} for r in updates])
+    if inserts:
+        session.execute(insert(table), inserts)
 
 
 def record_transition(session: Session, row: Transition, channel_ids: Iterable[int]) -> int:
