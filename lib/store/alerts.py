@@ -84,11 +84,6 @@ def remove_channel(session: Session, channel_id: int, *, actor: str) -> str:
     return masked
 
 
-def channel_key_ids(session: Session) -> set[str]:
-    """Return the master key ids channels are sealed with."""
-    return set(session.exec(select(AlertChannel.master_key_id).distinct()).all())
-
-
 def channels_sealed_elsewhere(session: Session, key_id: str) -> list[AlertChannel]:
     """Return the channels sealed with another key than `key_id`, locked until commit."""
     query = select(AlertChannel).where(AlertChannel.master_key_id != key_id).with_for_update()
@@ -431,12 +426,6 @@ def deliveries_frame(
     for name in ("created_at", "finished_at"):
         frame[name] = pd.to_datetime(frame[name], utc=True)
     return frame
-
-
-def delivery_counts(session: Session) -> dict[str, int]:
-    """Return how many deliveries are in each state."""
-    query = select(AlertDelivery.state, func.count()).group_by(AlertDelivery.state)
-    return {state: int(n) for state, n in session.exec(query).all()}
 
 
 def checks_since_frame(session: Session, since: datetime) -> pd.DataFrame:
