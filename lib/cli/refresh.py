@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
         )
         if bar is not None:
             bar.close()
-        # This process ends here: decide and send its alerts now rather than in the worker.
-        alerts.flush(console)
+        # This process ends here: let the alert worker decide and send before it does.
+        alerts.settle(console)
         snapshot = fleet_snapshot(console)
     finally:
         console.close()

@@ -31,6 +31,7 @@ before the operator was signed out, removed or made a viewer is refused too.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -140,5 +141,8 @@ class Console:
         return fleet_table(self, now)
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Finish the alerts in hand for this database, then release its connections."""
+        alerts = sys.modules.get("lib.console.alerts")  # no worker runs before it is loaded
+        if alerts is not None:
+            alerts.stop_worker(self)
         self.engine.dispose()

@@ -71,6 +71,7 @@ BACKOFF_S = 1.0  # the first retry's wait; doubled each time
 BACKOFF_MAX_S = 30.0
 CLAIM_S = 300.0  # a sender that died mid-delivery leaves it to another after this
 IDLE_EXIT_S = 60.0  # an alert worker idle this long ends
+STOP_WAIT_S = 60.0  # the longest a closing console waits for its alerts in hand
 ALERTS_ACTOR = "alerts"  # who the worker acts as (it records baselines, never an action)
 TEST_TITLE = "bindwatch: test alert"
 TEST_BODY = "This channel receives bindwatch's alerts. Nothing to do."
@@ -462,6 +463,7 @@ class AlertWorker:
 
     def __init__(self, console: Console) -> None:
         self._console = console
+        self._stopping = False
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
@@ -477,6 +479,12 @@ class AlertWorker:
         """Wait until every wake so far has been handled; return whether it was."""
         return self._idle.wait(timeout)
 
+    def stop(self, timeout: float) -> None:
+        """Finish the work in hand, then end (the database is about to close)."""
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout)
+
     def _run(self) -> None:
         while True:
             if not self._wake.wait(IDLE_EXIT_S):
@@ -485,6 +493,9 @@ class AlertWorker:
                         _workers.pop(self._console.engine, None)
                         return
             self._wake.clear()
+            if self._stopping:
+                self._idle.set()
+                return
             try:
                 flush(self._console)
             except Exception:  # the database is gone or failing: say so, wait for the next wake
@@ -506,6 +517,19 @@ def worker(console: Console, *, wake: bool = False) -> AlertWorker:
         if wake:
             found.wake()
         return found
+
+
+def settle(console: Console, timeout: float = STOP_WAIT_S) -> bool:
+    """Have the worker judge the fleet and send what is pending; return whether it finished."""
+    return worker(console, wake=True).wait_idle(timeout)
+
+
+def stop_worker(console: Console, timeout: float = STOP_WAIT_S) -> None:
+    """End the console's database's worker once its work in hand is done (before closing)."""
+    with _workers_lock:
+        found = _workers.pop(console.engine, None)
+    if found is not None:
+        found.stop(timeout)
 
 
 def checks_stored(console: Console) -> None:
