@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("lib.cli.watch", "check each account when it falls due, until stopped"),
     "demo": ("lib.cli.demo", "build the demo fleet on a local simulator and print it"),
     "operators": ("lib.cli.operators", "add, list, remove operators or set a password"),
+    "alerts": ("lib.cli.alerts", "add, list, remove alert channels (apprise URLs) or test them"),
 }
 
 

@@ -9,7 +9,7 @@ from lib import ui
 from lib.console import errors
 from lib.console.account import account_detail
 from lib.console.checks import check_account
-from lib.ui import account_view, lifecycle
+from lib.ui import account_view, alerts_view, lifecycle
 
 PICKER = "account_picker"
 ACCOUNT_ID = re.compile(r"\d{1,18}")  # what ?account= may hold: an id, within the database's range
@@ -115,6 +115,7 @@ def main() -> None:
     account_view.show_freshness(row)
     account_view.show_history(detail.history)
     account_view.show_coverage(detail)
+    alerts_view.account_drift(console, account_id)
     account_view.show_balances(detail)
 
     if console.may_act:  # a viewer reads; the services refuse a viewer's action anyway
@@ -123,6 +124,7 @@ def main() -> None:
     else:  # e.g. an action from a page drawn before the operator became a viewer, refused
         lifecycle.show_messages(account_id)
 
+    alerts_view.account_history(console, account_id)
     account_view.show_audit(detail)
 
 

@@ -9,6 +9,7 @@ from lib.console import errors
 from lib.console.checks import refresh_fleet, refreshable_count
 from lib.console.export import fleet_csv
 from lib.console.fleet import FAILING, FleetSnapshot, filter_fleet, is_failing, refresh_summary
+from lib.ui import alerts_view
 
 SCOPE_OPTIONS = {"spot": "Spot", "futures": "Futures", "margin": "Margin"}
 KIND_OPTIONS = {"all": "All accounts", "master": "Master accounts", "sub-account": "Sub-accounts"}
@@ -190,6 +191,8 @@ def main() -> None:
         st.caption(f"{ui.plural(len(snapshot.fleet), 'account')} · as of {as_of}")
         incident_banner(snapshot)
         table(snapshot)
+        alerts_view.transitions_feed(console)
+        alerts_view.fleet_over_time(console)
 
     st.fragment(fleet_section)()
 

@@ -1,4 +1,4 @@
-"""Settings: the platform's egress IPs and the thresholds the health rules apply."""
+"""Settings: the platform's egress IPs, the thresholds the health rules apply, and alerts."""
 
 from typing import Any
 
@@ -6,6 +6,7 @@ import streamlit as st
 
 from lib import ui
 from lib.console import errors, settings
+from lib.ui import alerts_view
 
 HELP = {
     "freshness_seconds": "A key's last successful check should be younger than this.",
@@ -139,6 +140,8 @@ def main() -> None:
         )
         if st.form_submit_button("Save policy", icon=":material/save:", disabled=read_only):
             save("Saved the health policy.", **settings.policy_changes(stored, typed))
+
+    alerts_view.settings_section(console)
 
     history = settings.settings_changes(console)
     with st.expander(f"Recent changes ({len(history)})"):

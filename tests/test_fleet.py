@@ -33,6 +33,7 @@ from lib.console.fleet import (
     FAILING,
     data_version,
     filter_fleet,
+    fleet_drift,
     fleet_snapshot,
     fleet_table,
     is_failing,
@@ -45,6 +46,8 @@ from lib.console.settings import (
     save_settings,
     settings_changes,
 )
+from lib.health.coverage import SCOPE_PERMISSIONS
+from lib.health.drift import with_drift
 from lib.health.fleet import fleet_health
 from lib.health.status import Status
 from lib.kucoin.auth import Credentials
@@ -92,6 +95,11 @@ def credentials(n: int) -> Credentials:
     )
 
 
+def bound_uid(n: int) -> str:
+    """Return the UID account n's key had when it was bound (its drift baseline)."""
+    return f"{n}{n}{n}000{n}{n}{n}"
+
+
 def bind_offline(console: Console, n: int, label: str, scopes: tuple[str, ...]) -> int:
     """Store an account without a live check (the fleet table never calls KuCoin)."""
     with console.transaction() as session:
@@ -102,7 +110,12 @@ def bind_offline(console: Console, n: int, label: str, scopes: tuple[str, ...]) 
             credentials=credentials(n),
             scopes=scopes,
             actor="test",
-            probe=result(NOW - timedelta(days=3)),
+            # What KuCoin said at bind (the drift baseline): the permissions the scopes need.
+            probe=result(
+                NOW - timedelta(days=3),
+                permissions=("General", *(SCOPE_PERMISSIONS[scope] for scope in scopes)),
+                uid=bound_uid(n),  # the UID the fixtures' later checks read
+            ),
         )
 
 
@@ -225,7 +238,9 @@ def test_fleet_table_decides_on_the_same_checks_as_the_rules_over_the_whole_hist
     with console.reading() as session:
         accounts = store.accounts_frame(session)
         history = store.probe_history_frame(session)
-    expected = fleet_health(accounts, history, console.policy(), NOW)
+    # The rules over the whole history, with each key's drift since binding among the risks.
+    judged = fleet_health(accounts, history, console.policy(), NOW)
+    expected = with_drift(judged, fleet_drift(console))
     fleet = fleet_table(console, NOW)
 
     pd.testing.assert_frame_equal(fleet.drop(columns="scopes"), expected)

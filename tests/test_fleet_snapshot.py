@@ -16,14 +16,15 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from store_fixtures import database_url_fixture  # noqa: F401 (fixture)
-from test_fleet import EGRESS, NOW, bind_offline, credentials, record, result
+from test_fleet import EGRESS, NOW, bind_offline, bound_uid, credentials, record, result
 
 import lib.console.snapshot as console_snapshot
 from lib import store
 from lib.config import Config
 from lib.console import Console, KucoinTarget, binding
-from lib.console.fleet import fleet_snapshot, fleet_table
+from lib.console.fleet import fleet_drift, fleet_snapshot, fleet_table
 from lib.console.settings import save_settings
+from lib.health.drift import with_drift
 from lib.health.fleet import fleet_health
 from lib.kucoin.probe_result import Outcome
 from lib.store import database
@@ -48,8 +49,9 @@ def ids_fixture(console: Console) -> dict[str, int]:
         "beta": bind_offline(console, 2, "beta-bot", ("spot",)),
         "gamma": bind_offline(console, 3, "gamma-fut", ("spot", "futures")),
     }
-    record(console, ids["alpha"], result(NOW - timedelta(minutes=5)))
-    record(console, ids["beta"], result(NOW - timedelta(minutes=6)))
+    # Checks that read what KuCoin said at bind: no drift since binding.
+    record(console, ids["alpha"], result(NOW - timedelta(minutes=5), uid=bound_uid(1)))
+    record(console, ids["beta"], result(NOW - timedelta(minutes=6), uid=bound_uid(2)))
     record(console, ids["gamma"], result(NOW - timedelta(minutes=7), "rejected", "400005"))
     return ids
 
@@ -74,7 +76,9 @@ def statuses(console: Console, now) -> dict[str, str]:
     with console.reading() as session:
         accounts = store.accounts_frame(session)
         history = store.probe_history_frame(session)
-    expected = fleet_health(accounts, history, console.policy(), now)
+    expected = with_drift(
+        fleet_health(accounts, history, console.policy(), now), fleet_drift(console)
+    )
     pd.testing.assert_frame_equal(fleet.drop(columns="scopes"), expected)
     return dict(zip(fleet["label"], fleet["status"].astype(str), strict=True))
 

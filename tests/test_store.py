@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -727,3 +729,32 @@ def test_replaced_and_unbound_ciphertext_is_gone_from_the_sqlite_file(engine, va
         for token in (row.api_key_enc, row.api_secret_enc, row.passphrase_enc):
             assert token.split(":")[2].encode()[:24] not in content
     assert credential_row(engine, one).api_secret_enc.split(":")[2].encode()[:24] in content
+
+
+def test_opening_a_second_engine_keeps_the_first_ones_writes_visible_to_other_processes(
+    tmp_path: Path,
+):
+    # The served console opens its database twice (the pages and the watcher). Opening must not
+    # open and close the file itself: that drops this process's SQLite locks, another process
+    # then resets the WAL as if it were alone, and this process's later writes are lost to it.
+    url = f"sqlite:///{tmp_path / 'bindwatch.db'}"
+    first = database.open_database(url)
+    with database.transaction(first) as session:
+        store.update_settings(session, actor=ACTOR, freshness_seconds=45 * 60)
+    second = database.open_database(url)
+    read_in_another_process = (
+        "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); "
+        "print(db.execute(\"SELECT value FROM settings WHERE name = 'freshness_seconds'\")"
+        ".fetchone()[0]); db.close()"
+    )
+    path = str(tmp_path / "bindwatch.db")
+    other = [sys.executable, "-c", read_in_another_process, path]
+    assert subprocess.run(other, capture_output=True, text=True, check=True).stdout.strip() == (
+        "2700"
+    )
+    with database.transaction(first) as session:
+        store.update_settings(session, actor=ACTOR, freshness_seconds=30 * 60)
+    seen = subprocess.run(other, capture_output=True, text=True, check=True).stdout.strip()
+    first.dispose()
+    second.dispose()
+    assert seen == "1800"

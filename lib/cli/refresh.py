@@ -13,6 +13,7 @@ from lib.cli.installation import open_console
 from lib.cli.status import exit_status
 from lib.cli.terminal import EXIT_USAGE, fail
 from lib.config import Config
+from lib.console import alerts
 from lib.console.checks import check_round, run_owner
 from lib.console.fleet import fleet_snapshot
 from lib.health.checks import check_result
@@ -53,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         )
         if bar is not None:
             bar.close()
+        # This process ends here: let the alert worker decide and send before it does.
+        alerts.settle(console)
         snapshot = fleet_snapshot(console)
     finally:
         console.close()

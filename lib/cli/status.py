@@ -6,14 +6,17 @@ import argparse
 import os
 import sys
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 from sqlalchemy.engine import make_url
 
 from lib.cli.installation import open_console
-from lib.cli.terminal import EXIT_NO, EXIT_OK, EXIT_USAGE
+from lib.cli.terminal import EXIT_NO, EXIT_OK, EXIT_USAGE, fail
 from lib.config import Config
+from lib.console import alerts
+from lib.console.errors import InvalidInput
 from lib.console.export import fleet_json
 from lib.console.fleet import FleetSnapshot, fleet_snapshot
 from lib.health.fleet import is_failing
@@ -31,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the command's options."""
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object per account instead"
+    )
+    parser.add_argument(
+        "--since",
+        metavar="WINDOW",
+        help="list the transitions (status changes, new risks, incidents) of the last WINDOW "
+        "instead, e.g. 90m, 24h, 7d",
     )
     parser.epilog = (
         "Reads the database named by BINDWATCH_DATA_DIR / BINDWATCH_DATABASE_URL. Exit status: "
@@ -56,19 +65,62 @@ def run(args: argparse.Namespace) -> int:
         # Reading must not create a database and a master key as a side effect.
         print("[]" if args.json else f"{EMPTY_FLEET}\n(There is no database at {missing} yet.)")
         return EXIT_OK
+    window = None
+    if args.since is not None:
+        try:
+            window = alerts.parse_since(args.since)
+        except InvalidInput as error:
+            fail(str(error))
+            return EXIT_USAGE
     console = open_console(config)
     if console is None:
         return EXIT_USAGE
+    if window is not None:
+        try:
+            since = datetime.now(UTC) - window
+            changes = alerts.transitions(console, since=since, limit=None)
+        finally:
+            console.close()
+        _print(transitions_json(changes) if args.json else render_transitions(changes, since))
+        return EXIT_OK
     try:
         snapshot = fleet_snapshot(console)
     finally:
         console.close()
+    _print(fleet_json(snapshot.fleet) if args.json else render_fleet(snapshot))
+    return exit_status(snapshot.fleet)
+
+
+def _print(text: str) -> None:
+    """Print to stdout; stop quietly when it is a pipe closed early."""
     try:
-        print(fleet_json(snapshot.fleet) if args.json else render_fleet(snapshot), flush=True)
+        print(text, flush=True)
     except BrokenPipeError:
         # Piped into `head` or similar: stop quietly, the reader has what it wanted.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return exit_status(snapshot.fleet)
+
+
+def render_transitions(changes: pd.DataFrame, since: datetime) -> str:
+    """Return the transitions as text, oldest first: when, account, what, old → new."""
+    if changes.empty:
+        return f"No transition since {since:%Y-%m-%d %H:%M} UTC."
+    lines = [f"{plural(len(changes), 'transition')} since {since:%Y-%m-%d %H:%M} UTC:"]
+    for row in changes.iloc[::-1].itertuples(index=False):
+        who = row.label if isinstance(row.label, str) else "fleet"
+        sent = "" if row.alerted else f"  (not sent: {row.note})"
+        lines.append(f"{row.at:%Y-%m-%d %H:%M:%S}  {_clip(who, 22):<22}  {row.title}{sent}")
+    return "\n".join(lines)
+
+
+def transitions_json(changes: pd.DataFrame) -> str:
+    """Return the transitions as a JSON list, oldest first."""
+    rows = changes.iloc[::-1].drop(columns=["body"])
+    return rows.to_json(orient="records", date_format="iso", indent=2)
+
+
+def plural(count: int, noun: str) -> str:
+    """Return "1 transition" or "3 transitions"."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def exit_status(fleet: pd.DataFrame) -> int:

@@ -15,6 +15,7 @@ No Streamlit here: the pages (lib.ui) and the commands (lib.cli) are two faces o
 - checks: check one account now ("Check now"), every account ("Refresh all"), or a round.
 - refresh: the engine every check goes through, within KuCoin's rate limits.
 - watch: the watcher that checks accounts as they fall due, and its heartbeat.
+- alerts: channels, transitions decided and sent off the check path, drift since binding.
 - account: everything the Account page shows about one account.
 - settings: the operator's settings, the health policy they define, their change log.
 - export: the fleet as CSV and JSON, never a secret.
@@ -33,6 +34,7 @@ before the operator was signed out, removed or made a viewer is refused too.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -209,5 +211,8 @@ class Console:
         return export_csv(self.fleet(), path)
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Finish the alerts in hand for this database, then release its connections."""
+        alerts = sys.modules.get("lib.console.alerts")  # no worker runs before it is loaded
+        if alerts is not None:
+            alerts.stop_worker(self)
         self.engine.dispose()

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from lib import store
-from lib.console.snapshot import FleetSnapshot, fleet_snapshot, read_fleet
+from lib.console.snapshot import FleetSnapshot, fleet_drift, fleet_snapshot, read_fleet
 from lib.health.policy import HealthPolicy
 from lib.health.status import Status
 
@@ -32,6 +32,7 @@ __all__ = [
     "account_kind",
     "data_version",
     "filter_fleet",
+    "fleet_drift",
     "fleet_inputs",
     "fleet_snapshot",
     "fleet_table",

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_random_exponential
 
 from lib import store
+from lib.console.alerts import checks_stored
 from lib.console.kucoin import KucoinTarget
 from lib.console.settings import policy_from_settings
 from lib.health.checks import UNREADABLE_CODE, is_transient
@@ -553,6 +554,8 @@ def run_checks(
                 with console.transaction() as session:
                     store.release_leases(session, owner, unchecked)
     report.finished_at = datetime.now(UTC)
+    if report.results:
+        checks_stored(console)  # alerts are decided and sent in their own thread
     return report
 
 

@@ -17,12 +17,14 @@ from lib.health.policy import HealthPolicy
 from lib.kucoin.constants import ACCEPTED_KEY_VERSIONS, DEFAULT_KEY_VERSION
 from lib.store import MAX_EGRESS_IPS, MAX_FUTURES_CURRENCIES, SETTING_RANGES, invalid_settings
 from lib.store.models import AuditAction, Settings
+from lib.store.settings import ALERT_SETTING_RANGES
 
 if TYPE_CHECKING:
     from lib.console import Console
 
 __all__ = [
     "ACCEPTED_KEY_VERSIONS",
+    "ALERT_SETTING_RANGES",
     "MAX_EGRESS_IPS",
     "MAX_FUTURES_CURRENCIES",
     "SETTING_RANGES",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -34,6 +34,7 @@ from sqlmodel import Session
 from lib import store
 from lib.console.settings import policy_from_settings
 from lib.health.checks import IP_BLOCKED_CODE
+from lib.health.drift import Drift, key_drift, with_drift
 from lib.health.facts import NAT
 from lib.health.fleet import (
     deciding_checks,
@@ -46,6 +47,7 @@ from lib.health.fleet import (
 from lib.health.incident import FleetIncident, fleet_incident
 from lib.health.inputs import ACCOUNT_COLUMNS, PROBE_COLUMNS
 from lib.health.policy import HealthPolicy
+from lib.store import alerts as alert_store
 
 if TYPE_CHECKING:
     from lib.console import Console
@@ -61,6 +63,7 @@ class FleetSnapshot:
     fleet: pd.DataFrame
     policy: HealthPolicy
     as_of: datetime
+    drifts: Mapping[int, tuple[Drift, ...]] = field(default_factory=dict)  # since binding
 
     @cached_property
     def incident(self) -> FleetIncident | None:
@@ -91,6 +94,21 @@ def fleet_snapshot(console: Console, now: datetime | None = None) -> FleetSnapsh
         if kept is None:
             kept = _KEPT[console.engine] = _KeptFleet()
     return kept.snapshot(console, now)
+
+
+def fleet_drift(console: Console) -> dict[int, tuple[Drift, ...]]:
+    """Return each account's changes since its baseline (none without a baseline)."""
+    with console.reading() as session:
+        return read_drift(session)
+
+
+def read_drift(
+    session: Session, account_ids: Iterable[int] | None = None
+) -> dict[int, tuple[Drift, ...]]:
+    """Return the changes since their baselines of these accounts (or all) that have one."""
+    base = alert_store.baselines(session, account_ids)
+    latest = alert_store.latest_key_info(session, account_ids) if base else {}
+    return {a: key_drift(base[a], info) for a, info in latest.items() if a in base}
 
 
 def read_fleet(
@@ -209,6 +227,7 @@ class _KeptFleet:
         self._audit, self._probes = _Seen(), _Seen()
         self._version = (0, 0)  # store.data_version when read last
         self._shown: FleetSnapshot | None = None  # the last snapshot of the present
+        self._drifts: dict[int, tuple[Drift, ...]] = {}  # read again for accounts changed
 
     def snapshot(self, console: Console, now: datetime | None) -> FleetSnapshot:
         """Return the fleet at `now` (the present unless told), judging what changed first."""
@@ -231,9 +250,9 @@ class _KeptFleet:
             else:
                 self._judge_changes(session, at)
             assert self._judged is not None and self._policy is not None
-            snapshot = FleetSnapshot(
-                fleet_at(self._judged.frame(), self._policy, now, ordered=True), self._policy, now
-            )
+            fleet = fleet_at(self._judged.frame(), self._policy, now, ordered=True)
+            drifts = dict(self._drifts)
+            snapshot = FleetSnapshot(with_drift(fleet, drifts), self._policy, now, drifts)
             if present:
                 self._shown = snapshot
         return snapshot
@@ -247,6 +266,7 @@ class _KeptFleet:
         self._policy, self._checks = policy, checks
         self._accounts = accounts.set_index("account_id", drop=False)
         self._judged = _Judged(_judge(accounts, checks, policy, now))
+        self._drifts = read_drift(session)
         self._audit, self._probes = _Seen(version[0]), _Seen(version[1])
         self._at, self._version = now, version
 
@@ -272,6 +292,7 @@ class _KeptFleet:
             self._probes.saw(fresh["probe_id"], version[1])
             self._read_again(session, changed, fresh)
             checked = set(fresh["account_id"].tolist())
+            self._read_drift_again(session, changed | checked)
         dirty = changed | checked | set(self._judged.due(now).tolist())
         self._at, self._version = now, version
         if not dirty:
@@ -284,6 +305,14 @@ class _KeptFleet:
             now,
         )
         self._judged.update(judged, gone=dirty - set(ids))
+
+    def _read_drift_again(self, session: Session, account_ids: set[int]) -> None:
+        """Read again the drift of accounts bound, acknowledged or checked since."""
+        if not account_ids:
+            return
+        for account_id in account_ids:
+            self._drifts.pop(account_id, None)
+        self._drifts.update(read_drift(session, account_ids))
 
     def _read_again(self, session: Session, changed: set[int], fresh: pd.DataFrame) -> None:
         """Take in accounts changed (read again) and the checks recorded since."""

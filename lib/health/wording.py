@@ -5,7 +5,7 @@ The Fleet, the Account page, `status`, binding and `check` all say what these re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -134,7 +134,7 @@ class Explainer:
                 hint = f"{_offset_note(facts.latest_offset_ms)} {hint}"
             return f"{self.failure_title(facts, found_failure)}{code}, retrying", hint
         if status is Status.AT_RISK:
-            return f"Works, but: {'; '.join(r.what for r in found)}", _fixes(found)
+            return at_risk_words(found)
         if status is Status.NEW:
             return "Not checked yet", "Run the first check on this account."
         return HEALTHY
@@ -204,7 +204,12 @@ def _offset_note(clock_offset_ms: int) -> str:
     return f"Measured offset: {clock_offset_ms / 1000:+.1f} s (KuCoin minus this machine)."
 
 
-def _fixes(found: tuple[Risk, ...]) -> str:
+def at_risk_words(found: Sequence[Risk]) -> tuple[str, str]:
+    """Return (diagnosis, hint) of a working account that runs these risks, gravest first."""
+    return f"Works, but: {'; '.join(r.what for r in found)}", _fixes(found)
+
+
+def _fixes(found: Sequence[Risk]) -> str:
     """Return the fixes of several risks as one hint, gravest first, numbered when several."""
     if len(found) == 1:
         return found[0].fix

@@ -15,6 +15,7 @@ therefore written together or not at all. Pages read the DataFrames; they never 
     seeding     history staged as if it had happened earlier (the demo fleet)
     master_keys the master keys the database knows, and the credentials each one seals
     schedule    when each account's next check is due, watchers' leases and heartbeats
+    alerts      alert channels (sealed), key baselines, alert state, transitions, deliveries
     errors      StoreError and its subclasses, drawn below
     migrations  Alembic
 

@@ -19,6 +19,7 @@ from lib.account_fields import clean_scopes, control_character_position, label_p
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import ProbeResult
 from lib.secret import Secret
+from lib.store.alerts import key_info_of, put_baseline
 from lib.store.audit import record_audit, short_fingerprint
 from lib.store.checks import record_probe, record_probes
 from lib.store.errors import (
@@ -249,6 +250,8 @@ def create_account_with_credentials(
     _flush_unique(session, vault, label, credentials.api_key, account.id)
     if probe is not None:
         record_probe(session, account.id, probe)
+        if probe.ok:  # what KuCoin said at bind: drift is measured from it
+            put_baseline(session, account.id, key_info_of(probe), actor=actor)
     record_audit(
         session,
         actor=actor,
@@ -311,6 +314,8 @@ def rotate_credentials(
     _flush_unique(session, vault, account.label, credentials.api_key, account_id)
     if probe is not None:
         record_probe(session, account_id, probe)
+        if probe.ok:  # a new key: drift is measured from what KuCoin says of it
+            put_baseline(session, account_id, key_info_of(probe), actor=actor)
     record_audit(
         session,
         actor=actor,

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from lib.store.accounts import SealedCredential, put_sealed, sealed_credential
-from lib.store.models import Account, Credential, VaultKey
+from lib.store.models import Account, AlertChannel, Credential, VaultKey
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,9 @@ def known_keys(session: Session) -> dict[str, KnownKey]:
 
 
 def key_ids_in_use(session: Session) -> set[str]:
-    """Return the ids of the master keys that seal at least one credential."""
-    return set(session.exec(select(Credential.master_key_id).distinct()).all())
+    """Return the ids of the master keys that seal at least one credential or alert channel."""
+    credentials = set(session.exec(select(Credential.master_key_id).distinct()).all())
+    return credentials | set(session.exec(select(AlertChannel.master_key_id).distinct()).all())
 
 
 def key_state(session: Session, key_id: str, *, share_lock: bool = False) -> str | None:

@@ -69,6 +69,9 @@ class AuditAction(enum.StrEnum):
     CHANGE_ROLE = "change_role"
     CHANGE_PASSWORD = "change_password"
     CONFIRM_KEY_BACKUP = "confirm_key_backup"
+    ADD_ALERT_CHANNEL = "add_alert_channel"
+    REMOVE_ALERT_CHANNEL = "remove_alert_channel"
+    ACKNOWLEDGE_DRIFT = "acknowledge_drift"
 
 
 class Role(enum.StrEnum):
@@ -95,6 +98,9 @@ class Settings:
     rotation_age_days: int = 90  # warn when a credential is older than this
     key_version: str = DEFAULT_KEY_VERSION  # KC-API-KEY-VERSION sent with new keys
     futures_currencies: tuple[str, ...] = ("USDT",)  # futures overviews each check reads
+    alert_reminder_hours: int = 0  # repeat an alert while an account stays failing (0: never)
+    deletion_warning_days: int = 7  # alert when KuCoin's 30-day rule may delete a key this soon
+    console_url: str = ""  # where the console is served: alerts link to its account pages
 
 
 class Account(SQLModel, table=True):
@@ -287,6 +293,90 @@ class VaultKey(SQLModel, table=True):
     check_value: str = Field(sa_type=Text)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AlertChannel(SQLModel, table=True):
+    """Where alerts go: one apprise URL, encrypted like a credential (it holds tokens)."""
+
+    __tablename__ = "alert_channels"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url_enc: str = Field(sa_type=Text)
+    master_key_id: str = Field(max_length=64, index=True)
+    masked: str = Field(max_length=200)  # the scheme and the URL's last characters, never a token
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    created_by: str = Field(max_length=200)
+
+
+class KeyBaseline(SQLModel, table=True):
+    """What KuCoin said about an account's key at bind (or at the last acknowledgement)."""
+
+    __tablename__ = "key_baselines"
+
+    account_id: int = Field(
+        primary_key=True, foreign_key="accounts.id", sa_column_kwargs={"autoincrement": False}
+    )
+    permissions: str = Field(default="", max_length=500)  # comma-joined, as KuCoin writes them
+    ip_whitelist: str | None = Field(default=None, sa_type=Text)  # masked, as KuCoin returns it
+    uid: str | None = Field(default=None, max_length=64)
+    is_master: bool | None = None
+    sub_name: str | None = Field(default=None, max_length=200)
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+    recorded_by: str = Field(max_length=200)
+
+
+class AlertState(SQLModel, table=True):
+    """The last state alerts were decided on for one account: its status and alerted risks."""
+
+    __tablename__ = "alert_state"
+
+    account_id: int = Field(
+        primary_key=True, foreign_key="accounts.id", sa_column_kwargs={"autoincrement": False}
+    )
+    status: str = Field(max_length=32)
+    risks: list[str] = Field(default_factory=list, sa_type=JSON)  # the risk keys alerted on
+    changed_at: datetime = Field(sa_type=UTCDateTime)
+    alerted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    recent_changes: list[str] = Field(default_factory=list, sa_type=JSON)  # ISO times: flapping
+    flapping: bool = False
+
+
+class Transition(SQLModel, table=True):
+    """One change that matters: an account's status or risk, or a fleet incident; its message."""
+
+    __tablename__ = "transitions"
+    __table_args__ = (Index("ix_transitions_account_at", "account_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigIntId)
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
+    account_id: int | None = Field(default=None, foreign_key="accounts.id")
+    kind: str = Field(max_length=32)  # a lib.health.transitions Kind value
+    old_status: str | None = Field(default=None, max_length=32)
+    new_status: str | None = Field(default=None, max_length=32)
+    title: str = Field(max_length=300)
+    body: str = Field(sa_type=Text)  # the message as sent: never a key, secret or passphrase
+    alerted: bool = True  # False: recorded but not sent (flapping, part of an incident)
+    note: str | None = Field(default=None, max_length=300)  # why it was not sent
+
+
+class AlertDelivery(SQLModel, table=True):
+    """One message to one channel: pending until sent, or failed with the channel's error."""
+
+    __tablename__ = "alert_deliveries"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigIntId)
+    transition_id: int | None = Field(
+        default=None, foreign_key="transitions.id", index=True, sa_type=BigIntId
+    )
+    channel_id: int | None = Field(default=None, foreign_key="alert_channels.id", index=True)
+    title: str = Field(max_length=300)
+    body: str = Field(sa_type=Text)
+    state: str = Field(max_length=16, index=True)  # pending, sending, sent, failed
+    attempts: int = 0
+    error: str | None = Field(default=None, sa_type=Text)  # the channel's answer, never its URL
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 AUDIT_TABLE = AuditEvent.__tablename__

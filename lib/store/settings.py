@@ -7,6 +7,7 @@ import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlmodel import Session, select
 
@@ -74,13 +75,20 @@ SETTING_RANGES = {
     "freshness_grace_seconds": SettingRange("Grace", "minutes", 0, 24 * 60, 60),
     "rotation_age_days": SettingRange("Rotate keys after", "days", 1, 10 * 365),
 }
+# The alerts' numbers (lib.console.alerts), shown in the Settings page's Alerts section.
+ALERT_SETTING_RANGES = {
+    "alert_reminder_hours": SettingRange("Remind every", "hours (0: never)", 0, 7 * 24),
+    "deletion_warning_days": SettingRange("Warn of KuCoin's deletion", "days ahead", 1, 30),
+}
+_RANGES = SETTING_RANGES | ALERT_SETTING_RANGES
+MAX_URL_CHARS = 500
 MAX_EGRESS_IPS = MAX_WHITELIST_IPS  # every key should whitelist them all
 MAX_FUTURES_CURRENCIES = 10  # each check reads one futures overview per currency
 
 
 def setting_in_range(settings: Settings, name: str) -> int:
     """Return a numeric setting as the health rules apply it: held to its range."""
-    return SETTING_RANGES[name].clamp(getattr(settings, name), getattr(Settings(), name))
+    return _RANGES[name].clamp(getattr(settings, name), getattr(Settings(), name))
 
 
 def invalid_settings(settings: Settings) -> dict[str, str]:
@@ -104,8 +112,10 @@ def _clean_list(value: Any, what: str, most: int, why: str) -> list[str]:
 
 def _clean_setting(name: str, value: Any) -> Any:
     """Return a setting's value in its stored type, or raise InvalidInput naming the rule."""
-    if name in SETTING_RANGES:
-        return SETTING_RANGES[name].clean(value)
+    if name in _RANGES:
+        return _RANGES[name].clean(value)
+    if name == "console_url":
+        return clean_console_url(value)
     if name == "egress_ips":
         why = "KuCoin lets a key whitelist at most that many"
         cleaned = []
@@ -128,6 +138,28 @@ def _clean_setting(name: str, value: Any) -> Any:
                 cleaned.append(ccy)
         return tuple(cleaned)
     return clean_key_version(value)  # key_version, the one text setting
+
+
+def clean_console_url(value: Any) -> str:
+    """Return the console's address (http or https, no credentials, no query), or ""."""
+    url = str(value or "").strip().rstrip("/")
+    if not url:
+        return ""
+    parsed = urlsplit(url)
+    if (
+        parsed.scheme not in ("http", "https")
+        or not parsed.hostname
+        or parsed.username
+        or parsed.password
+        or parsed.query
+        or parsed.fragment
+        or len(url) > MAX_URL_CHARS
+    ):
+        raise InvalidInput(
+            "The console's address must be an http:// or https:// address such as "
+            "https://bindwatch.example.com, without a user name, password or query."
+        )
+    return url
 
 
 def clean_key_version(value: Any) -> str:

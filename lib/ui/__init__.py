@@ -11,6 +11,7 @@ session, sign a request or decrypt anything.
 - bind_form, import_form, lifecycle, check_report, key_form, account_view, operators_form:
   the parts of the pages.
 - watch_panel: the watcher's heartbeat on the Fleet page, and its auto-refresh.
+- alerts_view: Settings' alerts, an account's alert history and drift, the Fleet's feed and chart.
 """
 
 from lib.ui.frame import (

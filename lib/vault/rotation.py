@@ -16,12 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lib.store import AuditAction, master_keys, record_audit
+from lib.store import AuditAction, alerts, master_keys, record_audit
 from lib.store.database import read_session, transaction
 from lib.vault.errors import RotationError, UnreadableCredentials, UnreadableValue, VaultError
 from lib.vault.key_file import remove_stale_temp_files, write_keyring
 from lib.vault.keyring import KeyState, new_master_key
-from lib.vault.vault import CREDENTIAL_FIELDS, Vault, credential_place, register_key
+from lib.vault.vault import (
+    CREDENTIAL_FIELDS,
+    Vault,
+    channel_place,
+    credential_place,
+    register_key,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -98,6 +104,7 @@ def rotate_master_key(
         moved = 0
         while True:
             moved += _reencrypt_remaining(engine, vault, new_id, batch_size, progress)
+            _reseal_channels(engine, vault, new_id)
             try:
                 _retire_in_database(engine, old_ids, new_id, actor, moved, resumed)
             except _RowsLeft:
@@ -164,6 +171,17 @@ def _retire_in_database(
                 "resumed": resumed,
             },
         )
+
+
+def _reseal_channels(engine: Engine, vault: Vault, new_id: str) -> None:
+    """Move every alert channel's URL to the new key (a handful of rows: one transaction)."""
+    with transaction(engine) as session:
+        for row in alerts.channels_sealed_elsewhere(session, new_id):
+            assert row.id is not None
+            place = channel_place(row.id)
+            row.url_enc = vault.reencrypt(row.url_enc, place, key_id=new_id)
+            row.master_key_id = new_id
+            session.add(row)
 
 
 def _reencrypt_remaining(

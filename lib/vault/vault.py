@@ -23,7 +23,7 @@ from lib.secret import Secret
 from lib.store import master_keys
 from lib.store.accounts import SealedCredential
 from lib.store.database import read_session, transaction
-from lib.store.models import Credential, VaultKey
+from lib.store.models import AlertChannel, Credential, VaultKey
 from lib.vault.cipher import Cipher, Place, split_token
 from lib.vault.errors import (
     DecryptionError,
@@ -53,6 +53,11 @@ _FIX_KEY_FILE = (
 def credential_place(account_id: int, field_name: str) -> Place:
     """Return the place of one encrypted field of an account's credential row."""
     return Place(Credential.__tablename__, str(account_id), field_name)
+
+
+def channel_place(channel_id: int) -> Place:
+    """Return the place of an alert channel's encrypted URL."""
+    return Place(AlertChannel.__tablename__, str(channel_id), "url")
 
 
 def _check_place(key_id: str) -> Place:
