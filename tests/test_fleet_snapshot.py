@@ -22,6 +22,7 @@ import lib.console.snapshot as console_snapshot
 from lib import store
 from lib.config import Config
 from lib.console import Console, KucoinTarget, binding
+from lib.console.alerts import acknowledge_drift
 from lib.console.fleet import fleet_drift, fleet_snapshot, fleet_table
 from lib.console.settings import save_settings
 from lib.health.drift import with_drift
@@ -109,6 +110,24 @@ def test_a_passing_check_after_a_refusal_clears_it(console: Console, ids: dict[s
     assert statuses(console, NOW)["gamma-fut"] == "WRONG_SECRET"
     record(console, ids["gamma"], result(NOW + timedelta(seconds=30), permissions=("Spot",)))
     assert statuses(console, NOW + timedelta(minutes=1))["gamma-fut"] == "SCOPE_MISSING"
+
+
+def test_drift_since_binding_shows_and_an_acknowledgement_clears_it(
+    console: Console, ids: dict[str, int], judged: list[list[int]]
+) -> None:
+    assert statuses(console, NOW)["alpha-desk"] == "OK"
+    # Someone gave alpha's key a permission it was not bound with, on KuCoin.
+    widened = ("General", "Spot", "Futures")
+    record(console, ids["alpha"], result(NOW, permissions=widened, uid=bound_uid(1)))
+
+    later = NOW + timedelta(minutes=1)
+    assert statuses(console, later)["alpha-desk"] == "AT_RISK"
+    assert [d.key for d in fleet_snapshot(console, later).drifts[ids["alpha"]]]
+    assert judged[-1] == [ids["alpha"]]  # only the account checked was judged again
+
+    acknowledge_drift(console, ids["alpha"])
+    assert statuses(console, later)["alpha-desk"] == "OK"
+    assert fleet_snapshot(console, later).drifts.get(ids["alpha"], ()) == ()
 
 
 def test_a_setting_change_shows(console: Console, ids: dict[str, int]) -> None:
