@@ -33,11 +33,8 @@ def render_import(console: Console) -> None:
     """Render the Import page: template and upload, or the preview, then the summary."""
     state = st.session_state
     st.caption(
-        "Bind many keys at once from a CSV or JSON file: one line per key with its label, "
-        "API Key, Secret, Passphrase and scopes (spot;futures), and an optional note. Every "
-        "line is cleaned, checked and verified live with KuCoin exactly as a single bind; "
-        "nothing is saved until you confirm the preview. The file is read in memory only: "
-        "delete it from your disk once imported."
+        "Bind many keys at once from a CSV or JSON file, each line checked live as a single "
+        "bind; nothing is saved until you confirm the preview."
     )
     problem = state.pop(PROBLEM, None)
     if problem:
@@ -80,6 +77,10 @@ def _render_upload(console: Console) -> None:
         key=f"{IMPORT}_file_{state.get(UPLOADS, 0)}",
         max_upload_size=max(1, MAX_FILE_BYTES // 1_000_000),
         help="Columns: label, api_key, api_secret, passphrase, scopes (as spot;futures), note.",
+    )
+    st.caption(
+        "One line per key, with an optional note. The file is read in memory only: delete it "
+        "from your disk once imported."
     )
     if uploaded is not None:
         _preview_file(console, uploaded)
