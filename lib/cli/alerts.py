@@ -13,10 +13,9 @@ import argparse
 import getpass
 import sys
 
-from lib.cli.installation import open_console
+from lib.cli.installation import run_action
 from lib.cli.terminal import EXIT_NO, EXIT_OK, EXIT_USAGE, fail, interactive
 from lib.console import Console, alerts
-from lib.console.errors import InvalidInput, StoreError
 from lib.secret import Secret
 
 FROM_STDIN = "-"
@@ -98,16 +97,4 @@ ACTIONS = {"add": _add, "list": _list, "remove": _remove, "test": _test}
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; return the exit status."""
-    console = open_console()
-    if console is None:
-        return EXIT_USAGE
-    try:
-        return ACTIONS[args.action](console, args)
-    except InvalidInput as error:
-        fail(str(error))
-        return EXIT_USAGE
-    except StoreError as error:
-        fail(str(error))
-        return EXIT_NO
-    finally:
-        console.close()
+    return run_action(ACTIONS, args)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-from lib.cli.installation import open_console
-from lib.cli.terminal import EXIT_NO, EXIT_OK, EXIT_USAGE, fail, read_password
+from lib.cli.installation import run_action
+from lib.cli.terminal import EXIT_OK, EXIT_USAGE, fail, read_password
 from lib.console import Console, Role, operators
-from lib.console.errors import InvalidInput, StoreError
 
 NO_PASSWORD = (
     "no password: type the same one twice, or give it on the first line of stdin (never on "
@@ -77,16 +76,4 @@ ACTIONS = {"add": _add, "list": _list, "remove": _remove, "passwd": _passwd}
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; return the exit status."""
-    console = open_console()
-    if console is None:
-        return EXIT_USAGE
-    try:
-        return ACTIONS[args.action](console, args)
-    except InvalidInput as error:
-        fail(str(error))
-        return EXIT_USAGE
-    except StoreError as error:
-        fail(str(error))
-        return EXIT_NO
-    finally:
-        console.close()
+    return run_action(ACTIONS, args)
