@@ -23,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
+from lib.console import alerts
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import Outcome, ProbeResult, SpotBalance
 from lib.store import database
@@ -54,6 +55,9 @@ def postgres_schema() -> Iterator[str]:
         url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
         yield url.render_as_string(hide_password=False)
     finally:
+        # An alert worker left by a console the test did not close may still be reading the
+        # schema: dropping it under a reader can deadlock.
+        alerts.stop_all_workers()
         with admin.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         admin.dispose()

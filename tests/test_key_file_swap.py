@@ -72,7 +72,7 @@ def installation(database_url, key_file, simulator) -> Iterator[Installation]:
     yield Installation(
         database_url, engine, key_file, key_file.read_bytes(), console, first.account_id
     )
-    engine.dispose()
+    console.close()
 
 
 def secrets(account: SimAccount) -> dict[str, str]:

@@ -532,6 +532,19 @@ def stop_worker(console: Console, timeout: float = STOP_WAIT_S) -> None:
         found.stop(timeout)
 
 
+def stop_all_workers(timeout: float = STOP_WAIT_S) -> None:
+    """End every alert worker in this process once its work in hand is done.
+
+    For a process about to drop or close databases it did not close one by one (a test
+    run's teardown): no worker is left reading a schema while it goes away.
+    """
+    with _workers_lock:
+        found = list(_workers.values())
+        _workers.clear()
+    for each in found:
+        each.stop(timeout)
+
+
 def checks_stored(console: Console) -> None:
     """Tell the alert worker checks were stored: it decides and sends in its own thread."""
     try:
