@@ -37,12 +37,14 @@ from lib.health.checks import IP_BLOCKED_CODE
 from lib.health.drift import Drift, key_drift, with_drift
 from lib.health.facts import NAT
 from lib.health.fleet import (
+    WORST_FIRST,
     deciding_checks,
     fleet_at,
     is_failing,
     judge_fleet,
     status_counts,
     utc_now,
+    worst_first,
 )
 from lib.health.incident import FleetIncident, fleet_incident
 from lib.health.inputs import ACCOUNT_COLUMNS, PROBE_COLUMNS
@@ -161,13 +163,12 @@ class _Judged:
         """Number the accounts and order them worst first (WORST_FIRST)."""
         self.ids = np.asarray(self.columns["account_id"], dtype=np.int64)
         self.positions = pd.Index(self.ids)
-        labels = pd.Series(self.columns["label"])
-        self.label_rank = labels.rank(method="dense", na_option="bottom").to_numpy()
         self._order()
 
     def _order(self) -> None:
-        self.severity = np.asarray(self.columns["severity"], dtype=np.int64)
-        self.order = np.lexsort((self.ids, self.label_rank, self.severity))
+        self.order = worst_first(
+            pd.DataFrame({name: self.columns[name] for name in WORST_FIRST}, copy=False)
+        )
         changes_at = self.columns["changes_at"].asi8
         self.next_change = changes_at[changes_at != NAT].min(initial=np.iinfo(np.int64).max)
 

@@ -16,7 +16,7 @@ from typing import Protocol
 import pandas as pd
 
 from lib.health.coverage import text, whitelist_entries
-from lib.health.fleet import WORST_FIRST
+from lib.health.fleet import worst_first
 from lib.health.risks import API_RESTRICTIONS, IP_RESTRICTION, Risk
 from lib.health.status import Status
 from lib.health.wording import at_risk_words
@@ -189,5 +189,4 @@ def with_drift(fleet: pd.DataFrame, drifts: Mapping[int, tuple[Drift, ...]]) -> 
             fleet.at[index, "status"] = Status.AT_RISK.value
             fleet.at[index, "severity"] = Status.AT_RISK.rank
             fleet.at[index, "diagnosis"], fleet.at[index, "hint"] = diagnosis, hint
-    fleet = fleet.sort_values(WORST_FIRST, kind="stable")
-    return fleet.reset_index(drop=True)
+    return fleet.take(worst_first(fleet)).reset_index(drop=True)

@@ -31,6 +31,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pandas.api.extensions import ExtensionDtype
 
 from lib.health.checks import ip_evidence, is_transient
@@ -168,8 +170,17 @@ def fleet_at(
         copy=False,  # shares the judgement's columns: each caller passes a frame of its own
     )
     if not ordered:
-        fleet = fleet.sort_values(WORST_FIRST, kind="stable")
+        fleet = fleet.take(worst_first(fleet))
     return fleet.reset_index(drop=True)
+
+
+def worst_first(fleet: pd.DataFrame) -> np.ndarray:
+    """Return the positions of the fleet's rows worst first (WORST_FIRST; a stable sort)."""
+    # Arrow sorts the labels in C++, several times faster than pandas' sort of Python strings,
+    # in the same order (UTF-8 bytes sort as code points; a missing value sorts last).
+    columns = {name: pa.array(fleet[name].array) for name in WORST_FIRST}
+    keys = [(name, "ascending", "at_end") for name in WORST_FIRST]
+    return pc.sort_indices(pa.table(columns), sort_keys=keys).to_numpy()
 
 
 def deciding_checks(probes: pd.DataFrame, policy: HealthPolicy) -> pd.DataFrame:
