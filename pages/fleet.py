@@ -180,21 +180,31 @@ def main() -> None:
             help="The table as filtered, every column, no secrets.",
         )
 
-    def fleet_section() -> None:
-        """The banner, tiles and table: redrawn on their own when auto-refresh is on."""
-        # A redraw on its own skips app.py's gate: ask the session here (a timer's redraw is
-        # no activity), and rerun the whole page to the sign-in form once it has ended.
+    def signed_in() -> None:
+        """Rerun the whole page to the sign-in form once this tab's session has ended."""
+        # A fragment redrawn on its own skips app.py's gate: ask the session here (a timer's
+        # redraw is no activity).
         if not ui.still_signed_in(touch=not auto):
             st.rerun(scope="app")
+
+    def fleet_section() -> None:
+        """The banner, tiles and table: a filter or a search redraws only them."""
+        signed_in()
         snapshot = ui.cached_fleet(console)
         as_of = f"{snapshot.as_of:%Y-%m-%d %H:%M:%S} UTC"
         st.caption(f"{ui.plural(len(snapshot.fleet), 'account')} · as of {as_of}")
         incident_banner(snapshot)
         table(snapshot)
+
+    def history_section() -> None:
+        """The recent transitions and the fleet over time: its window redraws only them."""
+        signed_in()
         alerts_view.transitions_feed(console)
         alerts_view.fleet_over_time(console)
 
+    # Two fragments: searching the table does not redraw the chart, nor the chart the table.
     st.fragment(fleet_section)()
+    st.fragment(history_section)()
 
 
 ui.page(main)

@@ -432,3 +432,20 @@ def test_the_refresh_command_sends_the_alerts_of_the_checks_it_stored(
     assert done.returncode == 1, done.stdout + done.stderr  # an account is failing now
     assert titles(hook) == ["bindwatch: by-refresh is failing: Account frozen"]  # already sent
     assert_no_secret(hook, account)
+
+
+def test_the_fleet_chart_is_kept_until_a_check_is_recorded(sim_env: SimEnv):
+    working = key(1)
+    account_id = bind(sim_env, working, "chart")
+    now = datetime.now(UTC)
+    first = alerts.fleet_over_time(sim_env.console, days=1, now=now)
+    assert set(first["result"].astype(str)) == {"working"}
+    assert (first["at"].dt.minute == 0).all() and first["at"].iloc[-1] >= now
+    assert alerts.fleet_over_time(sim_env.console, days=1, now=now).equals(first)
+
+    # The key is deleted at KuCoin: the next check fails, and the chart drawn next shows it.
+    sim_env.simulator.remove_account(working.api_key)
+    assert not check_account(sim_env.console, account_id).ok
+    after = alerts.fleet_over_time(sim_env.console, days=1, now=datetime.now(UTC))
+    last = after[after["at"] == after["at"].max()]
+    assert list(last["result"].astype(str)) == ["failing"]

@@ -293,3 +293,53 @@ def test_at_1440_the_diagnosis_and_fix_show_without_scrolling_and_tiles_read_in_
                     .map(e => e.textContent)"""
             )
             assert cut == [], f"tile labels cut: {cut}"
+
+
+class Frames:
+    """The messages the server sends one browser session over its websocket, from a mark."""
+
+    def __init__(self, page) -> None:
+        self.received: list[bytes] = []
+        page.on("websocket", self._watch)
+
+    def _watch(self, socket) -> None:
+        socket.on("framereceived", self._add)
+
+    def _add(self, payload: str | bytes) -> None:
+        self.received.append(payload.encode() if isinstance(payload, str) else payload)
+
+    def since(self, mark: int) -> bytes:
+        """Return every message received after the first `mark` ones, joined."""
+        return b"".join(self.received[mark:])
+
+
+CHART_SPEC = b'"mark"'  # in the fleet chart's Vega-Lite spec, and in no other element here
+
+
+def test_a_search_redraws_the_table_not_the_chart_and_the_chart_not_the_table(
+    fleets: Fleets, browser
+) -> None:
+    for _ in range(2):  # every session, not only the server's first
+        with session(browser, app=fleets.app.url) as page:
+            frames = Frames(page)
+            open_fleet(page, fleets.real)
+            page.get_by_test_id("stVegaLiteChart").wait_for()
+            assert CHART_SPEC in frames.since(0) and PLUS_LABEL.encode() in frames.since(0)
+
+            mark = len(frames.received)
+            search_for(page, "desk")
+            expect_rows(page, 1)
+            assert CHART_SPEC not in frames.since(mark)  # the chart was not sent again
+
+            mark = len(frames.received)
+            one_day = page.get_by_role("radiogroup", name="Fleet over time").get_by_role(
+                "radio", name="1 d"
+            )
+            one_day.click()
+            expect(one_day).to_have_attribute("aria-checked", "true")
+            settle(page)
+            sent = frames.since(mark)
+            assert CHART_SPEC in sent  # the chart over one day
+            assert PLUS_LABEL.encode() not in sent  # and not the table
+            assert row_count(page) == 1  # which keeps its search
+            assert_no_exception(page)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from lib.health.drift import key_drift, masked_note
+from lib.health.fleet import check_results
 from lib.health.policy import HealthPolicy
 from lib.health.status import Status
-from lib.health.timeline import fleet_timeline
+from lib.health.timeline import RESULT_WORDS, fleet_timeline
 from lib.health.transitions import (
     AccountNow,
     AlertPolicy,
@@ -146,6 +148,38 @@ def test_the_timeline_counts_each_account_by_its_newest_check_at_each_step():
         (14, "failing"): 1,
         (14, "retrying"): 1,
     }
+
+
+def test_the_timeline_equals_counting_each_step_from_the_whole_history():
+    rng = np.random.default_rng(3)
+    n = 4_000
+    codes = np.array([None, "400003", "500000", "400002", "429000"], dtype=object)
+    checks = pd.DataFrame(
+        {
+            "account_id": rng.integers(1, 300, n),
+            # some before the window, some on a step's end, some after the last one
+            "checked_at": pd.to_datetime(T0 - timedelta(hours=30), utc=True)
+            + pd.to_timedelta(rng.integers(0, 60, n) * 1800, unit="s"),
+            "outcome": rng.choice(["ok", "rejected", "unreachable"], n),
+            "code": pd.array(codes[rng.integers(0, len(codes), n)], dtype="string"),
+            "clock_offset_ms": pd.array(rng.integers(-9000, 9000, n), dtype="Int64"),
+        }
+    )
+    policy = HealthPolicy()
+    step, start, end = timedelta(hours=3), T0 - timedelta(days=1), T0 + timedelta(hours=1)
+    line = fleet_timeline(checks, policy, start=start, end=end, step=step)
+
+    results = pd.Series(check_results(checks, policy), index=checks.index).astype(str)
+    expected = []
+    for at in pd.date_range(start + step, end, freq=step, tz="UTC"):
+        seen = checks[checks["checked_at"] <= at].assign(result=results)
+        # the newest check per account; of two at the same time, the later row
+        newest = seen.sort_values("checked_at", kind="stable").groupby("account_id")
+        counts = newest.tail(1)["result"].map(RESULT_WORDS).value_counts()
+        expected += [
+            (at, word, int(counts[word])) for word in RESULT_WORDS.values() if counts.get(word)
+        ]
+    assert [(r.at, str(r.result), r.accounts) for r in line.itertuples()] == expected
 
 
 def test_a_paused_account_is_never_an_alarm_and_its_risks_come_once_resumed():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,7 @@ from lib import store
 from lib.console.fleet import FleetSnapshot, data_version, fleet_snapshot
 from lib.health.drift import key_drift, masked_note
 from lib.health.status import Status
-from lib.health.timeline import fleet_timeline
+from lib.health.timeline import TIMELINE_READS, fleet_timeline
 from lib.health.transitions import (
     AccountNow,
     AlertPolicy,
@@ -634,13 +635,35 @@ def acknowledge_drift(console: Console, account_id: int) -> int:
 def fleet_over_time(
     console: Console, *, days: int = 7, now: datetime | None = None
 ) -> pd.DataFrame:
-    """Return the accounts working, retrying and failing at each step of the last days."""
-    end = now or datetime.now(UTC)
-    start = end - timedelta(days=days)
+    """Return the accounts working, retrying and failing at each step of the last days.
+
+    Steps end on whole hours (whole 6 hours past two days), the last one at or after `now`.
+    The answer is kept per database until a check or a change is recorded, or a step ends:
+    a page redrawn meanwhile does not read the window's checks again.
+    """
     step = timedelta(hours=1) if days <= 2 else timedelta(hours=6)
+    end = pd.Timestamp(now or datetime.now(UTC)).ceil(step).to_pydatetime()
+    start = end - timedelta(days=days)
     with console.reading() as session:
-        checks = alert_store.checks_since_frame(session, start - timedelta(days=1))
-    return fleet_timeline(checks, console.policy(), start=start, end=end, step=step)
+        key = (end, store.data_version(session))
+        with _timelines_lock:
+            kept = _timelines.setdefault(console.engine, {}).get(days)
+        if kept is not None and kept[0] == key:
+            return kept[1].copy()
+        checks = store.checks_since_frame(
+            session, start - timedelta(days=1), columns=TIMELINE_READS
+        )
+    timeline = fleet_timeline(checks, console.policy(), start=start, end=end, step=step)
+    with _timelines_lock:
+        _timelines.setdefault(console.engine, {})[days] = (key, timeline)
+    return timeline.copy()
+
+
+# Per database, per window in days: (the step's end and data version, the timeline).
+_timelines: weakref.WeakKeyDictionary[Engine, dict[int, tuple[Any, pd.DataFrame]]] = (
+    weakref.WeakKeyDictionary()
+)
+_timelines_lock = threading.Lock()
 
 
 def parse_since(text: str) -> timedelta:

@@ -426,25 +426,3 @@ def deliveries_frame(
     for name in ("created_at", "finished_at"):
         frame[name] = pd.to_datetime(frame[name], utc=True)
     return frame
-
-
-def checks_since_frame(session: Session, since: datetime) -> pd.DataFrame:
-    """Return every check of a bound account since a time: who, when, outcome, code, offset."""
-    query = (
-        select(
-            ProbeRecord.account_id,
-            ProbeRecord.checked_at,
-            ProbeRecord.outcome,
-            ProbeRecord.code,
-            ProbeRecord.clock_offset_ms,
-        )
-        .join(Account, col(Account.id) == ProbeRecord.account_id)
-        .where(ProbeRecord.checked_at >= since, col(Account.unbound_at).is_(None))
-        .order_by(col(ProbeRecord.checked_at))
-    )
-    rows = session.exec(query).all()
-    frame = pd.DataFrame(
-        rows, columns=["account_id", "checked_at", "outcome", "code", "clock_offset_ms"]
-    )
-    frame["checked_at"] = pd.to_datetime(frame["checked_at"], utc=True)
-    return frame.astype({"clock_offset_ms": "Int64", "code": "string", "outcome": "string"})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -404,6 +405,24 @@ def new_checks_frame(
 
     frame = _read_frame(session, _probe_columns([*columns, "probe_id"]), {_PROBES: p}, where)
     return _sorted(frame, ["probe_id"])
+
+
+def checks_since_frame(
+    session: Session, since: datetime, *, columns: Iterable[str]
+) -> pd.DataFrame:
+    """Return every check of a bound account since `since`, in time order.
+
+    Columns as probe_history_frame's (account_id and checked_at always). One read of the
+    window's rows, however many: the fleet-over-time chart counts them.
+    """
+    a, p = _ACCOUNTS.alias("a"), _PROBES.alias("p")
+    bound = select(a.c.id).where(a.c.unbound_at.is_(None))
+
+    def where(query: Select) -> Select:
+        return query.where(p.c.checked_at >= since, p.c.account_id.in_(bound))
+
+    frame = _read_frame(session, _probe_columns([*columns, "probe_id"]), {_PROBES: p}, where)
+    return _sorted(frame, ["checked_at", "probe_id"])
 
 
 def data_version(session: Session) -> tuple[int, int]:
