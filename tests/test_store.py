@@ -29,7 +29,7 @@ from lib.account_fields import clean_scopes, label_problem
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import Outcome
 from lib.secret import Secret
-from lib.store import database
+from lib.store import database, frames
 from lib.store.models import AuditAction, Credential, SettingRow, Settings, VaultKey
 from lib.vault import (
     DecryptionError,
@@ -389,6 +389,20 @@ def test_probe_history_frame_has_every_field_typed(engine, vault):
     assert first["checked_at"].iloc[0] == pd.Timestamp(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
     spot, futures = store.decode_balances(frame["balances_json"].iloc[0])
     assert spot == probe().spot_balances and futures == probe().futures
+
+
+def test_a_read_in_chunks_equals_one_read(engine, vault, monkeypatch):
+    ids = _fleet(engine, vault, accounts=3, checks=4)
+    with database.read_session(engine) as session:
+        whole = store.probe_history_frame(session)
+        monkeypatch.setattr(frames, "_CHUNK_ROWS", 5)  # 12 checks: chunks of 5, 5 and 2
+        chunked = store.probe_history_frame(session)
+        since = store.checks_since_frame(
+            session, T0 + timedelta(hours=2), columns=["outcome", "code"]
+        )
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert sorted(since["account_id"]) == sorted(ids * 2)  # hours 2 and 3 of each account
+    assert list(since.columns) == ["account_id", "checked_at", "outcome", "code"]
 
 
 def test_probe_history_frame_limits_each_account_to_its_newest(engine, vault):

@@ -28,6 +28,7 @@ _CREDENTIALS = Credential.__table__
 _PROBES = ProbeRecord.__table__
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy writes DATETIME in SQLite
 _MANY_IDS = 20_000  # past this many accounts, a list of ids costs more than asking about all
+_CHUNK_ROWS = 20_000  # rows converted at a time
 
 # Frame column -> (table column, kind). Kinds: ts (UTC datetime), int, Int64 (nullable), bool,
 # boolean (nullable), str, json (text), perms and tuple (tuples of str).
@@ -132,7 +133,8 @@ def _column(dialect: str, kind: str, values: np.ndarray) -> pd.Series:
         return _by_unique(values, _permission_tuple)
     if kind == "tuple":
         return _by_unique(values, _json_tuple)
-    return pd.Series(values, dtype=object)
+    # A copy: a view would keep the whole row table alive, every other column's values too.
+    return pd.Series(values.copy(), dtype=object)
 
 
 def _read_frame(
@@ -156,22 +158,39 @@ def _read_frame(
     # Literal values (ids, limits, codes) are ours, never an operator's text.
     sql = str(where(query).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     # The driver's own cursor, inside the session's transaction: no Row objects to build.
+    # Rows are converted a chunk at a time: the driver's tuples of a large read (the fleet
+    # chart's week of checks) never all sit in memory at once.
     cursor = session.connection().connection.driver_connection.cursor()
+    chunks: list[dict[str, pd.Series]] = []
     try:
         cursor.execute(sql)
-        rows = cursor.fetchall()
+        while True:
+            rows = cursor.fetchmany(_CHUNK_ROWS)
+            if rows or not chunks:  # an empty read still gives typed columns
+                chunks.append(_typed(dialect.name, columns, rows))
+            if len(rows) < _CHUNK_ROWS:
+                break
     finally:
         cursor.close()
+    if len(chunks) == 1:
+        return pd.DataFrame(chunks[0], copy=False)
+    return pd.DataFrame(
+        {name: pd.concat([c[name] for c in chunks], ignore_index=True) for name in columns},
+        copy=False,
+    )
+
+
+def _typed(
+    dialect: str, columns: Mapping[str, tuple[Column, str]], rows: list[Any]
+) -> dict[str, pd.Series]:
+    """Return the driver's rows as one typed column per entry of `columns`."""
     table = np.empty((len(rows), len(columns)), dtype=object)
     if rows:
         table[:] = rows
-    return pd.DataFrame(
-        {
-            name: _column(dialect.name, kind, table[:, j])
-            for j, (name, (_, kind)) in enumerate(columns.items())
-        },
-        copy=False,
-    )
+    return {
+        name: _column(dialect, kind, table[:, j])
+        for j, (name, (_, kind)) in enumerate(columns.items())
+    }
 
 
 def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -410,7 +429,7 @@ def new_checks_frame(
 def checks_since_frame(
     session: Session, since: datetime, *, columns: Iterable[str]
 ) -> pd.DataFrame:
-    """Return every check of a bound account since `since`, in time order.
+    """Return every check of a bound account since `since`, in no particular order.
 
     Columns as probe_history_frame's (account_id and checked_at always). One read of the
     window's rows, however many: the fleet-over-time chart counts them.
@@ -421,8 +440,7 @@ def checks_since_frame(
     def where(query: Select) -> Select:
         return query.where(p.c.checked_at >= since, p.c.account_id.in_(bound))
 
-    frame = _read_frame(session, _probe_columns([*columns, "probe_id"]), {_PROBES: p}, where)
-    return _sorted(frame, ["checked_at", "probe_id"])
+    return _read_frame(session, _probe_columns(columns), {_PROBES: p}, where)
 
 
 def data_version(session: Session) -> tuple[int, int]:
