@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -230,6 +229,10 @@ def fleet_over_time(console: Console) -> None:
     if timeline.empty:
         st.caption("No checks in that window yet.")
         return
+    # Altair takes a second or two to import: here, below the table, not before the first page
+    # can draw anything (the server imports it at start: lib.ui.session.warm_up).
+    import altair as alt
+
     chart = (
         alt.Chart(timeline.assign(result=timeline["result"].astype(str)))
         .mark_area()
