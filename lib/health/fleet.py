@@ -359,11 +359,7 @@ class _CheckFlags(NamedTuple):
 
 def _check_flags(probes: pd.DataFrame, policy: HealthPolicy) -> _CheckFlags:
     """Return what each check says (lib.health.checks), asked once per distinct failure."""
-    outcome = probes["outcome"]
-    if outcome.dtype == object:  # numpy compares object arrays far faster than pandas
-        ok = outcome.to_numpy() == Outcome.OK.value
-    else:
-        ok = (outcome == Outcome.OK.value).to_numpy(dtype=bool, na_value=False)
+    ok = _passed(probes["outcome"])
     transient = np.zeros(len(ok), dtype=bool)
     shows_ip = ok.copy()
     failed = np.flatnonzero(~ok)  # most checks pass: only the failures need a closer look
@@ -392,14 +388,26 @@ def _check_flags(probes: pd.DataFrame, policy: HealthPolicy) -> _CheckFlags:
     return _CheckFlags(ok, transient, shows_ip)
 
 
+def _passed(outcome: pd.Series) -> np.ndarray:
+    """Return per check whether it passed."""
+    if outcome.dtype == object:  # numpy compares object arrays far faster than pandas
+        return outcome.to_numpy() == Outcome.OK.value
+    return (outcome == Outcome.OK.value).to_numpy(dtype=bool, na_value=False)
+
+
 def _flag_rows(
     flags: _CheckFlags, probes: pd.DataFrame, rows: np.ndarray, policy: HealthPolicy
 ) -> None:
     """Set `flags` at `rows` to what those checks say."""
-    taken = pd.DataFrame({name: probes[name].array.take(rows) for name in _FLAG_COLUMNS})
-    found = _check_flags(taken, policy)
-    for every, some in zip(flags, found, strict=True):
-        every[rows] = some
+    # Most checks pass: only the failures' other columns are taken and looked at.
+    ok = _passed(pd.Series(probes["outcome"].array.take(rows)))
+    flags.ok[rows], flags.transient[rows], flags.shows_ip[rows] = ok, False, ok
+    failed = rows[~ok]
+    if len(failed):
+        taken = pd.DataFrame({name: probes[name].array.take(failed) for name in _FLAG_COLUMNS})
+        found = _check_flags(taken, policy)
+        for every, some in zip(flags, found, strict=True):
+            every[failed] = some
 
 
 _FLAG_COLUMNS = ("outcome", "code", "clock_offset_ms")  # what _check_flags reads
