@@ -434,12 +434,16 @@ def test_the_refresh_command_sends_the_alerts_of_the_checks_it_stored(
     assert_no_secret(hook, account)
 
 
-def test_the_fleet_chart_is_kept_until_a_check_is_recorded(sim_env: SimEnv):
+def test_the_fleet_chart_follows_the_checks_recorded_and_the_accounts_bound(sim_env: SimEnv):
     working = key(1)
     account_id = bind(sim_env, working, "chart")
+    other = bind(sim_env, key(2), "chart-2")
+    both = alerts.fleet_over_time(sim_env.console, days=1)
+    assert set(both["accounts"]) == {2}
+    binding.unbind(sim_env.console, other)  # its checks stay in the history, not in the chart
     now = datetime.now(UTC)
     first = alerts.fleet_over_time(sim_env.console, days=1, now=now)
-    assert set(first["result"].astype(str)) == {"working"}
+    assert set(first["result"].astype(str)) == {"working"} and set(first["accounts"]) == {1}
     assert (first["at"].dt.minute == 0).all() and first["at"].iloc[-1] >= now
     assert alerts.fleet_over_time(sim_env.console, days=1, now=now).equals(first)
 

@@ -13,7 +13,7 @@ from lib.health.drift import key_drift, masked_note
 from lib.health.fleet import check_results
 from lib.health.policy import HealthPolicy
 from lib.health.status import Status
-from lib.health.timeline import RESULT_WORDS, fleet_timeline
+from lib.health.timeline import RESULT_WORDS, StepGrid, fleet_timeline, timeline_steps
 from lib.health.transitions import (
     AccountNow,
     AlertPolicy,
@@ -180,6 +180,14 @@ def test_the_timeline_equals_counting_each_step_from_the_whole_history():
             (at, word, int(counts[word])) for word in RESULT_WORDS.values() if counts.get(word)
         ]
     assert [(r.at, str(r.result), r.accounts) for r in line.itertuples()] == expected
+
+    # Folded in batches as they are recorded, the grid counts the same; and only accounts asked.
+    grid = StepGrid(timeline_steps(start=start, end=end, step=step), policy)
+    for begin in range(0, n, 1_500):
+        grid.add(checks.iloc[begin : begin + 1_500])
+    assert grid.counts().equals(line)
+    some = grid.counts(account_ids=[1, 2, 3, 10_000])
+    assert some.groupby("at")["accounts"].sum().max() <= 3
 
 
 def test_a_paused_account_is_never_an_alarm_and_its_risks_come_once_resumed():

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -26,10 +25,10 @@ import pandas as pd
 from tenacity import Retrying, stop_after_attempt, wait_exponential
 
 from lib import store
+from lib.console import snapshot as kept_fleets
 from lib.console.fleet import FleetSnapshot, data_version, fleet_snapshot
 from lib.health.drift import key_drift, masked_note
 from lib.health.status import Status
-from lib.health.timeline import TIMELINE_READS, fleet_timeline
 from lib.health.transitions import (
     AccountNow,
     AlertPolicy,
@@ -638,32 +637,8 @@ def fleet_over_time(
     """Return the accounts working, retrying and failing at each step of the last days.
 
     Steps end on whole hours (whole 6 hours past two days), the last one at or after `now`.
-    The answer is kept per database until a check or a change is recorded, or a step ends:
-    a page redrawn meanwhile does not read the window's checks again.
     """
-    step = timedelta(hours=1) if days <= 2 else timedelta(hours=6)
-    end = pd.Timestamp(now or datetime.now(UTC)).ceil(step).to_pydatetime()
-    start = end - timedelta(days=days)
-    with console.reading() as session:
-        key = (end, store.data_version(session))
-        with _timelines_lock:
-            kept = _timelines.setdefault(console.engine, {}).get(days)
-        if kept is not None and kept[0] == key:
-            return kept[1].copy()
-        checks = store.checks_since_frame(
-            session, start - timedelta(days=1), columns=TIMELINE_READS
-        )
-    timeline = fleet_timeline(checks, console.policy(), start=start, end=end, step=step)
-    with _timelines_lock:
-        _timelines.setdefault(console.engine, {})[days] = (key, timeline)
-    return timeline.copy()
-
-
-# Per database, per window in days: (the step's end and data version, the timeline).
-_timelines: weakref.WeakKeyDictionary[Engine, dict[int, tuple[Any, pd.DataFrame]]] = (
-    weakref.WeakKeyDictionary()
-)
-_timelines_lock = threading.Lock()
+    return kept_fleets.fleet_over_time(console, days, now)
 
 
 def parse_since(text: str) -> timedelta:

@@ -49,6 +49,7 @@ from lib.health.fleet import (
 from lib.health.incident import FleetIncident, fleet_incident
 from lib.health.inputs import ACCOUNT_COLUMNS, PROBE_COLUMNS
 from lib.health.policy import HealthPolicy
+from lib.health.timeline import TIMELINE_READS, StepGrid, timeline_steps
 from lib.store import alerts as alert_store
 
 if TYPE_CHECKING:
@@ -91,11 +92,21 @@ class FleetSnapshot:
 
 def fleet_snapshot(console: Console, now: datetime | None = None) -> FleetSnapshot:
     """Return the fleet table with its policy and time (the present unless told)."""
+    return _kept(console).snapshot(console, now)
+
+
+def _kept(console: Console) -> _KeptFleet:
+    """Return the kept fleet of the console's database."""
     with _KEPT_LOCK:
         kept = _KEPT.get(console.engine)
         if kept is None:
             kept = _KEPT[console.engine] = _KeptFleet()
-    return kept.snapshot(console, now)
+        return kept
+
+
+def fleet_over_time(console: Console, days: int, now: datetime | None = None) -> pd.DataFrame:
+    """Return the accounts working, retrying and failing at each step of the last days."""
+    return _kept(console).timeline(console, days, now)
 
 
 def fleet_drift(console: Console) -> dict[int, tuple[Drift, ...]]:
@@ -229,6 +240,7 @@ class _KeptFleet:
         self._version = (0, 0)  # store.data_version when read last
         self._shown: FleetSnapshot | None = None  # the last snapshot of the present
         self._drifts: dict[int, tuple[Drift, ...]] = {}  # read again for accounts changed
+        self._grids: dict[int, StepGrid] = {}  # the fleet over the last days, per window
 
     def snapshot(self, console: Console, now: datetime | None) -> FleetSnapshot:
         """Return the fleet at `now` (the present unless told), judging what changed first."""
@@ -258,6 +270,27 @@ class _KeptFleet:
                 self._shown = snapshot
         return snapshot
 
+    def timeline(self, console: Console, days: int, now: datetime | None) -> pd.DataFrame:
+        """Return the bound accounts per check result at each step of the last `days` days.
+
+        Steps end on whole hours (whole 6 hours past two days), the last at or after `now`.
+        Each window's checks are read once, then only the checks recorded since are added.
+        """
+        step = timedelta(hours=1) if days <= 2 else timedelta(hours=6)
+        end = pd.Timestamp(now or datetime.now(UTC)).ceil(step).to_pydatetime()
+        ends = timeline_steps(start=end - timedelta(days=days), end=end, step=step)
+        self.snapshot(console, None)  # the checks recorded since are added to the windows
+        with self._lock, console.reading() as session:
+            assert self._policy is not None
+            grid = self._grids.get(days)
+            if grid is None or not grid.ends.equals(ends):
+                grid = StepGrid(ends, self._policy)
+                since = ends[0] - step - timedelta(days=1)  # a check a day before still counts
+                for chunk in store.checks_since_chunks(session, since, columns=TIMELINE_READS):
+                    grid.add(chunk)
+                self._grids[days] = grid
+            return grid.counts(self._accounts.index)
+
     def _judge_all(
         self, session: Session, now: pd.Timestamp, policy: HealthPolicy | None = None
     ) -> None:
@@ -270,6 +303,7 @@ class _KeptFleet:
         self._drifts = read_drift(session)
         self._audit, self._probes = _Seen(version[0]), _Seen(version[1])
         self._at, self._version = now, version
+        self._grids.clear()  # the policy may have moved: each window is read again when asked
 
     def _judge_changes(self, session: Session, now: pd.Timestamp) -> None:
         """Bring the judgement to `now`: accounts changed, checked or due are judged again."""
@@ -291,6 +325,8 @@ class _KeptFleet:
             changed = {account_id for _, _, account_id in events if account_id is not None}
             self._audit.saw((i for i, _, _ in events), version[0])
             self._probes.saw(fresh["probe_id"], version[1])
+            for grid in self._grids.values():
+                grid.add(fresh)
             self._read_again(session, changed, fresh)
             checked = set(fresh["account_id"].tolist())
             self._read_drift_again(session, changed | checked)

@@ -8,7 +8,7 @@ Every query is built from the models' tables and compiled for the session's data
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -148,6 +148,25 @@ def _read_frame(
     `source` maps each table of `columns` to what the query reads it as (an alias or a
     subquery); `where` adds the conditions.
     """
+    chunks = list(_read_chunks(session, columns, source, where))
+    if len(chunks) == 1:
+        return chunks[0]
+    return pd.DataFrame(
+        {name: pd.concat([c[name] for c in chunks], ignore_index=True) for name in columns},
+        copy=False,
+    )
+
+
+def _read_chunks(
+    session: Session,
+    columns: Mapping[str, tuple[Column, str]],
+    source: Mapping[Any, FromClause],
+    where: Callable[[Select], Select] = lambda query: query,
+) -> Iterator[pd.DataFrame]:
+    """Yield the rows of one SELECT as typed frames of up to _CHUNK_ROWS rows (at least one).
+
+    The driver's tuples of a large read never all sit in memory at once.
+    """
     dialect = session.get_bind().dialect
     query = select(
         *(
@@ -158,26 +177,19 @@ def _read_frame(
     # Literal values (ids, limits, codes) are ours, never an operator's text.
     sql = str(where(query).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     # The driver's own cursor, inside the session's transaction: no Row objects to build.
-    # Rows are converted a chunk at a time: the driver's tuples of a large read (the fleet
-    # chart's week of checks) never all sit in memory at once.
     cursor = session.connection().connection.driver_connection.cursor()
-    chunks: list[dict[str, pd.Series]] = []
     try:
         cursor.execute(sql)
+        first = True
         while True:
             rows = cursor.fetchmany(_CHUNK_ROWS)
-            if rows or not chunks:  # an empty read still gives typed columns
-                chunks.append(_typed(dialect.name, columns, rows))
+            if rows or first:  # an empty read still gives typed columns
+                yield pd.DataFrame(_typed(dialect.name, columns, rows), copy=False)
+            first = False
             if len(rows) < _CHUNK_ROWS:
                 break
     finally:
         cursor.close()
-    if len(chunks) == 1:
-        return pd.DataFrame(chunks[0], copy=False)
-    return pd.DataFrame(
-        {name: pd.concat([c[name] for c in chunks], ignore_index=True) for name in columns},
-        copy=False,
-    )
 
 
 def _typed(
@@ -426,13 +438,13 @@ def new_checks_frame(
     return _sorted(frame, ["probe_id"])
 
 
-def checks_since_frame(
+def checks_since_chunks(
     session: Session, since: datetime, *, columns: Iterable[str]
-) -> pd.DataFrame:
-    """Return every check of a bound account since `since`, in no particular order.
+) -> Iterator[pd.DataFrame]:
+    """Yield every check of a bound account since `since`, in chunks, in no particular order.
 
-    Columns as probe_history_frame's (account_id and checked_at always). One read of the
-    window's rows, however many: the fleet-over-time chart counts them.
+    Columns as probe_history_frame's (account_id and checked_at always). A week of a large
+    fleet's checks is millions of rows: the caller folds each chunk in as it comes.
     """
     a, p = _ACCOUNTS.alias("a"), _PROBES.alias("p")
     bound = select(a.c.id).where(a.c.unbound_at.is_(None))
@@ -440,7 +452,7 @@ def checks_since_frame(
     def where(query: Select) -> Select:
         return query.where(p.c.checked_at >= since, p.c.account_id.in_(bound))
 
-    return _read_frame(session, _probe_columns(columns), {_PROBES: p}, where)
+    yield from _read_chunks(session, _probe_columns(columns), {_PROBES: p}, where)
 
 
 def data_version(session: Session) -> tuple[int, int]:
