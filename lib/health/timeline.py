@@ -51,6 +51,7 @@ class StepGrid:
         self._ids = pd.Index(np.zeros(0, dtype=np.int64))
         self._at = np.zeros((0, len(ends)), dtype=np.int64)
         self._result = np.zeros((0, len(ends)), dtype=np.int8)
+        self._counted: tuple[pd.Index, pd.DataFrame] | None = None  # the last counts asked
 
     def add(self, checks: pd.DataFrame) -> None:
         """Fold checks in (TIMELINE_READS); of two at the same time, the one added later wins."""
@@ -72,16 +73,23 @@ class StepGrid:
         account, first, at, result = account[last], first[last], at[last], result[last]
         rows = self._rows(account)
         newer = at >= self._at[rows, first]
+        self._counted = None
         self._at[rows[newer], first[newer]] = at[newer]
         self._result[rows[newer], first[newer]] = result[newer]
 
     def counts(self, account_ids: Iterable[int] | None = None) -> pd.DataFrame:
         """Return, at each step's end, the accounts (all, or of `account_ids`) per result."""
-        if account_ids is None:
-            rows = np.arange(len(self._ids))
-        else:
-            rows = self._ids.get_indexer(pd.Index(list(account_ids), dtype=np.int64))
-            rows = rows[rows >= 0]
+        asked = self._ids if account_ids is None else pd.Index(list(account_ids), dtype=np.int64)
+        counted = self._counted
+        if counted is not None and counted[0].equals(asked):
+            return counted[1].copy()  # nothing added since, the same accounts asked
+        self._counted = (asked, self._count(asked))
+        return self._counted[1].copy()
+
+    def _count(self, asked: pd.Index) -> pd.DataFrame:
+        """Return the counts of the accounts `asked`."""
+        rows = self._ids.get_indexer(asked)
+        rows = rows[rows >= 0]
         if not len(rows) or self.ends.empty:
             return pd.DataFrame(columns=TIMELINE_COLUMNS)
         result = self._result[rows]
