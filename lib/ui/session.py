@@ -37,14 +37,12 @@ log = logging.getLogger(__name__)
 
 
 def warm_up() -> None:
-    """Judge the configured console's fleet and import the chart library, as the first Fleet
-    page would (server start)."""
+    """Judge the configured console's fleet, as the first Fleet page would (server start)."""
     try:
         fleet_snapshot(installation_console())
     except OPENING_FAILURES as error:
         # The first page says what is wrong and what to do; the server starts regardless.
         log.warning("the console could not be opened at start: %s", type(error).__name__)
-    import altair  # noqa: F401  (the Fleet page's chart: a second or two, paid here once)
 
 
 def in_demo() -> bool:
