@@ -8,7 +8,8 @@ post to the routes that set the session cookie (lib/web_session.py), and a watch
 each account when it falls due for as long as the server runs
 (lib.console.watch.serve_watcher; off with BINDWATCH_WATCH=0, `make run WATCH=0`). Stopping
 the server lets its checks in flight finish. While it starts, the server opens the console
-and judges the fleet, so that the first operator to connect waits for neither.
+and judges the fleet, so that the first operator to connect waits for neither; while
+operators look at the fleet, it keeps that judgement up to date every second.
 """
 
 import asyncio
@@ -19,17 +20,22 @@ import streamlit as st
 from starlette.middleware import Middleware
 
 from lib.console.watch import serve_watcher
-from lib.ui.session import warm_up
+from lib.ui.session import keep_fleet_fresh, warm_up
 from lib.web_guard import SameOriginWebSocket, SecurityHeaders
 from lib.web_session import session_routes
 
 
 @asynccontextmanager
 async def lifespan(served: st.App) -> AsyncIterator[None]:
-    """Open the console and judge its fleet before the first request, then run the watcher."""
+    """Open the console and judge its fleet before the first request, then run the watcher
+    and keep the fleet's snapshot up to date while operators look at it."""
     await asyncio.to_thread(warm_up)
-    async with serve_watcher(served):
-        yield
+    keeper = asyncio.create_task(keep_fleet_fresh())
+    try:
+        async with serve_watcher(served):
+            yield
+    finally:
+        keeper.cancel()
 
 
 app = st.App(

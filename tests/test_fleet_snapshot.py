@@ -8,6 +8,8 @@ to the rules run over the whole history then, on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,13 +25,14 @@ from lib import store
 from lib.config import Config
 from lib.console import Console, KucoinTarget, binding
 from lib.console.alerts import acknowledge_drift
-from lib.console.fleet import fleet_drift, fleet_snapshot, fleet_table
+from lib.console.fleet import fleet_drift, fleet_snapshot, fleet_table, keep_present
 from lib.console.settings import save_settings
 from lib.health.drift import with_drift
 from lib.health.fleet import fleet_health
 from lib.kucoin.probe_result import Outcome
 from lib.store import database
 from lib.store.models import ProbeRecord
+from lib.ui import session as ui_session
 
 
 @pytest.fixture(name="console")
@@ -246,3 +249,38 @@ def test_the_present_is_shared_until_something_changes(
     after = fleet_snapshot(console)
     assert after is not first
     assert after.fleet.set_index("label").loc["beta-bot", "status"] == "WRONG_PASSPHRASE"
+
+
+def test_the_present_is_kept_up_to_date_only_after_someone_looked(
+    console: Console, ids: dict[str, int], judged: list[list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(console_snapshot, "KEEP_S", 0.01)
+    assert not keep_present(console)  # nobody asked for the fleet yet: nothing is judged
+    assert judged == []
+    first = fleet_snapshot(console)
+    time.sleep(0.02)
+    assert keep_present(console)
+    kept = fleet_snapshot(console)
+    assert kept is not first and kept.as_of > first.as_of  # made by keep_present, served now
+    assert fleet_snapshot(console) is kept
+
+
+def test_the_served_console_keeps_the_fleet_fresh_while_operators_look(
+    console: Console, ids: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ui_session, "installation_console", lambda: console)
+    monkeypatch.setattr(ui_session, "KEEP_S", 0.05)
+    monkeypatch.setattr(console_snapshot, "KEEP_S", 0.05)
+    first = fleet_snapshot(console)  # an operator looks
+
+    async def serve_a_while() -> None:
+        keeper = asyncio.create_task(ui_session.keep_fleet_fresh())
+        await asyncio.sleep(0.5)
+        keeper.cancel()
+
+    asyncio.run(serve_a_while())
+    kept = fleet_snapshot(console)
+    # Younger than SHARED_S: without the keeper, the first snapshot would still be served.
+    assert kept is not first
+    assert datetime.now(UTC) - kept.as_of < timedelta(seconds=0.3)
+    assert "counts" in vars(kept) and "incident" in vars(kept)  # made beforehand as well

@@ -19,7 +19,14 @@ import numpy as np
 import pandas as pd
 
 from lib import store
-from lib.console.snapshot import FleetSnapshot, fleet_drift, fleet_snapshot, read_fleet
+from lib.console.snapshot import (
+    KEEP_S,
+    FleetSnapshot,
+    fleet_drift,
+    fleet_snapshot,
+    keep_present,
+    read_fleet,
+)
 from lib.health.policy import HealthPolicy
 from lib.health.status import Status
 
@@ -28,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FAILING",
+    "KEEP_S",
     "FleetSnapshot",
     "account_kind",
     "data_version",
@@ -37,6 +45,7 @@ __all__ = [
     "fleet_snapshot",
     "fleet_table",
     "is_failing",
+    "keep_present",
     "refresh_summary",
 ]
 

@@ -13,6 +13,11 @@ browser session, the commands and a notebook alike); each snapshot then reads wh
 
 Only those accounts are judged again. The ages, freshness and going-stale times are read
 from `now` when the snapshot is made (lib.health.fleet.fleet_at).
+
+The snapshot of the present is shared by every caller for SHARED_S while nothing is stored:
+a time boundary crossed meanwhile shows in the next one. While operators look at the fleet,
+the served console brings it up to date every KEEP_S (keep_present), so that a page's rerun
+finds it ready instead of judging the accounts whose words the clock has moved.
 """
 
 from __future__ import annotations
@@ -56,7 +61,9 @@ if TYPE_CHECKING:
     from lib.console import Console
 
 PENDING_S = 300  # how long a skipped row id is asked for again (a slow writer's commit)
-SHARED_S = 1  # how long one snapshot of the present serves every caller, if nothing changed
+SHARED_S = 2  # how long one snapshot of the present serves every caller, if nothing was stored
+KEEP_S = 1  # how often keep_present brings the present up to date while operators look
+LOOKED_S = 300  # how long after the last look keep_present keeps doing so
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,24 @@ class FleetSnapshot:
 
 def fleet_snapshot(console: Console, now: datetime | None = None) -> FleetSnapshot:
     """Return the fleet table with its policy and time (the present unless told)."""
-    return _kept(console).snapshot(console, now)
+    kept = _kept(console)
+    if now is None:
+        kept.looked()
+    return kept.snapshot(console, now)
+
+
+def keep_present(console: Console) -> bool:
+    """Bring the present's snapshot up to date if a caller asked for it within LOOKED_S.
+
+    Run every KEEP_S by the served console: a page's next rerun then finds the snapshot made,
+    its status counts and incident included. Return whether it was brought up to date.
+    """
+    kept = _kept(console)
+    if not kept.looked_lately():
+        return False
+    snapshot = kept.snapshot(console, None, shared_s=KEEP_S * 0.9)
+    _ = snapshot.counts, snapshot.incident  # made now, not by the next page that draws them
+    return True
 
 
 def _kept(console: Console) -> _KeptFleet:
@@ -241,9 +265,16 @@ class _KeptFleet:
         self._shown: FleetSnapshot | None = None  # the last snapshot of the present
         self._drifts: dict[int, tuple[Drift, ...]] = {}  # read again for accounts changed
         self._grids: dict[int, StepGrid] = {}  # the fleet over the last days, per window
+        self._looked = -float("inf")  # time.monotonic() of the last caller asking for the present
 
-    def snapshot(self, console: Console, now: datetime | None) -> FleetSnapshot:
-        """Return the fleet at `now` (the present unless told), judging what changed first."""
+    def snapshot(
+        self, console: Console, now: datetime | None, *, shared_s: float = SHARED_S
+    ) -> FleetSnapshot:
+        """Return the fleet at `now` (the present unless told), judging what changed first.
+
+        The present's last snapshot serves again if younger than `shared_s` and nothing was
+        stored since.
+        """
         present = now is None
         now = now or datetime.now(UTC)
         at = utc_now(now)
@@ -253,11 +284,10 @@ class _KeptFleet:
                 present
                 and shown is not None
                 and self._judged is not None
-                and at - shown.as_of < timedelta(seconds=SHARED_S)
-                and not len(self._judged.due(at))
+                and at - shown.as_of < timedelta(seconds=shared_s)
                 and store.data_version(session) == self._version
             ):
-                return shown  # every session's reruns within the second share one table
+                return shown  # every session's reruns within SHARED_S share one table
             if self._judged is None or self._policy is None or at < self._at:
                 self._judge_all(session, at)
             else:
@@ -269,6 +299,14 @@ class _KeptFleet:
             if present:
                 self._shown = snapshot
         return snapshot
+
+    def looked(self) -> None:
+        """Note that a caller asked for the present (keep_present keeps it up to date)."""
+        self._looked = time.monotonic()
+
+    def looked_lately(self) -> bool:
+        """Return whether a caller asked for the present within LOOKED_S."""
+        return time.monotonic() - self._looked < LOOKED_S
 
     def timeline(self, console: Console, days: int, now: datetime | None) -> pd.DataFrame:
         """Return the bound accounts per check result at each step of the last `days` days.

@@ -10,6 +10,7 @@ or a form's own slot (its prefix) beside that form.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import streamlit as st
@@ -17,7 +18,7 @@ import streamlit as st
 from lib.console import Console
 from lib.console.demo import DEMO_ACCOUNTS, demo_console, start_demo
 from lib.console.errors import DemoError
-from lib.console.fleet import FleetSnapshot, fleet_snapshot
+from lib.console.fleet import KEEP_S, FleetSnapshot, fleet_snapshot, keep_present
 from lib.ui.frame import BIND_PAGE, page_link
 from lib.ui.presentation import alert
 from lib.ui.sign_in import (
@@ -43,6 +44,22 @@ def warm_up() -> None:
     except OPENING_FAILURES as error:
         # The first page says what is wrong and what to do; the server starts regardless.
         log.warning("the console could not be opened at start: %s", type(error).__name__)
+
+
+async def keep_fleet_fresh() -> None:
+    """Keep the configured console's fleet snapshot up to date while operators look at it.
+
+    Runs beside the served console until cancelled: every KEEP_S, a thread brings the
+    snapshot to the present (lib.console.fleet.keep_present), so that a search or a filter
+    redraws from a table already made.
+    """
+    while True:
+        await asyncio.sleep(KEEP_S)
+        try:
+            await asyncio.to_thread(keep_present, installation_console())
+        except Exception as error:  # the next page says what is wrong: keep trying
+            log.warning("the fleet could not be brought up to date: %s", type(error).__name__)
+            await asyncio.sleep(FLEET_TTL_S)
 
 
 def in_demo() -> bool:
