@@ -137,4 +137,5 @@ def filter_fleet(
             found = pc.match_substring(values, text, ignore_case=True).fill_null(False)
             hit |= found.to_numpy(zero_copy_only=False)
         keep &= hit
-    return fleet[keep.to_numpy(dtype=bool)]
+    kept = keep.to_numpy(dtype=bool)
+    return fleet if kept.all() else fleet[kept]  # no filter: the table as it is, not a copy

@@ -97,10 +97,15 @@ class FleetSnapshot:
         return self.fleet["account_id"].isin(members).astype(bool)
 
 
-def fleet_snapshot(console: Console, now: datetime | None = None) -> FleetSnapshot:
-    """Return the fleet table with its policy and time (the present unless told)."""
+def fleet_snapshot(
+    console: Console, now: datetime | None = None, *, looked: bool = True
+) -> FleetSnapshot:
+    """Return the fleet table with its policy and time (the present unless told).
+
+    `looked`: an operator is shown the present (keep_present keeps it up to date a while).
+    """
     kept = _kept(console)
-    if now is None:
+    if now is None and looked:
         kept.looked()
     return kept.snapshot(console, now)
 
@@ -265,6 +270,7 @@ class _KeptFleet:
         self._shown: FleetSnapshot | None = None  # the last snapshot of the present
         self._drifts: dict[int, tuple[Drift, ...]] = {}  # read again for accounts changed
         self._grids: dict[int, StepGrid] = {}  # the fleet over the last days, per window
+        self._grids_lock = threading.Lock()  # held while a window's checks are read
         self._looked = -float("inf")  # time.monotonic() of the last caller asking for the present
 
     def snapshot(
@@ -313,21 +319,35 @@ class _KeptFleet:
 
         Steps end on whole hours (whole 6 hours past two days), the last at or after `now`.
         Each window's checks are read once, then only the checks recorded since are added.
+        The read holds only the windows' own lock: snapshots go on meanwhile.
         """
         step = timedelta(hours=1) if days <= 2 else timedelta(hours=6)
         end = pd.Timestamp(now or datetime.now(UTC)).ceil(step).to_pydatetime()
         ends = timeline_steps(start=end - timedelta(days=days), end=end, step=step)
         self.snapshot(console, None)  # the checks recorded since are added to the windows
-        with self._lock, console.reading() as session:
-            assert self._policy is not None
-            grid = self._grids.get(days)
-            if grid is None or not grid.ends.equals(ends):
-                grid = StepGrid(ends, self._policy)
-                since = ends[0] - step - timedelta(days=1)  # a check a day before still counts
+        with self._grids_lock:  # one window read at a time: a second asker waits and shares it
+            with self._lock:
+                assert self._policy is not None
+                grid, policy = self._grids.get(days), self._policy
+                if grid is not None and grid.ends.equals(ends):
+                    return grid.counts(self._accounts.index)
+            grid = StepGrid(ends, policy)
+            since = ends[0] - step - timedelta(days=1)  # a check a day before still counts
+            with console.reading() as session:
+                newest = store.data_version(session)[1]  # the newest check when the read began
                 for chunk in store.checks_since_chunks(session, since, columns=TIMELINE_READS):
                     grid.add(chunk)
-                self._grids[days] = grid
-            return grid.counts(self._accounts.index)
+            with self._lock, console.reading() as session:
+                # The checks recorded during the read are added again (a check counted twice
+                # counts once); a policy changed meanwhile has the window read anew next time.
+                if policy == self._policy:
+                    grid.add(
+                        store.new_checks_frame(
+                            session, newest, also=self._probes.skipped, columns=TIMELINE_READS
+                        )
+                    )
+                    self._grids[days] = grid
+                return grid.counts(self._accounts.index)
 
     def _judge_all(
         self, session: Session, now: pd.Timestamp, policy: HealthPolicy | None = None

@@ -6,6 +6,7 @@ submit, handed to the service once, and only ever shown masked afterwards.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pandas as pd
@@ -16,6 +17,9 @@ from lib.console.errors import FAILURES, InvalidInput
 from lib.ui.frame import failure_text
 from lib.ui.presentation import literal
 from lib.ui.session import flash, show_flash
+from lib.ui.sign_in import installation_console
+
+log = logging.getLogger(__name__)
 
 AT = st.column_config.DatetimeColumn("At (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC")
 URL_GENERATION = "alert_channel_generation"  # bumped after each submit: the URL is forgotten
@@ -220,6 +224,19 @@ def account_history(console: Console, account_id: int) -> None:
 # --- Fleet page ---------------------------------------------------------------------------------
 
 
+CHART_WINDOWS = [1, 7, 30]  # days the Fleet page's chart offers
+CHART_DEFAULT_DAYS = 7
+
+
+def warm_up_chart() -> None:
+    """Read the chart's default window for the configured console, as the first Fleet page
+    would (in the background once the server has started)."""
+    try:
+        alerts.fleet_over_time(installation_console(), days=CHART_DEFAULT_DAYS)
+    except Exception as error:  # the first page says what is wrong
+        log.warning("the fleet chart could not be read at start: %s", type(error).__name__)
+
+
 # The stacked area chart of results over time (Vega-Lite 6, the grammar st.vega_lite_chart draws).
 _FLEET_CHART = {
     "mark": {"type": "area"},
@@ -246,9 +263,13 @@ _FLEET_CHART = {
 def fleet_over_time(console: Console) -> None:
     """A stacked area chart of the accounts working, retrying and failing over the last days."""
     days = st.segmented_control(
-        "Fleet over time", [1, 7, 30], default=7, key="fleet_days", format_func=lambda d: f"{d} d"
+        "Fleet over time",
+        CHART_WINDOWS,
+        default=CHART_DEFAULT_DAYS,
+        key="fleet_days",
+        format_func=lambda d: f"{d} d",
     )
-    timeline = alerts.fleet_over_time(console, days=int(days or 7))
+    timeline = alerts.fleet_over_time(console, days=int(days or CHART_DEFAULT_DAYS))
     if timeline.empty:
         st.caption("No checks in that window yet.")
         return
