@@ -40,6 +40,7 @@ REPEATS = 5
 FIRST_LOAD_TARGET_S = 2.0
 RERUN_TARGET_S = 0.2
 MEMORY_TARGET_MB = 300
+ROWS_ON_FLOOR = 10_000  # bench/floor_app.py's table
 SEARCH = "acct-0001"  # acct-00010 … acct-00019 and acct-0001x: eleven accounts
 TIMEOUT_MS = 120_000
 
@@ -114,14 +115,14 @@ def _serve(served, data_dir: Path):
     return served.serve(data_dir, env={"BINDWATCH_WATCH": "0"})
 
 
-def first_load(served, page, url: str) -> float:
+def first_load(served, page, url: str, accounts: int = ACCOUNTS) -> float:
     """Return the seconds from opening the page in a new session to the table's first rows."""
     page.add_init_script(PAINT_PROBE)
     started = time.perf_counter()
     page.goto(url)
     _wait_painted(page)
     took = time.perf_counter() - started
-    _wait_rows(page, ACCOUNTS)  # the whole fleet arrived
+    _wait_rows(page, accounts)  # the whole table arrived
     served.settle(page)
     served.assert_no_exception(page)
     return took
@@ -192,11 +193,16 @@ def _commit(served, page, search, text: str, count: int) -> None:
     served.settle(page)
 
 
-def floor_reruns(served, browser, data_dir: Path) -> tuple[list[float], list[float]]:
-    """Return the same search and clear on bench/floor_app.py: Streamlit's and Chromium's part."""
+def floor_reruns(served, browser, data_dir: Path) -> tuple[list[float], list[float], list[float]]:
+    """Return a new browser's first load, then the same search and clear, on bench/floor_app.py:
+    Streamlit's and Chromium's part."""
     app_file = str(Path(__file__).with_name("floor_app.py").relative_to(REPO_ROOT))
     with served.serve(data_dir, entry=app_file, operators=False) as app:
-        return reruns(served, browser, app.url, 10, operator=None)
+        firsts = []
+        for _ in range(REPEATS):
+            with served.session(browser, operator=None, app=app.url) as page:
+                firsts.append(first_load(served, page, app.url, ROWS_ON_FLOOR))
+        return firsts, *reruns(served, browser, app.url, 10, operator=None)
 
 
 def rss_mb(pid: int) -> dict[str, float]:
@@ -256,11 +262,12 @@ def main() -> list[Figure]:
                 with _serve(served, data_dir) as app:
                     searches, clears = reruns(served, browser, app.url, matches)
                 memory = memory_with_sessions(served, browser, data_dir)
-                floor_searches, floor_clears = floor_reruns(served, browser, data_dir)
+                floor_firsts, floor_searches, floor_clears = floor_reruns(served, browser, data_dir)
             finally:
                 browser.close()
     print(
         "  Streamlit's own floor, a page holding only a search box and a 10,000-row table: "
+        f"a new browser's first load {median(floor_firsts):.2f} s, "
         f"a search {median(floor_searches):.2f} s, clearing it {median(floor_clears):.2f} s"
     )
     page = f"Fleet page, {ACCOUNTS:,} accounts, Chromium"
