@@ -152,7 +152,7 @@ def main() -> None:
                 icon=":material/filter_alt_off:",
             )
             return
-        view = ui.fleet_view(shown)
+        view = ui.fleet_rows_view(fleet, shown)
         event = st.dataframe(
             view,
             key="fleet_table",

@@ -52,7 +52,7 @@ from lib.health.fleet import fleet_health
 from lib.health.status import Status
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import Outcome, ProbeResult
-from lib.ui.presentation import fleet_view, plural, status_label, tile_label
+from lib.ui.presentation import fleet_rows_view, fleet_view, plural, status_label, tile_label
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 EGRESS = ("203.0.113.154", "198.51.100.7")
@@ -318,6 +318,24 @@ def test_fleet_view_shows_scopes_as_marks_and_ages_as_words(
     assert view.loc["alpha-desk", "account"] == "master"
     assert view.loc["gamma-margin", "whitelist"] == "key info not read yet"
     assert "Passphrase" in view.loc["beta-bot", "hint"]
+
+
+def test_the_rows_of_a_kept_view_equal_the_view_of_those_rows(
+    console: Console, small_fleet: dict[str, int]
+) -> None:
+    fleet = fleet_table(console, NOW)
+    whole = fleet_rows_view(fleet, fleet)
+    pd.testing.assert_frame_equal(whole, fleet_view(fleet))
+    for shown in (
+        filter_fleet(fleet, search="beta"),
+        filter_fleet(fleet, statuses=["OK"]),
+        fleet.iloc[[3, 0]],  # any rows, in any order
+        fleet.iloc[:0],
+    ):
+        pd.testing.assert_frame_equal(fleet_rows_view(fleet, shown), fleet_view(shown))
+    assert fleet_rows_view(fleet, fleet) is whole  # made once while the table lasts
+    again = fleet_table(console, NOW)
+    assert fleet_rows_view(again, again) is not whole  # another table: its own view
 
 
 def test_fleet_csv_lists_every_account_worst_first_and_never_a_secret(

@@ -25,12 +25,18 @@ from lib import store
 from lib.config import Config
 from lib.console import Console, KucoinTarget, binding
 from lib.console.alerts import acknowledge_drift
-from lib.console.fleet import fleet_drift, fleet_snapshot, fleet_table, keep_present
+from lib.console.fleet import (
+    fleet_drift,
+    fleet_snapshot,
+    fleet_table,
+    forget_fleet,
+    keep_present,
+)
 from lib.console.settings import save_settings
 from lib.health.drift import with_drift
 from lib.health.fleet import fleet_health
 from lib.kucoin.probe_result import Outcome
-from lib.store import database
+from lib.store import database, seeding
 from lib.store.models import ProbeRecord
 from lib.ui import session as ui_session
 
@@ -257,7 +263,8 @@ def test_the_present_is_kept_up_to_date_only_after_someone_looked(
     monkeypatch.setattr(console_snapshot, "KEEP_S", 0.01)
     assert not keep_present(console)  # nobody asked for the fleet yet: nothing is judged
     assert judged == []
-    first = fleet_snapshot(console)
+    assert fleet_snapshot(console) is not None and not keep_present(console)  # not a page
+    first = fleet_snapshot(console, looked=True)
     time.sleep(0.02)
     assert keep_present(console)
     kept = fleet_snapshot(console)
@@ -274,7 +281,7 @@ def test_the_served_console_keeps_the_fleet_fresh_while_operators_look(
     monkeypatch.setattr(ui_session, "installation_console", lambda: console)
     monkeypatch.setattr(ui_session, "KEEP_S", 0.05)
     monkeypatch.setattr(console_snapshot, "KEEP_S", 0.05)
-    first = fleet_snapshot(console)  # an operator looks
+    first = fleet_snapshot(console, looked=True)  # an operator looks
 
     async def serve_a_while() -> None:
         keeper = asyncio.create_task(ui_session.keep_fleet_fresh())
@@ -305,3 +312,16 @@ def test_a_check_recorded_while_the_chart_reads_its_window_counts(
     last = timeline[timeline["at"] == timeline["at"].max()]
     counts = dict(zip(last["result"].astype(str), last["accounts"], strict=True))
     assert counts == {"failing": 2, "working": 1}
+
+
+def test_a_write_around_the_audit_log_shows_once_the_fleet_is_forgotten(
+    console: Console, ids: dict[str, int]
+) -> None:
+    # The demo's seeding moves checks back in time with no audit event and no new check.
+    assert statuses(console, NOW)["alpha-desk"] == "OK"
+    with console.transaction() as session:
+        seeding.retime_checks(session, ids["alpha"], NOW - timedelta(hours=3))
+    kept = fleet_table(console, NOW).set_index("label")
+    assert kept.loc["alpha-desk", "status"] == "OK"  # the kept fleet cannot see it
+    forget_fleet(console)
+    assert statuses(console, NOW)["alpha-desk"] == "STALE"

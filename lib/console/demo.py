@@ -32,6 +32,7 @@ from lib import store
 from lib.config import Config
 from lib.console import Console, KucoinTarget, binding
 from lib.console.checks import check_account
+from lib.console.fleet import forget_fleet
 from lib.kucoin.auth import Credentials
 from lib.kucoin.probe_result import ProbeResult
 from lib.kucoin.sim import SimAccount, Simulator, SimulatorServer
@@ -311,10 +312,16 @@ class _Builder:
             raise DemoError(f"demo account {account.label!r}: {outcome.check.decision}")
         return outcome.account_id
 
-    def save_unchecked(self, account: DemoAccount, result: ProbeResult | None) -> int:
-        """Store a key without a passing check, as an import script would; return the id."""
+    def save_unchecked(
+        self, account: DemoAccount, result: ProbeResult | None, *, verified_elsewhere: bool = False
+    ) -> int:
+        """Store a key without a passing check, as an import script would; return the id.
+
+        `verified_elsewhere`: imported as verified before, awaiting its first check (set in the
+        same transaction: a fleet snapshot taken meanwhile would never see the flag cleared).
+        """
         with self.console.transaction() as session:
-            return store.create_account_with_credentials(
+            account_id = store.create_account_with_credentials(
                 session,
                 self.console.vault,
                 label=account.label,
@@ -323,6 +330,9 @@ class _Builder:
                 actor=self.console.actor,
                 probe=result,
             )
+            if verified_elsewhere:
+                seeding.mark_verified_elsewhere(session, account_id)
+            return account_id
 
     def probe_only(self, account: DemoAccount) -> ProbeResult:
         """Check a demo key live without recording the result."""
@@ -357,11 +367,6 @@ class _Builder:
                 at = last_ok - timedelta(hours=hours_before)
                 beats.append((account_id, dataclasses.replace(template, checked_at=at)))
             store.record_probes(session, beats)
-
-    def mark_imported(self, account_id: int) -> None:
-        """Demo seeding: an account imported as verified elsewhere, awaiting its first check."""
-        with self.console.transaction() as session:
-            seeding.mark_verified_elsewhere(session, account_id)
 
 
 def _key(account: DemoAccount) -> str:
@@ -459,7 +464,7 @@ def _unverified(b: _Builder, a: DemoAccount) -> None:
 
 def _new(b: _Builder, a: DemoAccount) -> None:
     """Save the key just now; its first check has not run yet."""
-    b.mark_imported(b.save_unchecked(a, None))
+    b.save_unchecked(a, None, verified_elsewhere=True)
 
 
 Scenario = Callable[[_Builder, DemoAccount], None]
@@ -525,6 +530,9 @@ def build_demo(
         others = [a for a in DEMO_ACCOUNTS if a.scenario not in SERVER_WIDE]
         with ThreadPoolExecutor(max_workers=BUILD_WORKERS) as pool:
             list(pool.map(lambda a: SCENARIOS[a.scenario](builder, a), others))
+        # The seeding moved bindings and checks back in time around the audit log: a fleet
+        # judged meanwhile (the alert worker's) is judged afresh.
+        forget_fleet(console)
     except BaseException:
         if console is not None:
             console.close()

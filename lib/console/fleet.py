@@ -24,6 +24,7 @@ from lib.console.snapshot import (
     FleetSnapshot,
     fleet_drift,
     fleet_snapshot,
+    forget_fleet,
     keep_present,
     read_fleet,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "fleet_inputs",
     "fleet_snapshot",
     "fleet_table",
+    "forget_fleet",
     "is_failing",
     "keep_present",
     "refresh_summary",

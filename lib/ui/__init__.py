@@ -30,6 +30,7 @@ from lib.ui.frame import (
     switch_page,
 )
 from lib.ui.presentation import (
+    fleet_rows_view,
     fleet_view,
     fleet_view_columns,
     literal,
@@ -68,6 +69,7 @@ __all__ = [
     "empty_fleet",
     "failure_text",
     "flash",
+    "fleet_rows_view",
     "fleet_view",
     "fleet_view_columns",
     "guarded",

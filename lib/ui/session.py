@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 def warm_up() -> None:
     """Judge the configured console's fleet, as the first Fleet page would (server start)."""
     try:
-        fleet_snapshot(installation_console(), looked=False)  # nobody is looking yet
+        fleet_snapshot(installation_console())
     except OPENING_FAILURES as error:
         # The first page says what is wrong and what to do; the server starts regardless.
         log.warning("the console could not be opened at start: %s", type(error).__name__)
@@ -172,4 +172,4 @@ def cached_fleet(console: Console) -> FleetSnapshot:
     """Return the fleet snapshot of the present, shared by every session on this database."""
     # lib.console.fleet keeps the fleet judged per database: a new check or change shows at
     # once, and only what changed is judged again.
-    return fleet_snapshot(console)
+    return fleet_snapshot(console, looked=True)  # keep_fleet_fresh keeps it up to date
