@@ -56,12 +56,6 @@ def _served_app():
     return served_app
 
 
-def _rows(page) -> int:
-    """Return how many accounts the table holds (aria-rowcount counts the header too)."""
-    grid = page.get_by_test_id("stDataFrame").locator("table[role='grid']")
-    return int(grid.get_attribute("aria-rowcount") or 0) - 1
-
-
 def _wait_rows(page, count: int) -> None:
     """Wait until the table holds `count` accounts."""
     page.wait_for_function(
