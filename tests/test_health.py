@@ -940,6 +940,23 @@ def test_fleet_ignores_row_order_and_other_accounts() -> None:
     assert account_health(account(1), history, POLICY, NOW)["last_code"] == "400004"
 
 
+@pytest.mark.parametrize("accounts_count", [3, 70])  # 70: the labels read one by one
+def test_texts_are_stripped_and_blank_or_missing_ones_are_na(accounts_count: int) -> None:
+    labels = [f" account {i}\t" for i in range(accounts_count)]
+    labels[1], labels[2] = "  ", None
+    uids = [" 165111215 ", "", None] * (accounts_count // 3) + [" 7"] * (accounts_count % 3)
+    accounts, probes = frames(
+        [account(i, label=label) for i, label in enumerate(labels)],
+        [probe(i, uid=uid, sub_name=" desk ") for i, uid in enumerate(uids)],
+    )
+    fleet = fleet_health(accounts, probes, POLICY, NOW).set_index("account_id").sort_index()
+    expected = [None if i in (1, 2) else f"account {i}" for i in range(accounts_count)]
+    assert [None if pd.isna(v) else v for v in fleet["label"]] == expected
+    expected = [None if not (u or "").strip() else u.strip() for u in uids]
+    assert [None if pd.isna(v) else v for v in fleet["uid"]] == expected
+    assert set(fleet["sub_name"]) == {"desk"}
+
+
 def test_naive_now_is_refused() -> None:
     accounts, probes = frames([account()], [probe()])
     with pytest.raises(ValueError, match="timezone-aware"):
@@ -1271,6 +1288,7 @@ def _random_facts(rng: random.Random, count: int) -> dict[str, np.ndarray]:
         "verdict_endpoint": [None, *(e.path for e in ENDPOINTS.values())],
         "latest_offset_ms": [None, 40, -4_200, 7_777],
         "verdict_offset_ms": [None, 12, 6_100, -9_050],
+        "latest_limited_pool": [None, "spot", "futures"],
         "clock_offset_ms": [None, 3_149, -3_451, 4_050],
         "permissions": [frozenset(), frozenset({"General", "Spot"}), frozenset({"Futures"})],
         "missing_scopes": [(), ("Spot",), ("Futures",), ("Spot", "Margin")],
@@ -1281,6 +1299,7 @@ def _random_facts(rng: random.Random, count: int) -> dict[str, np.ndarray]:
         "last_sync_at": times(0.5, 59.9, 75, 75.4, 1_439, 1_441, 4_000),
         "created_at": times(0.2, 61, 90, 3_000, 100_000)[1:],
         "expires_at": times(-1_500, -1, 1, 700, 20_000),
+        "latest_reset_at": times(-0.5, -0.25),
     }
     # A flag that holds has the value it is about (as the rules find them).
     needs = {"clock": "clock_offset_ms", "old_key": "key_age_days", "exposed": "expires_at"}
@@ -1304,7 +1323,7 @@ def _random_facts(rng: random.Random, count: int) -> dict[str, np.ndarray]:
         values = np.empty(len(rows), dtype=object)
         values[:] = [row[name] for row in rows]
         facts[name] = values.astype(bool) if name not in pools else values
-    for name in ("last_sync_at", "created_at", "expires_at"):
+    for name in ("last_sync_at", "created_at", "expires_at", "latest_reset_at"):
         facts[name] = facts[name].astype(np.int64)
     return facts
 

@@ -56,8 +56,8 @@ from lib.health.wording import (
     DATE_FACTS,
     HEALTHY,
     READ_ONLY_WHEN,
-    READ_THROUGH_RISKS,
     WORDS_LIST_RISKS,
+    WORDS_READ,
     Explainer,
     format_age,
     risk_text,
@@ -267,14 +267,39 @@ def _texts(values: pd.Series) -> np.ndarray:
     """Return values as stripped strings in an object array; None, NA and "" become None."""
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
         values = values.astype("Int64")  # a UID read as a number, or made float by NA
+    values = values.to_numpy()
+    sample = values[:_SAMPLE]
+    if len(sample) == _SAMPLE and len(pd.unique(sample)) == _SAMPLE:
+        # Distinct values (a column of UIDs or labels): each is read once, in one pass.
+        texts = np.empty(len(values), dtype=object)
+        texts[:] = [(v.strip() or None) if type(v) is str else _text(v) for v in values]
+        return texts
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    texts = [str(v).strip() or None for v in uniques]
+    texts = [_text(v) for v in uniques]
     return np.array([*texts, None], dtype=object)[codes]  # code -1 (NA) takes the last
+
+
+_SAMPLE = 64  # the values _texts looks at to tell a column of distinct values
+
+
+def _text(value: object) -> str | None:
+    """Return a value as stripped text; None, NA and "" become None."""
+    if value is None or value is pd.NA or value != value:  # NaN and NaT: unequal to themselves
+        return None
+    return str(value).strip() or None
 
 
 def _objects(values: pd.Series) -> np.ndarray:
     """Return a column as an object array with None for NA."""
     return values.to_numpy(dtype=object, na_value=None)
+
+
+def _taken(values: pd.Series, rows: np.ndarray) -> Any:
+    """Return a column's values at `rows` (positions)."""
+    if isinstance(values.dtype, ExtensionDtype):
+        return values.array.take(rows)
+    # Not through .array: pandas looks for NA in all of an object column it wraps that way.
+    return values.to_numpy()[rows]
 
 
 def _categorical(values: pd.Series, dtype: pd.CategoricalDtype) -> pd.Series:
@@ -293,7 +318,7 @@ def _ints(values: pd.Series) -> pd.Series:
 def _factorize(values: Any) -> tuple[np.ndarray, int]:
     """Return a column's values numbered from 0 (NA: -1), and how many distinct ones it has."""
     if isinstance(values, pd.arrays.NumpyExtensionArray):
-        values = values.to_numpy()
+        values = np.asarray(values)  # its to_numpy() would look for NA in every value first
     try:
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
     except TypeError:  # lists (permissions, scopes): numbered as tuples
@@ -334,9 +359,7 @@ def _per_distinct(columns: Sequence[object], *functions: Callable[..., Any]) -> 
     """Return function(*values) for every row per function, each called once per distinct row."""
     # Values reach the functions as plain objects, None for NA.
     rows, first = _distinct_rows(columns)
-    values = [
-        _objects(pd.Series(c.array if isinstance(c, pd.Series) else c).take(first)) for c in columns
-    ]
+    values = [_objects(pd.Series(_taken(pd.Series(c, copy=False), first))) for c in columns]
     results = []
     for function in functions:
         found = np.empty(len(first), dtype=object)
@@ -400,11 +423,11 @@ def _flag_rows(
 ) -> None:
     """Set `flags` at `rows` to what those checks say."""
     # Most checks pass: only the failures' other columns are taken and looked at.
-    ok = _passed(pd.Series(probes["outcome"].array.take(rows)))
+    ok = _passed(pd.Series(_taken(probes["outcome"], rows)))
     flags.ok[rows], flags.transient[rows], flags.shows_ip[rows] = ok, False, ok
     failed = rows[~ok]
     if len(failed):
-        taken = pd.DataFrame({name: probes[name].array.take(failed) for name in _FLAG_COLUMNS})
+        taken = pd.DataFrame({name: _taken(probes[name], failed) for name in _FLAG_COLUMNS})
         found = _check_flags(taken, policy)
         for every, some in zip(flags, found, strict=True):
             every[failed] = some
@@ -616,34 +639,34 @@ def _key_facts(
     """Add what the last key info says: scopes, permissions, key age, clock, the 30-day rule."""
     good = checks.success
     known = good["checked_at"].notna().to_numpy()
+    futures_missing = (
+        good["futures_permission_missing"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    )
     # A fleet repeats a few permission lists and scope lists: each is read once.
     (permissions,) = _per_distinct(
         [good["permissions"], known], lambda v, k: names(v) if k else frozenset()
     )
-    (needed,) = _per_distinct([accounts["scopes"]], names)
-    futures_missing = (
-        good["futures_permission_missing"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    scopes = list(SCOPE_PERMISSIONS)
+    trading, withdrawal, dangerous, granted, *has = _per_distinct(
+        [permissions, known, futures_missing],
+        lambda g, k, fm: k and trades(g),
+        lambda g, k, fm: k and grants_withdrawal(g),
+        lambda g, k, fm: ", ".join(p for p in DANGEROUS_PERMISSIONS if p in g) if k else None,
+        lambda g, k, fm: ", ".join(sorted(g)) if k else None,
+        *(lambda g, k, fm, s=scope: has_scope(s, g, bool(fm)) for scope in scopes),
+    )
+    need = _per_distinct(
+        [accounts["scopes"]], *(lambda n, s=scope: s in names(n) for scope in scopes)
     )
     missing: dict[str, np.ndarray] = {}
-    for scope, permission in SCOPE_PERMISSIONS.items():
-        (has,) = _per_distinct(
-            [permissions, futures_missing], lambda g, fm, s=scope: has_scope(s, g, bool(fm))
-        )
-        (need,) = _per_distinct([needed], lambda n, s=scope: s in n)
-        has, need = has.astype(bool), need.astype(bool)
+    for scope, has_it, needs_it in zip(scopes, has, need, strict=True):
+        has_it, needs_it = has_it.astype(bool), needs_it.astype(bool)
         # Categories: missing, granted, not needed; -1 (NA) before key info was read.
         col[scope] = pd.Categorical.from_codes(
-            np.select([~known, has, need], [-1, 1, 0], 2), dtype=SCOPE_STATE_DTYPE
+            np.select([~known, has_it, needs_it], [-1, 1, 0], 2), dtype=SCOPE_STATE_DTYPE
         )
-        missing[permission] = known & need & ~has
+        missing[SCOPE_PERMISSIONS[scope]] = known & needs_it & ~has_it
     whitelists = _texts(good["ip_whitelist"])
-    trading, withdrawal, dangerous, granted = _per_distinct(
-        [permissions, known],
-        lambda g, k: k and trades(g),
-        lambda g, k: k and grants_withdrawal(g),
-        lambda g, k: ", ".join(p for p in DANGEROUS_PERMISSIONS if p in g) if k else None,
-        lambda g, k: ", ".join(sorted(g)) if k else None,
-    )
     exposed = trading.astype(bool) & (whitelists == None)  # noqa: E711 (elementwise)
     last_sync_at = _utc(good["checked_at"])
     key_created_at = _utc(good["key_created_at"])
@@ -774,13 +797,18 @@ def fleet_words(
     risk_rows, first = _distinct_rows([key for name in RISK_FACTS for key in read[name]])
     found = [risks(facts, policy) for facts in facts_at(first)]
     risk_texts = np.array([*(risk_text(f) for f in found), None], dtype=object)
-    # Only some statuses' words list the risks: the others are worded alike whatever they are.
+    # Only some statuses' words list the risks, and each status's words read their own facts:
+    # the accounts of a status are told apart by those alone.
     listed = np.isin(rank, [s.rank for s in WORDS_LIST_RISKS])
     paused = fact["paused"]
-    others = [name for name in AccountFacts._fields if name not in READ_THROUGH_RISKS]
-    rows, first = _distinct_rows(
-        [rank, paused, np.where(listed, risk_rows, -1), *(k for n in others for k in read[n])]
-    )
+    readings = [rank, paused, np.where(listed, risk_rows, -1)]
+    for name in AccountFacts._fields:
+        reads = np.isin(rank, [s.rank for s, names in WORDS_READ.items() if name in names])
+        if reads.all():
+            readings.extend(read[name])
+        elif reads.any():
+            readings.extend(_numbered_where(reads, values) for values in read[name])
+    rows, first = _distinct_rows(readings)
     explain = Explainer(policy, now.to_pydatetime()).explain
     texts = [
         explain(facts, SEVERITY[rank[i]], found[risk_rows[i]])[:2]
@@ -791,6 +819,13 @@ def fleet_words(
     words = np.empty((len(texts), 2), dtype=object)
     words[:] = texts or words
     return words[rows, 0], words[rows, 1], risk_texts[risk_rows]
+
+
+def _numbered_where(where: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Return the values numbered from 0 where `where` holds (-1 elsewhere, NA included)."""
+    numbers = np.full(len(where), -1, dtype=np.int64)
+    numbers[where] = _factorize(np.asarray(values)[where])[0]
+    return numbers
 
 
 def _as_read(

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lib.health.checks import code_diagnosis, present, transient_diagnosis
-from lib.health.facts import AccountFacts, timestamp
+from lib.health.facts import NAT, AccountFacts, timestamp
 from lib.health.policy import HealthPolicy
 from lib.health.risks import API_RESTRICTIONS, IP_RESTRICTION, Risk, risks
 from lib.health.status import Status
@@ -29,8 +29,7 @@ AGE_STEPS_S = ((86_400, 3_600), (60, 60), (0, 1))
 # group of accounts that read alike once (lib.health.fleet; a test holds this to `explain`):
 # facts read only in some cases (each test reads one account's facts or arrays of them alike),
 READ_ONLY_WHEN: dict[str, Callable[[Mapping[str, Any]], Any]] = {
-    "last_sync_at": lambda facts: facts["stale"],
-    "created_at": lambda facts: facts["stale"],
+    "created_at": lambda facts: facts["never_checked"] | (facts["last_sync_at"] == NAT),
     "key_age_days": lambda facts: facts["old_key"],
     "clock_offset_ms": lambda facts: facts["clock"],
     "latest_offset_ms": lambda facts: (
@@ -45,19 +44,32 @@ READ_ONLY_WHEN: dict[str, Callable[[Mapping[str, Any]], Any]] = {
 # times read as an age from now (format_age), and a time read as a date and against now;
 AGE_FACTS = ("last_sync_at", "created_at")
 DATE_FACTS = ("expires_at",)
-# and facts read only through the account's risks (lib.health.risks.RISK_FACTS), which only
-# the words of these statuses list.
+# the facts the words of each status read (beside `paused`, and the risks where listed),
+_REJECTION_READS = ("verdict_code",)
+WORDS_READ: dict[Status, tuple[str, ...]] = {
+    **{s: _REJECTION_READS for s in Status if s.rank <= Status.CLOCK_SKEW.rank},
+    Status.KEY_UNKNOWN: (*_REJECTION_READS, "expires_at"),
+    Status.IP_BLOCKED: (*_REJECTION_READS, "seen_ip"),
+    Status.SCOPE_MISSING: (
+        *_REJECTION_READS,
+        "verdict_endpoint",
+        "missing_scopes",
+        "futures_missing",
+        "permissions",
+    ),
+    Status.CLOCK_SKEW: (*_REJECTION_READS, "verdict_offset_ms"),
+    Status.STALE: (
+        "never_checked",
+        "created_at",
+        "last_sync_at",
+        "latest_transient",
+        "latest_code",
+        "latest_limited_pool",
+    ),
+    Status.DEGRADED: ("latest_code", "latest_limited_pool", "latest_reset_at", "latest_offset_ms"),
+}
+# and the statuses whose words list the account's risks (lib.health.risks.RISK_FACTS).
 WORDS_LIST_RISKS = (Status.AT_RISK,)
-READ_THROUGH_RISKS = (
-    "withdrawal",
-    "exposed",
-    "ip_missing",
-    "uncovered",
-    "old_key",
-    "key_age_days",
-    "clock",
-    "clock_offset_ms",
-)
 
 
 def format_age(age: timedelta | None) -> str | None:
