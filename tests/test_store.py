@@ -407,6 +407,39 @@ def test_a_read_in_chunks_equals_one_read(engine, vault, monkeypatch):
     assert list(since.columns) == ["account_id", "checked_at", "outcome"]
 
 
+def test_a_history_frame_is_ordered_by_account_time_and_id_and_shares_each_text(engine, vault):
+    a, b = bind(engine, vault, 1), bind(engine, vault, 2)
+    hour = timedelta(hours=1)
+    with database.transaction(engine) as session:
+        store.record_probes(  # out of order; two of account a's at the same instant
+            session,
+            [
+                (b, probe(at=T0 + hour)),
+                (a, probe(Outcome.REJECTED, at=T0 + 2 * hour)),
+                (a, probe(at=T0)),
+                (b, probe(Outcome.REJECTED, at=T0)),
+                (a, probe(Outcome.REJECTED, at=T0)),
+            ],
+        )
+    with database.read_session(engine) as session:
+        frame = store.probe_history_frame(session)
+    ordered = frame.sort_values(["account_id", "checked_at", "probe_id"], kind="stable")
+    assert list(frame["probe_id"]) == list(ordered["probe_id"])
+    assert list(zip(frame["account_id"], frame["checked_at"] - pd.Timestamp(T0), strict=True)) == [
+        (a, 0 * hour),
+        (a, 0 * hour),
+        (a, 2 * hour),
+        (b, 0 * hour),
+        (b, hour),
+    ]
+    assert list(frame["outcome"][:2]) == ["ok", "rejected"]  # the tie: in the order recorded
+    # The driver makes one object per row; the frame keeps one per distinct text.
+    for name in ("outcome", "code", "ip_whitelist", "sub_name"):
+        texts = frame[name].dropna()
+        assert len({id(text) for text in texts}) == texts.nunique() >= 1, name
+    assert [c is None for c in frame["code"]] == [True, False, False, False, True]
+
+
 def test_probe_history_frame_limits_each_account_to_its_newest(engine, vault):
     ids = _fleet(engine, vault, accounts=2, checks=5)
     with database.read_session(engine) as session:

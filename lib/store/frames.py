@@ -133,8 +133,11 @@ def _column(dialect: str, kind: str, values: np.ndarray) -> pd.Series:
         return _by_unique(values, _permission_tuple)
     if kind == "tuple":
         return _by_unique(values, _json_tuple)
-    # A copy: a view would keep the whole row table alive, every other column's values too.
-    return pd.Series(values.copy(), dtype=object)
+    # Text: one object per distinct value (the driver makes one per row). Outcomes, codes and
+    # whitelists repeat: the rules then read a few objects, not one per row, and memory holds
+    # fewer. (Never a view of the row table: it would keep every other column alive too.)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return pd.Series(np.append(uniques.astype(object), None)[codes], dtype=object)  # -1: None
 
 
 def _read_frame(
@@ -148,11 +151,16 @@ def _read_frame(
     `source` maps each table of `columns` to what the query reads it as (an alias or a
     subquery); `where` adds the conditions.
     """
-    chunks = list(_read_chunks(session, columns, source, where))
-    if len(chunks) == 1:
-        return chunks[0]
+    return _stacked(list(_read_chunks(session, columns, source, where)))
+
+
+def _stacked(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Return frames of the same columns one after the other, column by column."""
+    # pd.concat of whole frames looks at every value of a column that is all NA in one frame.
+    if len(frames) == 1:
+        return frames[0]
     return pd.DataFrame(
-        {name: pd.concat([c[name] for c in chunks], ignore_index=True) for name in columns},
+        {name: pd.concat([f[name] for f in frames], ignore_index=True) for name in frames[0]},
         copy=False,
     )
 
@@ -210,7 +218,23 @@ def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     keys = [k for k in keys if k in frame.columns]
     if not keys or frame.empty:
         return frame.reset_index(drop=True)
-    return frame.sort_values(keys, kind="stable", ignore_index=True)
+    numbers = [_sort_numbers(frame[k]) for k in keys]
+    if any(n is None for n in numbers):
+        return frame.sort_values(keys, kind="stable", ignore_index=True)
+    # Whole numbers and times without NA: numpy's lexsort (stable, last key first) is several
+    # times faster than pandas' sort of several keys, in the same order.
+    return frame.take(np.lexsort(numbers[::-1])).reset_index(drop=True)
+
+
+def _sort_numbers(values: pd.Series) -> np.ndarray | None:
+    """Return a column as int64 numbers that sort as its values do; None if it cannot be."""
+    if values.hasnans:
+        return None
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values):
+        return values.array.asi8
+    if pd.api.types.is_integer_dtype(values.dtype):
+        return values.to_numpy(dtype=np.int64)
+    return None
 
 
 def _some_columns(
@@ -388,7 +412,7 @@ def deciding_checks_frame(
             lambda q: _shows_ip(q, ip_blocked_code),
         )
         some = failed if len(failed) <= _MANY_IDS else ids
-        newest = pd.concat([newest, _deciding(session, wanted, some, conditions)])
+        newest = _stacked([newest, _deciding(session, wanted, some, conditions)])
         newest = newest.drop_duplicates("probe_id")
     return _sorted(newest[list(requested)], ["account_id", "checked_at", "probe_id"])
 
