@@ -135,8 +135,16 @@ def judge_fleet(
     The judgement holds until the account's `changes_at` while its checks, its own row and
     the policy stay as they were; fleet_at reads a later `now`'s ages from it.
     """
-    facts = _facts(accounts, probes, policy, now).reset_index()
-    return facts[list(JUDGED_COLUMNS)].astype(JUDGED_COLUMNS)
+    judged = _facts(accounts, probes, policy, now)
+    return pd.DataFrame(
+        {name: _typed(judged[name], dtype) for name, dtype in JUDGED_COLUMNS.items()}, copy=False
+    )
+
+
+def _typed(values: Any, dtype: object) -> pd.Series:
+    """Return a column's values as a Series of `dtype`, copied only if they are not already."""
+    values = values.array if isinstance(values, pd.Series) else values
+    return pd.Series(values, copy=False).astype(dtype, copy=False)
 
 
 def fleet_at(
@@ -319,6 +327,8 @@ def _factorize(values: Any) -> tuple[np.ndarray, int]:
     """Return a column's values numbered from 0 (NA: -1), and how many distinct ones it has."""
     if isinstance(values, pd.arrays.NumpyExtensionArray):
         values = np.asarray(values)  # its to_numpy() would look for NA in every value first
+    if isinstance(values, np.ndarray) and values.dtype == bool:
+        return values.astype(np.int64), 2
     try:
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
     except TypeError:  # lists (permissions, scopes): numbered as tuples
@@ -573,8 +583,8 @@ def _deciding_checks(probes: pd.DataFrame, ids: pd.Index, policy: HealthPolicy) 
 
 def _facts(
     accounts: pd.DataFrame, probes: pd.DataFrame, policy: HealthPolicy, now: datetime
-) -> pd.DataFrame:
-    """Return every judged column per account, indexed by account_id, in `accounts` order."""
+) -> dict[str, Any]:
+    """Return every judged column by name, an array or Series each, in `accounts` order."""
     _require(accounts, ACCOUNT_COLUMNS, "accounts")
     _require(probes, PROBE_COLUMNS, "probes")
     now = utc_now(now)
@@ -589,9 +599,8 @@ def _facts(
     _latest_facts(checks, col, fact)
     _status_andfleet_words(policy, now, col, fact)
     _changes_at(policy, now, col, fact)
-    return pd.DataFrame(
-        {k: (v.array if isinstance(v, pd.Series) else v) for k, v in col.items()}, index=ids
-    )
+    col["account_id"] = ids.to_numpy()
+    return col
 
 
 def _account_facts(
@@ -799,11 +808,11 @@ def fleet_words(
     risk_texts = np.array([*(risk_text(f) for f in found), None], dtype=object)
     # Only some statuses' words list the risks, and each status's words read their own facts:
     # the accounts of a status are told apart by those alone.
-    listed = np.isin(rank, [s.rank for s in WORDS_LIST_RISKS])
+    listed = _of_statuses(rank, WORDS_LIST_RISKS)
     paused = fact["paused"]
     readings = [rank, paused, np.where(listed, risk_rows, -1)]
     for name in AccountFacts._fields:
-        reads = np.isin(rank, [s.rank for s, names in WORDS_READ.items() if name in names])
+        reads = _of_statuses(rank, [s for s, names in WORDS_READ.items() if name in names])
         if reads.all():
             readings.extend(read[name])
         elif reads.any():
@@ -819,6 +828,13 @@ def fleet_words(
     words = np.empty((len(texts), 2), dtype=object)
     words[:] = texts or words
     return words[rows, 0], words[rows, 1], risk_texts[risk_rows]
+
+
+def _of_statuses(rank: np.ndarray, statuses: Sequence[Status]) -> np.ndarray:
+    """Return per account whether its status (by rank) is one of `statuses`."""
+    of = np.zeros(len(SEVERITY), dtype=bool)
+    of[[status.rank for status in statuses]] = True
+    return of[rank]
 
 
 def _numbered_where(where: np.ndarray, values: np.ndarray) -> np.ndarray:
