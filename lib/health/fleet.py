@@ -912,14 +912,16 @@ def _changes_at(
         np.where(dated & fact["old_key"], key_created + (key_age_days + 1) * _DAY_NS, NAT),
         fact["expires_at"],  # KuCoin's 30-day rule has likely deleted it
     ]
-    # A STALE account's words say how long since its last sync (or its binding).
-    stale_words = fact["rank"] == Status.STALE.rank
+    # Some statuses' words say how long since the last sync (or the binding): STALE's.
     for name in AGE_FACTS:
         since = fact[name]
+        read = _of_statuses(fact["rank"], [s for s, names in WORDS_READ.items() if name in names])
+        if name in READ_ONLY_WHEN:
+            read &= np.asarray(READ_ONLY_WHEN[name](fact), dtype=bool)
         age = _age_ns(now, since)
         _, wait_s = _age_step(age)
         later = now.value + np.where(age >= 0, wait_s * 10**9 - age % 10**9, -age)
-        candidates.append(np.where(stale_words & (since != NAT), later, NAT))
+        candidates.append(np.where(read & (since != NAT), later, NAT))
     times = np.stack(candidates)
     times = np.where((times != NAT) & (times > now.value), times, np.iinfo(np.int64).max)
     soonest = times.min(axis=0)
