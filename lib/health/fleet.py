@@ -451,17 +451,25 @@ def _account_positions(account_id: np.ndarray, ids: np.ndarray) -> np.ndarray:
     if len(ids) and ids.min() >= 0 and ids.max() < 4 * len(ids) + 1024:
         table = np.full(int(ids.max()) + 2, -1, dtype=np.int64)  # the last slot: not there
         table[ids] = np.arange(len(ids))
+        if len(account_id) and account_id.min() >= 0 and account_id.max() <= ids.max():
+            return table[account_id]
         return table[np.where((account_id >= 0) & (account_id <= ids.max()), account_id, -1)]
     return pd.Index(ids).get_indexer(account_id)
 
 
-def _newest(account: np.ndarray, times: np.ndarray, count: int, rows: np.ndarray) -> np.ndarray:
-    """Return per account the position of its newest row among `rows` (ties: the later row)."""
+def _newest(
+    account: np.ndarray, times: np.ndarray, count: int, rows: np.ndarray | None
+) -> np.ndarray:
+    """Return per account the position of its newest row among `rows` (ties: the later row).
+
+    rows: positions of rows of an account; None for every row, when each is of an account.
+    """
     # -1 for an account without one. Two passes of a running maximum: no sort of the history.
-    accounts, at = account[rows], times[rows]
+    accounts, at = (account, times) if rows is None else (account[rows], times[rows])
     newest = np.full(count, np.iinfo(np.int64).min, dtype=np.int64)
     np.maximum.at(newest, accounts, at)
-    rows = rows[at == newest[accounts]]
+    ties = at == newest[accounts]
+    rows = np.flatnonzero(ties) if rows is None else rows[ties]
     latest = np.full(count, -1, dtype=np.int64)
     np.maximum.at(latest, account[rows], rows)
     return latest
@@ -493,7 +501,8 @@ def _deciding_positions(probes: pd.DataFrame, ids: np.ndarray, policy: HealthPol
     """Return per account of `ids` the positions in `probes` of the checks that decide."""
     account = _account_positions(probes["account_id"].to_numpy(dtype="int64"), ids)
     times = _utc(probes["checked_at"]).array.asi8
-    latest = _newest(account, times, len(ids), np.flatnonzero(account >= 0))
+    ours = account >= 0  # rows of other accounts are left out
+    latest = _newest(account, times, len(ids), None if ours.all() else np.flatnonzero(ours))
     # A newest check that passed is also the newest verdict, success and IP evidence: only the
     # history of accounts whose newest check failed needs a search, and only the checks
     # searched (and the newest) need asking what they say.
