@@ -821,7 +821,7 @@ def fleet_words(
     paused = fact["paused"]
     readings = [rank, paused, np.where(listed, risk_rows, -1)]
     for name in AccountFacts._fields:
-        reads = _of_statuses(rank, [s for s, names in WORDS_READ.items() if name in names])
+        reads = _words_read(rank, name)
         if reads.all():
             readings.extend(read[name])
         elif reads.any():
@@ -837,6 +837,11 @@ def fleet_words(
     words = np.empty((len(texts), 2), dtype=object)
     words[:] = texts or words
     return words[rows, 0], words[rows, 1], risk_texts[risk_rows]
+
+
+def _words_read(rank: np.ndarray, name: str) -> np.ndarray:
+    """Return per account whether the words of its status read the fact `name` (WORDS_READ)."""
+    return _of_statuses(rank, [status for status, read in WORDS_READ.items() if name in read])
 
 
 def _of_statuses(rank: np.ndarray, statuses: Sequence[Status]) -> np.ndarray:
@@ -924,7 +929,7 @@ def _changes_at(
     # Some statuses' words say how long since the last sync (or the binding): STALE's.
     for name in AGE_FACTS:
         since = fact[name]
-        read = _of_statuses(fact["rank"], [s for s, names in WORDS_READ.items() if name in names])
+        read = _words_read(fact["rank"], name)
         if name in READ_ONLY_WHEN:
             read &= np.asarray(READ_ONLY_WHEN[name](fact), dtype=bool)
         age = _age_ns(now, since)
