@@ -1284,6 +1284,8 @@ def _random_facts(rng: random.Random, count: int) -> dict[str, np.ndarray]:
             IP_BLOCKED_CODE,
             "411100",
             "400007",
+            "400008",  # REJECTED, like any code without a status of its own
+            "400350",
         ],
         "verdict_endpoint": [None, *(e.path for e in ENDPOINTS.values())],
         "latest_offset_ms": [None, 40, -4_200, 7_777],
