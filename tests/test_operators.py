@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -106,6 +107,56 @@ def test_two_setups_racing_make_exactly_one_admin(console: Console) -> None:
     assert ops.signed_in(console, ops.session_id(token)).name == admin.name
     with pytest.raises(SetupAlreadyDone):
         ops.create_first_admin(console, "late", PASSWORD)
+
+
+def _waiting_on_a_lock(console: Console) -> bool:
+    """Return whether a transaction waits on another's lock (PostgreSQL; SQLite waits unseen)."""
+    if console.engine.dialect.name != "postgresql":
+        return True
+    with console.engine.connect() as connection:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        return connection.exec_driver_sql(query).scalar_one() > 0
+
+
+def test_a_setup_held_up_by_another_gets_setup_already_done(console: Console) -> None:
+    """The loser saw no admin yet, then waited on the winner's insert: not a database error."""
+    inserted, commit = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def winner() -> None:
+        with console.transaction() as session:
+            store.add_operator(
+                session,
+                name="first",
+                password_hash="$argon2id$stub",
+                role=Role.ADMIN,
+                actor="first",
+                first_admin=True,
+            )
+            inserted.set()
+            commit.wait(timeout=30)
+
+    def loser() -> None:
+        try:
+            outcome.append(ops.create_first_admin(console, "second", PASSWORD))
+        except Exception as error:  # the error is the point
+            outcome.append(error)
+
+    threads = [threading.Thread(target=winner), threading.Thread(target=loser)]
+    threads[0].start()
+    assert inserted.wait(timeout=30)
+    threads[1].start()
+    deadline = datetime.now(UTC) + timedelta(seconds=30)
+    while not _waiting_on_a_lock(console) and datetime.now(UTC) < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)  # SQLite: the loser queues on BEGIN IMMEDIATE meanwhile
+    commit.set()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    [error] = outcome
+    assert isinstance(error, SetupAlreadyDone), repr(error)
+    assert [o.name for o in ops.list_operators(console)] == ["first"]
 
 
 def test_the_first_operator_must_be_an_admin_and_ends_the_setup(console: Console) -> None:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, func
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from lib.store.audit import record_audit
@@ -139,7 +140,12 @@ def add_operator(
         if role is not Role.ADMIN:
             raise InvalidInput("The first operator must be an admin: add one with --role admin.")
         session.add(ConsoleSetup(operator_name=name, done_at=at))
-        session.flush()  # a racing setup fails here on the primary key, before any operator
+        try:
+            session.flush()  # a racing setup fails here on the primary key, before any operator
+        except IntegrityError:
+            # PostgreSQL lets both setups see no admin, then holds the loser's insert until the
+            # winner commits; SQLite's writers take turns, so there the check above suffices.
+            raise SetupAlreadyDone("The first admin exists already: sign in instead.") from None
     elif session.exec(select(Operator.id).where(Operator.name == name)).first() is not None:
         raise InvalidInput(f"An operator named {name!r} exists already: pick another name.")
     session.add(Operator(name=name, password_hash=password_hash, role=role.value, created_at=at))
