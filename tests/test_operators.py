@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from app_fixtures import OPEN_TRADER, TRADER, SimEnv, sim_env_fixture
 from argon2 import extract_parameters
+from sqlmodel import Session
 from store_fixtures import (
     database_url_fixture,
     engine_fixture,
@@ -35,6 +36,7 @@ from lib.store.models import AuditAction
 FIXTURES = (database_url_fixture, engine_fixture, key_file_fixture, vault_fixture, sim_env_fixture)
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
+STUB_HASH = "$argon2id$v=19$m=65536,t=3,p=4$stub"  # stored as given; never verified here
 IMPORT_FILE = (
     "label,api_key,api_secret,passphrase,scopes\n"
     f"sneaky,{OPEN_TRADER.api_key},{OPEN_TRADER.api_secret.reveal()},"
@@ -118,45 +120,77 @@ def _waiting_on_a_lock(console: Console) -> bool:
         return connection.exec_driver_sql(query).scalar_one() > 0
 
 
-def test_a_setup_held_up_by_another_gets_setup_already_done(console: Console) -> None:
-    """The loser saw no admin yet, then waited on the winner's insert: not a database error."""
-    inserted, commit = threading.Event(), threading.Event()
+def held_up(
+    console: Console, first: Callable[[Session], object], second: Callable[[], object]
+) -> object:
+    """Run `first` in a transaction held open until `second` waits on it; return second's outcome.
+
+    Under PostgreSQL's READ COMMITTED the second call sees none of the first's rows, then waits
+    on its lock; SQLite's second writer queues on BEGIN IMMEDIATE and sees them.
+    """
+    written, commit = threading.Event(), threading.Event()
     outcome: list[object] = []
 
-    def winner() -> None:
+    def hold() -> None:
         with console.transaction() as session:
-            store.add_operator(
-                session,
-                name="first",
-                password_hash="$argon2id$stub",
-                role=Role.ADMIN,
-                actor="first",
-                first_admin=True,
-            )
-            inserted.set()
+            first(session)
+            written.set()
             commit.wait(timeout=30)
 
-    def loser() -> None:
+    def call() -> None:
         try:
-            outcome.append(ops.create_first_admin(console, "second", PASSWORD))
+            outcome.append(second())
         except Exception as error:  # the error is the point
             outcome.append(error)
 
-    threads = [threading.Thread(target=winner), threading.Thread(target=loser)]
-    threads[0].start()
-    assert inserted.wait(timeout=30)
-    threads[1].start()
-    deadline = datetime.now(UTC) + timedelta(seconds=30)
-    while not _waiting_on_a_lock(console) and datetime.now(UTC) < deadline:
+    holder, caller = threading.Thread(target=hold), threading.Thread(target=call)
+    holder.start()
+    assert written.wait(timeout=30)
+    caller.start()
+    deadline = time.monotonic() + 30
+    while not _waiting_on_a_lock(console) and time.monotonic() < deadline:
         time.sleep(0.02)
-    time.sleep(0.2)  # SQLite: the loser queues on BEGIN IMMEDIATE meanwhile
+    time.sleep(0.2)  # SQLite: the second call queues meanwhile
     commit.set()
-    for thread in threads:
-        thread.join(timeout=60)
+    holder.join(timeout=60)
+    caller.join(timeout=60)
+    [result] = outcome
+    return result
 
-    [error] = outcome
-    assert isinstance(error, SetupAlreadyDone), repr(error)
+
+def test_a_setup_held_up_by_another_gets_setup_already_done(console: Console) -> None:
+    """The loser saw no admin yet, then waited on the winner's insert: not a database error."""
+    result = held_up(
+        console,
+        lambda session: store.add_operator(
+            session,
+            name="first",
+            password_hash=STUB_HASH,
+            role=Role.ADMIN,
+            actor="first",
+            first_admin=True,
+        ),
+        lambda: ops.create_first_admin(console, "second", PASSWORD),
+    )
+    assert isinstance(result, SetupAlreadyDone), repr(result)
     assert [o.name for o in ops.list_operators(console)] == ["first"]
+
+
+def test_two_admins_adding_one_name_at_once_add_it_once(console: Console) -> None:
+    ops.add_operator(console, "root", PASSWORD, Role.ADMIN)
+    result = held_up(
+        console,
+        lambda session: store.add_operator(
+            session, name="ana", password_hash=STUB_HASH, role=Role.VIEWER, actor="root"
+        ),
+        lambda: ops.add_operator(console, "ana", PASSWORD, Role.ADMIN),
+    )
+    assert isinstance(result, store.InvalidInput), repr(result)
+    assert "exists already" in str(result)
+    assert [(o.name, o.role) for o in ops.list_operators(console)] == [
+        ("ana", Role.VIEWER),
+        ("root", Role.ADMIN),
+    ]
 
 
 def test_the_first_operator_must_be_an_admin_and_ends_the_setup(console: Console) -> None:

@@ -147,8 +147,12 @@ def add_operator(
             # winner commits; SQLite's writers take turns, so there the check above suffices.
             raise SetupAlreadyDone("The first admin exists already: sign in instead.") from None
     elif session.exec(select(Operator.id).where(Operator.name == name)).first() is not None:
-        raise InvalidInput(f"An operator named {name!r} exists already: pick another name.")
+        raise _name_taken(name)
     session.add(Operator(name=name, password_hash=password_hash, role=role.value, created_at=at))
+    try:
+        session.flush()
+    except IntegrityError:  # two admins adding one name at once, on PostgreSQL
+        raise _name_taken(name) from None
     record_audit(
         session,
         actor=actor if not first_admin else name,
@@ -157,6 +161,10 @@ def add_operator(
         at=at,
     )
     return OperatorView(name, role, at)
+
+
+def _name_taken(name: str) -> InvalidInput:
+    return InvalidInput(f"An operator named {name!r} exists already: pick another name.")
 
 
 def _locked_admins(session: Session) -> list[str]:
