@@ -142,7 +142,8 @@ def test_one_account_is_exported_as_one_account(demo: Demo) -> None:
     at.pills(key="fleet_status").select("FROZEN").run()
 
     assert at.download_button(key="export_csv").label == "Export CSV (1 account)"
-    assert at.caption[1].value.startswith(f"{len(DEMO_ACCOUNTS)} accounts · as of")
+    counts = [c.value for c in at.caption if " accounts · as of" in c.value]
+    assert counts and counts[0].startswith(f"{len(DEMO_ACCOUNTS)} accounts · as of"), counts
 
 
 def test_the_table_shows_scopes_whitelist_sync_and_forecasts(demo: Demo) -> None:

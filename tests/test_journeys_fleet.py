@@ -343,3 +343,26 @@ def test_a_search_redraws_the_table_not_the_chart_and_the_chart_not_the_table(
             assert PLUS_LABEL.encode() not in sent  # and not the table
             assert row_count(page) == 1  # which keeps its search
             assert_no_exception(page)
+
+
+def test_the_demo_says_no_watcher_checks_it_while_the_real_fleet_shows_its_watcher(
+    fleets: Fleets, browser
+) -> None:
+    """`make run` watches the real fleet only; the demo must not send its viewer to start one."""
+    with session(browser, app=fleets.app.url) as real, session(browser, app=fleets.app.url) as demo:
+        open_fleet(demo, fleets.demo)
+        open_fleet(real, fleets.real)
+        expect(real.get_by_text("next due", exact=False).first).to_be_visible(timeout=30_000)
+        expect(demo.get_by_text("No watcher checks the demo fleet")).to_be_visible()
+        expect(demo.get_by_text("No watcher has run", exact=False)).to_have_count(0)
+        expect(demo.get_by_text("Start one:", exact=False)).to_have_count(0)
+
+        demo.reload()  # each session keeps its own fleet and its own words
+        settle(demo)
+        expect(demo.get_by_text("No watcher checks the demo fleet")).to_be_visible()
+        real.reload()
+        settle(real)
+        expect(real.get_by_text("next due", exact=False).first).to_be_visible(timeout=30_000)
+        expect(real.get_by_text("No watcher checks the demo fleet")).to_have_count(0)
+        assert_no_exception(real)
+        assert_no_exception(demo)

@@ -2,8 +2,9 @@
 
 The panel says when the watcher last finished a round, how fast it went and when the next
 account falls due; when no watcher has run within a freshness period it says so plainly, with
-how to start one. With auto-refresh on, it asks every AUTO_REFRESH_S seconds whether a check
-or a change was stored since the page was drawn (or the table has aged past FLEET_TTL_S) and
+how to start one. The demo fleet, in a database of its own, is never watched: the panel says
+that instead. With auto-refresh on, it asks every AUTO_REFRESH_S seconds whether a check or a
+change was stored since the page was drawn (or the table has aged past FLEET_TTL_S) and
 redraws the page only then: the table itself is never resent for nothing.
 """
 
@@ -18,13 +19,17 @@ from lib.console import Console
 from lib.console.fleet import data_version
 from lib.console.watch import WatcherStatus, watcher_status
 from lib.health.wording import format_age
-from lib.ui.session import FLEET_TTL_S
+from lib.ui.session import FLEET_TTL_S, in_demo
 
 AUTO_REFRESH_S = 3  # how often an auto-refreshing Fleet page asks whether anything was stored
 _DRAWN = "fleet_drawn"  # (data version, monotonic time) of the page's last full run
 START_ONE = (
     "Start one: `python -m lib watch` (a service, see the README), or serve the console with "
     "`make run`, which starts one beside the app unless `WATCH=0`."
+)
+DEMO_WORDS = (
+    "No watcher checks the demo fleet: it shows the checks it was seeded with, which age like "
+    "any others. **Refresh all** checks every demo account against the simulator now."
 )
 
 
@@ -40,6 +45,9 @@ def _heartbeat(console: Console, auto_refresh: bool) -> None:
     """Say what the watcher is doing; on its own reruns, redraw the page if something changed."""
     if auto_refresh and _stale_drawing(console):
         st.rerun()
+    if in_demo():
+        st.caption(f":material/science: {DEMO_WORDS}")
+        return
     status = watcher_status(console)
     words = heartbeat_words(status, datetime.now(UTC))
     if status.running:
