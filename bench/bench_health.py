@@ -15,6 +15,7 @@ from bench.report import Figure, times
 from lib.health.fleet import fleet_health, status_counts
 from lib.health.incident import fleet_incident
 from lib.health.policy import HealthPolicy
+from lib.store import frames
 
 ACCOUNTS = 10_000
 SIZES = (ACCOUNTS, 100_000)
@@ -120,8 +121,7 @@ def synthetic_fleet(
     if shared_texts:  # as the store reads text (lib.store.frames): one object per distinct value
         for name in probes.columns:
             if probes[name].dtype == object and name != "permissions":
-                codes, uniques = pd.factorize(probes[name].to_numpy(), use_na_sentinel=True)
-                probes[name] = np.append(uniques.astype(object), None)[codes]
+                probes[name] = frames.shared_texts(probes[name].to_numpy())
     probes = probes.sample(frac=1.0, random_state=seed).reset_index(drop=True)
     return account_frame, probes
 

@@ -133,11 +133,18 @@ def _column(dialect: str, kind: str, values: np.ndarray) -> pd.Series:
         return _by_unique(values, _permission_tuple)
     if kind == "tuple":
         return _by_unique(values, _json_tuple)
-    # Text: one object per distinct value (the driver makes one per row). Outcomes, codes and
-    # whitelists repeat: the rules then read a few objects, not one per row, and memory holds
-    # fewer. (Never a view of the row table: it would keep every other column alive too.)
+    # Never a view of the row table: it would keep every other column alive too.
+    return pd.Series(shared_texts(values), dtype=object)
+
+
+def shared_texts(values: np.ndarray) -> np.ndarray:
+    """Return texts as an object array of one object per distinct value, None for NA.
+
+    The driver makes one object per row. Outcomes, codes and whitelists repeat: the rules then
+    read a few objects, not one per row, and memory holds fewer.
+    """
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    return pd.Series(np.append(uniques.astype(object), None)[codes], dtype=object)  # -1: None
+    return np.append(uniques.astype(object), None)[codes]  # code -1 (NA) takes the last
 
 
 def _read_frame(
